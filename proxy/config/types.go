@@ -1,0 +1,397 @@
+// Package config defines ProxyConfig, the versioned configuration of
+// authgate-proxy. It has no Kubernetes imports so the proxy can run from a
+// plain file; the controller renders exactly this type.
+package config
+
+import "time"
+
+const (
+	// APIVersion is the only accepted apiVersion.
+	APIVersion = "authgate.dev/v1alpha1"
+	// Kind is the only accepted kind.
+	Kind = "ProxyConfig"
+	// ReservedHeaderPrefix is stripped from every client request.
+	ReservedHeaderPrefix = "X-Authgate-"
+)
+
+// ProxyConfig is the whole configuration of one authgate-proxy.
+type ProxyConfig struct {
+	// APIVersion must be "authgate.dev/v1alpha1".
+	APIVersion string `json:"apiVersion"`
+	// Kind must be "ProxyConfig".
+	Kind string `json:"kind"`
+	// Listen holds the addresses the proxy serves on.
+	Listen Listen `json:"listen"`
+	// Upstream is the function the proxy forwards to.
+	Upstream Upstream `json:"upstream"`
+	// Issuers are the JWT issuers policies may accept, referenced by name.
+	Issuers []Issuer `json:"issuers,omitempty"`
+	// APIKeys configures API-key authentication.
+	APIKeys APIKeys `json:"apiKeys,omitempty"`
+	// Policies are the authorization policies; only those whose selector
+	// matches the workload's labels apply.
+	Policies []Policy `json:"policies,omitempty"`
+	// DefaultAction applies when no policy selects the workload: "deny"
+	// (default, fail closed) or "allow".
+	DefaultAction string `json:"defaultAction,omitempty"`
+	// Limits bound what a client may send and how fast.
+	Limits Limits `json:"limits,omitempty"`
+	// TrustedProxies lists peer addresses or CIDRs whose X-Forwarded-* and
+	// X-Request-Id headers are trusted. Empty by default: nobody is trusted.
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+	// TokenCache bounds the verified-token cache.
+	TokenCache TokenCache `json:"tokenCache,omitempty"`
+	// DecisionLog configures the per-request decision log line.
+	DecisionLog DecisionLog `json:"decisionLog,omitempty"`
+}
+
+// Listen holds listen addresses.
+type Listen struct {
+	// Address is where function traffic is served. Default ":8090".
+	Address string `json:"address,omitempty"`
+	// AdminAddress serves /healthz, /readyz and /metrics. It must differ from
+	// Address. Default ":8091".
+	AdminAddress string `json:"adminAddress,omitempty"`
+}
+
+// Upstream is the protected function.
+type Upstream struct {
+	// URL of the function, normally on localhost, e.g. "http://127.0.0.1:8080".
+	// Only http is supported; the path must be empty.
+	URL string `json:"url"`
+	// H2C speaks cleartext HTTP/2 to the upstream (Knative h2c revisions).
+	H2C bool `json:"h2c,omitempty"`
+	// Timeout bounds waiting for the upstream's response headers. Default 60s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// MaxIdleConns is the keep-alive pool size to the upstream. Default 256.
+	MaxIdleConns int `json:"maxIdleConns,omitempty"`
+}
+
+// Issuer is one trusted JWT issuer.
+type Issuer struct {
+	// Name identifies the issuer inside this config; policies refer to it.
+	Name string `json:"name"`
+	// IssuerURL must equal the token's iss claim exactly.
+	IssuerURL string `json:"issuerURL"`
+	// JWKSURL fetches keys from this URL instead of OIDC discovery.
+	JWKSURL string `json:"jwksURL,omitempty"`
+	// JWKS is an inline JSON Web Key Set (public keys only). When set, the
+	// proxy verifies without any network call; JWKSURL or discovery is used
+	// only to refresh on an unknown key id.
+	JWKS *JSONWebKeySet `json:"jwks,omitempty"`
+	// Discovery enables OIDC discovery (issuerURL +
+	// /.well-known/openid-configuration) when neither JWKS nor JWKSURL is set.
+	// Default true in that case.
+	Discovery *bool `json:"discovery,omitempty"`
+	// Audiences: the token's aud (string or array) must contain one of them.
+	// Required unless ClientIDs is set.
+	Audiences []string `json:"audiences,omitempty"`
+	// ClientIDs: the token's client_id claim must be one of them (Cognito-style
+	// access tokens that carry no aud).
+	ClientIDs []string `json:"clientIDs,omitempty"`
+	// Algorithms allowed for signatures. Default [RS256, ES256]. "none" and
+	// HMAC algorithms are refused.
+	Algorithms []string `json:"algorithms,omitempty"`
+	// ClockSkew tolerated on exp, nbf and iat. Default 30s, at most 5m.
+	ClockSkew Duration `json:"clockSkew,omitempty"`
+	// MaxTokenAge rejects tokens whose iat is older than this; 0 disables.
+	MaxTokenAge Duration `json:"maxTokenAge,omitempty"`
+	// RequireIAT rejects tokens without an iat claim.
+	RequireIAT bool `json:"requireIAT,omitempty"`
+	// Type, when set, must equal the JOSE typ header (case-insensitive, an
+	// "application/" prefix ignored), e.g. "at+jwt".
+	Type string `json:"type,omitempty"`
+	// RequiredClaims must be present with one of the listed values.
+	RequiredClaims []ClaimRequirement `json:"requiredClaims,omitempty"`
+	// Sources lists where the token may be presented. Default: the
+	// Authorization Bearer header.
+	Sources []CredentialSource `json:"sources,omitempty"`
+	// ScopeClaims names the claims read as scopes (space-separated string or
+	// array). Default ["scope", "scp"].
+	ScopeClaims []string `json:"scopeClaims,omitempty"`
+	// RolesClaim is a dotted path to the roles list. Default "roles".
+	RolesClaim string `json:"rolesClaim,omitempty"`
+	// Fetch tunes JWKS and discovery fetching.
+	Fetch JWKSFetch `json:"fetch,omitempty"`
+}
+
+// JWKSFetch tunes remote key fetching.
+type JWKSFetch struct {
+	// Timeout of one fetch. Default 5s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// MaxBytes caps the response body. Default 1 MiB.
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+	// RefreshCooldown is the minimum interval between fetches triggered by an
+	// unknown key id. Default 30s.
+	RefreshCooldown Duration `json:"refreshCooldown,omitempty"`
+	// RefreshInterval refreshes the key set in the background. Default 15m.
+	RefreshInterval Duration `json:"refreshInterval,omitempty"`
+	// MaxStaleness is how long the last good key set is used after refreshes
+	// fail. Inline keys never go stale. Default 24h.
+	MaxStaleness Duration `json:"maxStaleness,omitempty"`
+}
+
+// JSONWebKeySet is an RFC 7517 key set kept as raw JSON keys.
+type JSONWebKeySet struct {
+	// Keys are the JSON Web Keys.
+	Keys []RawJSON `json:"keys"`
+}
+
+// ClaimRequirement requires a claim (dotted path) to hold one of Values. A
+// list claim matches when any element matches. Empty Values only requires
+// presence.
+type ClaimRequirement struct {
+	// Claim is a dotted path into the verified claims, e.g. "org.tier".
+	Claim string `json:"claim"`
+	// Values accepted; compared as strings.
+	Values []string `json:"values,omitempty"`
+}
+
+// Credential source types.
+const (
+	SourceBearer = "bearer"
+	SourceHeader = "header"
+	SourceCookie = "cookie"
+	SourceQuery  = "query"
+)
+
+// CredentialSource says where a credential is read from.
+type CredentialSource struct {
+	// Type is one of bearer, header, cookie, query.
+	Type string `json:"type"`
+	// Name of the header, cookie or query parameter. Unused for bearer.
+	Name string `json:"name,omitempty"`
+	// Prefix stripped from a header value, e.g. "Token " (case-insensitive).
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// APIKeys configures API-key authentication.
+type APIKeys struct {
+	// Sources lists where keys are read. Default: header X-API-Key.
+	Sources []CredentialSource `json:"sources,omitempty"`
+	// Keys are the accepted keys, by hash only.
+	Keys []APIKey `json:"keys,omitempty"`
+}
+
+// APIKey is one accepted key. The plaintext never appears in config.
+type APIKey struct {
+	// Name is the key's identity: it becomes the subject.
+	Name string `json:"name"`
+	// Hash is "sha256:" followed by the lowercase hex SHA-256 of the key.
+	Hash string `json:"hash"`
+	// Scopes granted to the key.
+	Scopes []string `json:"scopes,omitempty"`
+	// ExpiresAt, when set, rejects the key after this instant (RFC 3339).
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+// Policy modes.
+const (
+	ModeEnforce = "enforce"
+	ModeAudit   = "audit"
+)
+
+// Policy is one authorization policy.
+type Policy struct {
+	// Name is unique within the config (the controller uses namespace/name).
+	Name string `json:"name"`
+	// Version identifies the policy's revision (e.g. the AuthPolicy's
+	// generation); it is part of decision cache keys and logs.
+	Version string `json:"version,omitempty"`
+	// Mode is "enforce" (default) or "audit": audit evaluates, records the
+	// would-be decision and forwards anyway.
+	Mode string `json:"mode,omitempty"`
+	// Selector picks the workloads this policy applies to. An empty selector
+	// selects every workload.
+	Selector Selector `json:"selector,omitempty"`
+	// Authentication says which credentials this policy accepts.
+	Authentication Authentication `json:"authentication,omitempty"`
+	// Routes are matched in order; the first match decides. A request that
+	// matches no route is denied.
+	Routes []Route `json:"routes"`
+	// Rego holds the policy's modules; routes opt out with skipRego.
+	Rego *Rego `json:"rego,omitempty"`
+	// Headers maps identity to headers for the function.
+	Headers IdentityHeaders `json:"headers,omitempty"`
+	// RateLimits applied to requests this policy handles.
+	RateLimits []RateLimit `json:"rateLimits,omitempty"`
+}
+
+// Selector is a label selector with the semantics of Kubernetes'
+// metav1.LabelSelector.
+type Selector struct {
+	// MatchLabels must all be present with equal values.
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+	// MatchExpressions must all hold.
+	MatchExpressions []SelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// SelectorRequirement is one label expression.
+type SelectorRequirement struct {
+	// Key is the label key.
+	Key string `json:"key"`
+	// Operator is In, NotIn, Exists or DoesNotExist.
+	Operator string `json:"operator"`
+	// Values for In and NotIn.
+	Values []string `json:"values,omitempty"`
+}
+
+// Authentication lists accepted credentials.
+type Authentication struct {
+	// Issuers are names from the config's issuers list.
+	Issuers []string `json:"issuers,omitempty"`
+	// APIKeys accepts API keys; when Keys is empty, every configured key.
+	APIKeys *APIKeyAccess `json:"apiKeys,omitempty"`
+}
+
+// APIKeyAccess limits which keys a policy accepts.
+type APIKeyAccess struct {
+	// Keys are key names; empty means all.
+	Keys []string `json:"keys,omitempty"`
+}
+
+// Route is a set of requests and the rules they must satisfy.
+type Route struct {
+	// Name appears in metrics and logs. Defaults to "route-<index>".
+	Name string `json:"name,omitempty"`
+	// Methods matched (upper case); empty matches all.
+	Methods []string `json:"methods,omitempty"`
+	// Paths matched against the canonical path: exact "/a/b", one segment
+	// wildcard "/a/*/c", or a trailing "/**" matching the prefix and anything
+	// below it. Empty matches all. The query is never matched.
+	Paths []string `json:"paths,omitempty"`
+	// Public routes need no credential; identity headers are still stripped.
+	Public bool `json:"public,omitempty"`
+	// RequireScopes must all be granted.
+	RequireScopes []string `json:"requireScopes,omitempty"`
+	// RequireRoles: at least one must be held.
+	RequireRoles []string `json:"requireRoles,omitempty"`
+	// RequireClaims must all hold.
+	RequireClaims []ClaimRequirement `json:"requireClaims,omitempty"`
+	// RequireMFA requires multi-factor authentication.
+	RequireMFA *MFA `json:"requireMFA,omitempty"`
+	// SkipRego skips the policy's Rego for this route.
+	SkipRego bool `json:"skipRego,omitempty"`
+}
+
+// MFA describes acceptable multi-factor evidence: any listed amr value in
+// the token's amr claim, or its acr equal to one listed value.
+type MFA struct {
+	// AMR values, default ["mfa", "otp", "hwk", "swk", "fido"].
+	AMR []string `json:"amr,omitempty"`
+	// ACR values accepted instead.
+	ACR []string `json:"acr,omitempty"`
+}
+
+// Rego configures a policy's Rego.
+type Rego struct {
+	// Modules are Rego source files; each must declare a package.
+	Modules []RegoModule `json:"modules"`
+	// Query evaluated; its result must be a boolean or an object
+	// {allow: bool, reason: string, headers: {name: value}}. Default
+	// "data.authgate.authz.decision".
+	Query string `json:"query,omitempty"`
+	// Timeout of one evaluation. Default 50ms.
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// RegoModule is one Rego source file.
+type RegoModule struct {
+	// Name is the module's file name, used in error messages.
+	Name string `json:"name"`
+	// Source is the Rego text.
+	Source string `json:"source"`
+}
+
+// IdentityHeaders maps identity to request headers for the function. Every
+// name must start with X-Authgate- or be listed here, and is stripped from
+// client requests in every spelling.
+type IdentityHeaders struct {
+	// Subject header. Default X-Authgate-Subject.
+	Subject string `json:"subject,omitempty"`
+	// Issuer header. Default X-Authgate-Issuer.
+	Issuer string `json:"issuer,omitempty"`
+	// Kind (jwt or apikey) header. Default X-Authgate-Credential-Kind.
+	Kind string `json:"kind,omitempty"`
+	// Scopes header, space-separated. Default X-Authgate-Scopes.
+	Scopes string `json:"scopes,omitempty"`
+	// Claims maps header names to dotted claim paths; lists join with ",".
+	Claims []ClaimHeader `json:"claims,omitempty"`
+	// ClaimsJSON, when set, names a header carrying the verified claims as
+	// base64url (unpadded) JSON.
+	ClaimsJSON string `json:"claimsJSON,omitempty"`
+	// ForwardAuthorization forwards the client's credential header to the
+	// function. Off by default.
+	ForwardAuthorization bool `json:"forwardAuthorization,omitempty"`
+}
+
+// ClaimHeader injects one claim as a header.
+type ClaimHeader struct {
+	// Header name.
+	Header string `json:"header"`
+	// Claim is a dotted path into the verified claims.
+	Claim string `json:"claim"`
+}
+
+// Rate limit keys.
+const (
+	RateKeyIP      = "ip"
+	RateKeySubject = "subject"
+	RateKeyAPIKey  = "apikey"
+	RateKeyRoute   = "route"
+)
+
+// RateLimit is a token bucket per key.
+type RateLimit struct {
+	// Key is ip, subject, apikey or route.
+	Key string `json:"key"`
+	// RequestsPerSecond refills the bucket.
+	RequestsPerSecond float64 `json:"requestsPerSecond"`
+	// Burst is the bucket size. Default ceil(RequestsPerSecond).
+	Burst int `json:"burst,omitempty"`
+}
+
+// Limits bound requests.
+type Limits struct {
+	// MaxHeaderBytes caps request headers. Default 32 KiB.
+	MaxHeaderBytes int `json:"maxHeaderBytes,omitempty"`
+	// MaxTokenBytes caps a credential's length. Default 8 KiB.
+	MaxTokenBytes int `json:"maxTokenBytes,omitempty"`
+	// MaxBodyBytes caps request bodies; 0 means the default 10 MiB, -1
+	// unlimited.
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+	// ReadHeaderTimeout bounds slow headers. Default 10s.
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitempty"`
+	// ReadTimeout bounds reading a whole request. Default 60s.
+	ReadTimeout Duration `json:"readTimeout,omitempty"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	// RateLimits apply to every request before authentication.
+	RateLimits []RateLimit `json:"rateLimits,omitempty"`
+	// AuthFailures throttles clients that keep failing authentication.
+	AuthFailures AuthFailureLimit `json:"authFailures,omitempty"`
+}
+
+// AuthFailureLimit throttles repeated authentication failures per client IP.
+type AuthFailureLimit struct {
+	// PerMinute failures allowed per client IP before 429. Default 60; -1
+	// disables.
+	PerMinute int `json:"perMinute,omitempty"`
+	// Burst of failures. Default 20.
+	Burst int `json:"burst,omitempty"`
+}
+
+// TokenCache bounds the verified-token cache.
+type TokenCache struct {
+	// MaxEntries; default 10000, -1 disables caching.
+	MaxEntries int `json:"maxEntries,omitempty"`
+	// TTL caps an entry's life below the token's exp. Default 5m.
+	TTL Duration `json:"ttl,omitempty"`
+}
+
+// DecisionLog configures decision logging.
+type DecisionLog struct {
+	// SampleRate of allowed requests logged, 0..1. Denials are always
+	// logged. Default 1.
+	SampleRate *float64 `json:"sampleRate,omitempty"`
+}

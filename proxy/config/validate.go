@@ -1,0 +1,531 @@
+package config
+
+import (
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// SupportedAlgorithms are the JWS algorithms an issuer may allow.
+var SupportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Validate reports every invalid field. It has no side effects and expects a
+// defaulted config.
+func (c *ProxyConfig) Validate() ErrorList {
+	var errs ErrorList
+	if c.APIVersion != APIVersion {
+		errs.add("apiVersion", "must be %q, got %q", APIVersion, c.APIVersion)
+	}
+	if c.Kind != Kind {
+		errs.add("kind", "must be %q, got %q", Kind, c.Kind)
+	}
+	if c.DefaultAction != "deny" && c.DefaultAction != "allow" {
+		errs.add("defaultAction", "must be deny or allow, got %q", c.DefaultAction)
+	}
+	validateListen(&errs, "listen", c.Listen)
+	validateUpstream(&errs, "upstream", c.Upstream)
+	issuers := map[string]bool{}
+	for i := range c.Issuers {
+		p := path("issuers").index(i)
+		c.Issuers[i].validate(&errs, p)
+		if issuers[c.Issuers[i].Name] {
+			errs.add(p.child("name"), "duplicate issuer name %q", c.Issuers[i].Name)
+		}
+		issuers[c.Issuers[i].Name] = true
+	}
+	keys := c.APIKeys.validate(&errs, "apiKeys")
+	policies := map[string]bool{}
+	for i := range c.Policies {
+		p := path("policies").index(i)
+		c.Policies[i].validate(&errs, p, issuers, keys)
+		if policies[c.Policies[i].Name] {
+			errs.add(p.child("name"), "duplicate policy name %q", c.Policies[i].Name)
+		}
+		policies[c.Policies[i].Name] = true
+	}
+	c.Limits.validate(&errs, "limits")
+	for i, tp := range c.TrustedProxies {
+		if _, err := ParsePrefix(tp); err != nil {
+			errs.add(path("trustedProxies").index(i), "must be an IP address or CIDR, got %q", tp)
+		}
+	}
+	if c.TokenCache.MaxEntries < -1 {
+		errs.add("tokenCache.maxEntries", "must be -1 (disabled) or positive")
+	}
+	if c.TokenCache.TTL.Duration < 0 {
+		errs.add("tokenCache.ttl", "must not be negative")
+	}
+	if r := c.DecisionLog.SampleRate; r != nil && (*r < 0 || *r > 1) {
+		errs.add("decisionLog.sampleRate", "must be between 0 and 1, got %v", *r)
+	}
+	return errs
+}
+
+// ParsePrefix parses an IP address or CIDR into a prefix.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func validateListen(errs *ErrorList, p path, l Listen) {
+	if _, _, err := net.SplitHostPort(l.Address); err != nil {
+		errs.add(p.child("address"), "must be host:port, got %q", l.Address)
+	}
+	if _, _, err := net.SplitHostPort(l.AdminAddress); err != nil {
+		errs.add(p.child("adminAddress"), "must be host:port, got %q", l.AdminAddress)
+	}
+	if l.Address == l.AdminAddress {
+		errs.add(p.child("adminAddress"), "must differ from listen.address so function traffic cannot reach it")
+	}
+}
+
+func validateUpstream(errs *ErrorList, p path, u Upstream) {
+	parsed, err := url.Parse(u.URL)
+	switch {
+	case u.URL == "":
+		errs.add(p.child("url"), "is required")
+	case err != nil:
+		errs.add(p.child("url"), "invalid URL: %v", err)
+	case parsed.Scheme != "http":
+		errs.add(p.child("url"), "scheme must be http (the function listens on localhost), got %q", parsed.Scheme)
+	case parsed.Host == "":
+		errs.add(p.child("url"), "must name a host and port")
+	case (parsed.Path != "" && parsed.Path != "/") || parsed.RawQuery != "" || parsed.User != nil || parsed.Fragment != "":
+		errs.add(p.child("url"), "must not carry a path, query, fragment or user info")
+	}
+	if u.Timeout.Duration <= 0 {
+		errs.add(p.child("timeout"), "must be positive")
+	}
+	if u.MaxIdleConns < 1 {
+		errs.add(p.child("maxIdleConns"), "must be at least 1")
+	}
+}
+
+func (i *Issuer) validate(errs *ErrorList, p path) {
+	if !isName(i.Name) {
+		errs.add(p.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", i.Name)
+	}
+	validateIssuerURL(errs, p.child("issuerURL"), i.IssuerURL, true)
+	if i.JWKSURL != "" {
+		validateIssuerURL(errs, p.child("jwksURL"), i.JWKSURL, false)
+	}
+	if i.JWKS == nil && i.JWKSURL == "" && (i.Discovery == nil || !*i.Discovery) {
+		errs.add(p, "needs jwks, jwksURL or discovery to find keys")
+	}
+	if i.JWKS != nil {
+		validateJWKS(errs, p.child("jwks"), i.JWKS)
+	}
+	if len(i.Audiences) == 0 && len(i.ClientIDs) == 0 {
+		errs.add(p.child("audiences"), "at least one audience (or clientIDs) is required: a token for any client must not be accepted")
+	}
+	for j, a := range i.Audiences {
+		if strings.TrimSpace(a) == "" {
+			errs.add(p.child("audiences").index(j), "must not be empty")
+		}
+	}
+	for j, a := range i.ClientIDs {
+		if strings.TrimSpace(a) == "" {
+			errs.add(p.child("clientIDs").index(j), "must not be empty")
+		}
+	}
+	for j, a := range i.Algorithms {
+		if !slices.Contains(SupportedAlgorithms, a) {
+			errs.add(p.child("algorithms").index(j), "unsupported algorithm %q (supported: %s)", a, strings.Join(SupportedAlgorithms, ", "))
+		}
+	}
+	if i.ClockSkew.Duration < 0 || i.ClockSkew.Duration > 5*time.Minute {
+		errs.add(p.child("clockSkew"), "must be between 0 and 5m, got %s", i.ClockSkew.Duration)
+	}
+	if i.MaxTokenAge.Duration < 0 {
+		errs.add(p.child("maxTokenAge"), "must not be negative")
+	}
+	for j, rc := range i.RequiredClaims {
+		if !isClaimPath(rc.Claim) {
+			errs.add(p.child("requiredClaims").index(j).child("claim"), "must be a dotted claim path, got %q", rc.Claim)
+		}
+	}
+	validateSources(errs, p.child("sources"), i.Sources, true)
+	for j, s := range i.ScopeClaims {
+		if !isClaimPath(s) {
+			errs.add(p.child("scopeClaims").index(j), "must be a dotted claim path, got %q", s)
+		}
+	}
+	if !isClaimPath(i.RolesClaim) {
+		errs.add(p.child("rolesClaim"), "must be a dotted claim path, got %q", i.RolesClaim)
+	}
+	f := p.child("fetch")
+	if i.Fetch.Timeout.Duration <= 0 || i.Fetch.Timeout.Duration > time.Minute {
+		errs.add(f.child("timeout"), "must be between 0 and 1m")
+	}
+	if i.Fetch.MaxBytes < 1024 || i.Fetch.MaxBytes > 16<<20 {
+		errs.add(f.child("maxBytes"), "must be between 1KiB and 16MiB")
+	}
+	if i.Fetch.RefreshCooldown.Duration < time.Second {
+		errs.add(f.child("refreshCooldown"), "must be at least 1s")
+	}
+	if i.Fetch.RefreshInterval.Duration < time.Second {
+		errs.add(f.child("refreshInterval"), "must be at least 1s")
+	}
+	if i.Fetch.MaxStaleness.Duration < i.Fetch.RefreshInterval.Duration {
+		errs.add(f.child("maxStaleness"), "must be at least refreshInterval")
+	}
+}
+
+func validateIssuerURL(errs *ErrorList, p path, raw string, exactIssuer bool) {
+	u, err := url.Parse(raw)
+	if raw == "" || err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || (exactIssuer && u.RawQuery != "") {
+		errs.add(p, "must be an absolute URL without user info, query or fragment, got %q", raw)
+		return
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			errs.add(p, "must use https (http is allowed only for loopback development issuers), got %q", raw)
+		}
+	default:
+		errs.add(p, "scheme must be https, got %q", u.Scheme)
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}
+
+func validateSources(errs *ErrorList, p path, sources []CredentialSource, allowBearer bool) {
+	seen := map[string]bool{}
+	for j, s := range sources {
+		sp := p.index(j)
+		key := s.Type + "/" + strings.ToLower(s.Name)
+		if seen[key] {
+			errs.add(sp, "duplicate source")
+		}
+		seen[key] = true
+		switch s.Type {
+		case SourceBearer:
+			if !allowBearer {
+				errs.add(sp.child("type"), "bearer is not allowed here")
+			}
+			if s.Name != "" || s.Prefix != "" {
+				errs.add(sp, "bearer takes no name or prefix")
+			}
+		case SourceHeader:
+			if !httpguts.ValidHeaderFieldName(s.Name) {
+				errs.add(sp.child("name"), "must be a valid header name, got %q", s.Name)
+			} else if isProtectedHeader(s.Name) {
+				errs.add(sp.child("name"), "%q cannot carry a credential", s.Name)
+			}
+		case SourceCookie, SourceQuery:
+			if s.Name == "" || strings.ContainsAny(s.Name, " ;=,&\"\t\r\n") {
+				errs.add(sp.child("name"), "must be a plain %s name, got %q", s.Type, s.Name)
+			}
+			if s.Prefix != "" {
+				errs.add(sp.child("prefix"), "only header sources take a prefix")
+			}
+		default:
+			errs.add(sp.child("type"), "must be bearer, header, cookie or query, got %q", s.Type)
+		}
+	}
+}
+
+func (a *APIKeys) validate(errs *ErrorList, p path) map[string]bool {
+	names := map[string]bool{}
+	hashes := map[string]bool{}
+	validateSources(errs, p.child("sources"), a.Sources, false)
+	for j, k := range a.Keys {
+		kp := p.child("keys").index(j)
+		if !isName(k.Name) {
+			errs.add(kp.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", k.Name)
+		}
+		if names[k.Name] {
+			errs.add(kp.child("name"), "duplicate key name %q", k.Name)
+		}
+		names[k.Name] = true
+		if !validKeyHash(k.Hash) {
+			errs.add(kp.child("hash"), "must be \"sha256:\" and 64 lowercase hex digits (never the key itself)")
+		} else if hashes[k.Hash] {
+			errs.add(kp.child("hash"), "duplicate key hash (also used by another key)")
+		}
+		hashes[k.Hash] = true
+		for s, sc := range k.Scopes {
+			if !isScope(sc) {
+				errs.add(kp.child("scopes").index(s), "must be a non-empty scope without spaces, got %q", sc)
+			}
+		}
+	}
+	return names
+}
+
+func validKeyHash(h string) bool {
+	hexPart, ok := strings.CutPrefix(h, "sha256:")
+	if !ok || len(hexPart) != 64 || strings.ToLower(hexPart) != hexPart {
+		return false
+	}
+	_, err := hex.DecodeString(hexPart)
+	return err == nil
+}
+
+func (pol *Policy) validate(errs *ErrorList, p path, issuers, keys map[string]bool) {
+	if !isName(pol.Name) {
+		errs.add(p.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", pol.Name)
+	}
+	if pol.Mode != ModeEnforce && pol.Mode != ModeAudit {
+		errs.add(p.child("mode"), "must be enforce or audit, got %q", pol.Mode)
+	}
+	validateSelector(errs, p.child("selector"), pol.Selector)
+	ap := p.child("authentication")
+	for j, n := range pol.Authentication.Issuers {
+		if !issuers[n] {
+			errs.add(ap.child("issuers").index(j), "no issuer named %q in issuers", n)
+		}
+	}
+	if pol.Authentication.APIKeys != nil {
+		for j, n := range pol.Authentication.APIKeys.Keys {
+			if !keys[n] {
+				errs.add(ap.child("apiKeys.keys").index(j), "no API key named %q in apiKeys.keys", n)
+			}
+		}
+	}
+	hasAuthn := len(pol.Authentication.Issuers) > 0 || pol.Authentication.APIKeys != nil
+	if len(pol.Routes) == 0 {
+		errs.add(p.child("routes"), "at least one route is required (unmatched requests are denied)")
+	}
+	routeNames := map[string]bool{}
+	for j := range pol.Routes {
+		rp := p.child("routes").index(j)
+		r := &pol.Routes[j]
+		r.validate(errs, rp)
+		if routeNames[r.Name] {
+			errs.add(rp.child("name"), "duplicate route name %q", r.Name)
+		}
+		routeNames[r.Name] = true
+		if !r.Public && !hasAuthn {
+			errs.add(rp, "a non-public route needs the policy's authentication to name an issuer or API keys")
+		}
+	}
+	if pol.Rego != nil {
+		rg := p.child("rego")
+		if len(pol.Rego.Modules) == 0 {
+			errs.add(rg.child("modules"), "at least one module is required")
+		}
+		for j, m := range pol.Rego.Modules {
+			if m.Name == "" {
+				errs.add(rg.child("modules").index(j).child("name"), "is required")
+			}
+			if strings.TrimSpace(m.Source) == "" {
+				errs.add(rg.child("modules").index(j).child("source"), "is required")
+			}
+		}
+		if !strings.HasPrefix(pol.Rego.Query, "data.") {
+			errs.add(rg.child("query"), "must be a reference starting with data., got %q", pol.Rego.Query)
+		}
+		if pol.Rego.Timeout.Duration <= 0 || pol.Rego.Timeout.Duration > 5*time.Second {
+			errs.add(rg.child("timeout"), "must be between 0 and 5s")
+		}
+	}
+	pol.Headers.validate(errs, p.child("headers"))
+	validateRateLimits(errs, p.child("rateLimits"), pol.RateLimits)
+}
+
+func (r *Route) validate(errs *ErrorList, p path) {
+	if !isName(r.Name) {
+		errs.add(p.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", r.Name)
+	}
+	for j, m := range r.Methods {
+		if m == "" || strings.ToUpper(m) != m || !httpguts.ValidHeaderFieldName(m) {
+			errs.add(p.child("methods").index(j), "must be an upper-case HTTP method, got %q", m)
+		}
+	}
+	for j, pat := range r.Paths {
+		if msg := checkPathPattern(pat); msg != "" {
+			errs.add(p.child("paths").index(j), "%s, got %q", msg, pat)
+		}
+	}
+	if r.Public && (len(r.RequireScopes) > 0 || len(r.RequireRoles) > 0 || len(r.RequireClaims) > 0 || r.RequireMFA != nil) {
+		errs.add(p.child("public"), "a public route cannot require scopes, roles, claims or MFA")
+	}
+	for j, s := range r.RequireScopes {
+		if !isScope(s) {
+			errs.add(p.child("requireScopes").index(j), "must be a non-empty scope without spaces, got %q", s)
+		}
+	}
+	for j, s := range r.RequireRoles {
+		if strings.TrimSpace(s) == "" {
+			errs.add(p.child("requireRoles").index(j), "must not be empty")
+		}
+	}
+	for j, rc := range r.RequireClaims {
+		if !isClaimPath(rc.Claim) {
+			errs.add(p.child("requireClaims").index(j).child("claim"), "must be a dotted claim path, got %q", rc.Claim)
+		}
+	}
+}
+
+// checkPathPattern returns why a route path pattern is invalid, or "".
+func checkPathPattern(pat string) string {
+	if !strings.HasPrefix(pat, "/") {
+		return "must start with /"
+	}
+	if strings.ContainsAny(pat, "?#%\\;") {
+		return "must be a canonical path without ?, #, %, \\ or ;"
+	}
+	segs := strings.Split(pat[1:], "/")
+	for i, s := range segs {
+		switch {
+		case s == "." || s == "..":
+			return "must not contain dot segments"
+		case s == "" && i != len(segs)-1:
+			return "must not contain empty segments"
+		case s == "**" && i != len(segs)-1:
+			return "** is allowed only as the last segment"
+		case s != "*" && s != "**" && strings.Contains(s, "*"):
+			return "* must be a whole segment"
+		}
+	}
+	return ""
+}
+
+func (h *IdentityHeaders) validate(errs *ErrorList, p path) {
+	check := func(fp path, name string, required bool) {
+		if name == "" {
+			if required {
+				errs.add(fp, "is required")
+			}
+			return
+		}
+		if !httpguts.ValidHeaderFieldName(name) {
+			errs.add(fp, "must be a valid header name, got %q", name)
+		} else if isProtectedHeader(name) {
+			errs.add(fp, "%q cannot be used as an identity header", name)
+		}
+	}
+	check(p.child("subject"), h.Subject, true)
+	check(p.child("issuer"), h.Issuer, true)
+	check(p.child("kind"), h.Kind, true)
+	check(p.child("scopes"), h.Scopes, true)
+	check(p.child("claimsJSON"), h.ClaimsJSON, false)
+	for j, c := range h.Claims {
+		check(p.child("claims").index(j).child("header"), c.Header, true)
+		if !isClaimPath(c.Claim) {
+			errs.add(p.child("claims").index(j).child("claim"), "must be a dotted claim path, got %q", c.Claim)
+		}
+	}
+}
+
+func validateRateLimits(errs *ErrorList, p path, rls []RateLimit) {
+	for j, rl := range rls {
+		rp := p.index(j)
+		switch rl.Key {
+		case RateKeyIP, RateKeySubject, RateKeyAPIKey, RateKeyRoute:
+		default:
+			errs.add(rp.child("key"), "must be ip, subject, apikey or route, got %q", rl.Key)
+		}
+		if rl.RequestsPerSecond <= 0 {
+			errs.add(rp.child("requestsPerSecond"), "must be positive")
+		}
+		if rl.Burst < 1 {
+			errs.add(rp.child("burst"), "must be at least 1")
+		}
+	}
+}
+
+func (l *Limits) validate(errs *ErrorList, p path) {
+	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
+		errs.add(p.child("maxHeaderBytes"), "must be between 1KiB and 1MiB")
+	}
+	if l.MaxTokenBytes < 256 || l.MaxTokenBytes > l.MaxHeaderBytes {
+		errs.add(p.child("maxTokenBytes"), "must be between 256 and maxHeaderBytes")
+	}
+	if l.MaxBodyBytes < -1 {
+		errs.add(p.child("maxBodyBytes"), "must be -1 (unlimited) or positive")
+	}
+	for _, d := range []struct {
+		name string
+		v    Duration
+	}{{"readHeaderTimeout", l.ReadHeaderTimeout}, {"readTimeout", l.ReadTimeout}, {"idleTimeout", l.IdleTimeout}} {
+		if d.v.Duration <= 0 {
+			errs.add(p.child(d.name), "must be positive")
+		}
+	}
+	validateRateLimits(errs, p.child("rateLimits"), l.RateLimits)
+	if l.AuthFailures.PerMinute < -1 {
+		errs.add(p.child("authFailures.perMinute"), "must be -1 (disabled) or positive")
+	}
+	if l.AuthFailures.Burst < 1 {
+		errs.add(p.child("authFailures.burst"), "must be at least 1")
+	}
+}
+
+func validateSelector(errs *ErrorList, p path, s Selector) {
+	for j, e := range s.MatchExpressions {
+		ep := p.child("matchExpressions").index(j)
+		if e.Key == "" {
+			errs.add(ep.child("key"), "is required")
+		}
+		switch e.Operator {
+		case "In", "NotIn":
+			if len(e.Values) == 0 {
+				errs.add(ep.child("values"), "must not be empty for %s", e.Operator)
+			}
+		case "Exists", "DoesNotExist":
+			if len(e.Values) != 0 {
+				errs.add(ep.child("values"), "must be empty for %s", e.Operator)
+			}
+		default:
+			errs.add(ep.child("operator"), "must be In, NotIn, Exists or DoesNotExist, got %q", e.Operator)
+		}
+	}
+}
+
+// isProtectedHeader reports headers that must never carry a credential or
+// identity: hop-by-hop and framing headers.
+func isProtectedHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Connection", "Keep-Alive",
+		"Te", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Connection", "Cookie", "Authorization",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id":
+		return true
+	}
+	return false
+}
+
+func isName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+func isScope(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " \t\r\n\x00")
+}
+
+func isClaimPath(s string) bool {
+	if s == "" || strings.HasPrefix(s, ".") || strings.HasSuffix(s, ".") || strings.Contains(s, "..") {
+		return false
+	}
+	return !strings.ContainsAny(s, " \t\r\n\x00")
+}

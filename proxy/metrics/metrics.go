@@ -1,0 +1,146 @@
+// Package metrics holds every Prometheus metric of the proxy. It is built
+// once in main with an injected Registerer and passed to each component.
+package metrics
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Decision label values of RequestsTotal.
+const (
+	DecisionAllow     = "allow"
+	DecisionDeny      = "deny"
+	DecisionAuditDeny = "audit_deny"
+)
+
+// Metrics are the proxy's metrics.
+type Metrics struct {
+	// RequestsTotal counts requests by policy, route, decision and reason.
+	RequestsTotal *prometheus.CounterVec
+	// StageDuration observes latency per stage: authn, authz, upstream, total.
+	StageDuration *prometheus.HistogramVec
+	// JWKSFetches counts key set fetches by issuer and result (success, error).
+	JWKSFetches *prometheus.CounterVec
+	// JWKSRefetchSuppressed counts unknown-kid refetches skipped by the cooldown.
+	JWKSRefetchSuppressed *prometheus.CounterVec
+	// JWKSKeys is the number of usable keys per issuer.
+	JWKSKeys *prometheus.GaugeVec
+	// JWKSLastSuccess is the Unix time of the last good key set per issuer.
+	JWKSLastSuccess *prometheus.GaugeVec
+	// TokenCache counts verified-token cache lookups by result (hit, miss).
+	TokenCache *prometheus.CounterVec
+	// TokenCacheEntries is the current number of cached tokens.
+	TokenCacheEntries prometheus.Gauge
+	// ConfigReloads counts config loads by result (success, failure).
+	ConfigReloads *prometheus.CounterVec
+	// ConfigLastSuccess is the Unix time of the last successful load.
+	ConfigLastSuccess prometheus.Gauge
+	// ConfigInfo is 1 for the active config hash.
+	ConfigInfo *prometheus.GaugeVec
+	// RateLimited counts 429 responses by limiter (ip, subject, apikey, route, auth_failures).
+	RateLimited *prometheus.CounterVec
+	// RegoEvalErrors counts Rego evaluation errors and timeouts by policy.
+	RegoEvalErrors *prometheus.CounterVec
+
+	keyAge *keyAgeCollector
+}
+
+// New creates and registers every metric on reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		RequestsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_requests_total",
+			Help: "Requests handled, by policy, route, decision (allow, deny, audit_deny) and reason.",
+		}, []string{"policy", "route", "decision", "reason"}),
+		StageDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "authgate_stage_duration_seconds",
+			Help:    "Time spent per request stage (authn, authz, upstream, total).",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"stage"}),
+		JWKSFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_jwks_fetches_total",
+			Help: "JWKS and discovery fetches, by issuer and result (success, error).",
+		}, []string{"issuer", "result"}),
+		JWKSRefetchSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_jwks_refetch_suppressed_total",
+			Help: "Refetches for an unknown key id skipped because the issuer's cooldown had not passed.",
+		}, []string{"issuer"}),
+		JWKSKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authgate_jwks_keys",
+			Help: "Usable verification keys per issuer.",
+		}, []string{"issuer"}),
+		JWKSLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authgate_jwks_last_success_timestamp_seconds",
+			Help: "Unix time the issuer's key set was last loaded successfully.",
+		}, []string{"issuer"}),
+		TokenCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_token_cache_requests_total",
+			Help: "Verified-token cache lookups by result (hit, miss).",
+		}, []string{"result"}),
+		TokenCacheEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authgate_token_cache_entries",
+			Help: "Tokens currently in the verified-token cache.",
+		}),
+		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_config_reloads_total",
+			Help: "Configuration loads by result (success, failure).",
+		}, []string{"result"}),
+		ConfigLastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authgate_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful configuration load.",
+		}),
+		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authgate_config_info",
+			Help: "The active configuration: 1 for its SHA-256 hash.",
+		}, []string{"hash"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_rate_limited_total",
+			Help: "Requests refused with 429, by limiter (ip, subject, apikey, route, auth_failures).",
+		}, []string{"limiter"}),
+		RegoEvalErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_rego_eval_errors_total",
+			Help: "Rego evaluations that failed, timed out or were undefined (all deny), by policy.",
+		}, []string{"policy"}),
+		keyAge: &keyAgeCollector{
+			desc: prometheus.NewDesc("authgate_jwks_key_age_seconds",
+				"Seconds since the issuer's key set was last loaded successfully.", []string{"issuer"}, nil),
+			sources: map[string]func() (float64, bool){},
+		},
+	}
+	reg.MustRegister(m.RequestsTotal, m.StageDuration, m.JWKSFetches, m.JWKSRefetchSuppressed, m.JWKSKeys,
+		m.JWKSLastSuccess, m.TokenCache, m.TokenCacheEntries, m.ConfigReloads, m.ConfigLastSuccess,
+		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.keyAge)
+	return m
+}
+
+// SetKeyAgeSource reports the key age of issuer at scrape time; age returns
+// false when the issuer has no keys yet. A nil age removes the issuer.
+func (m *Metrics) SetKeyAgeSource(issuer string, age func() (float64, bool)) {
+	m.keyAge.mu.Lock()
+	defer m.keyAge.mu.Unlock()
+	if age == nil {
+		delete(m.keyAge.sources, issuer)
+		return
+	}
+	m.keyAge.sources[issuer] = age
+}
+
+type keyAgeCollector struct {
+	desc    *prometheus.Desc
+	mu      sync.Mutex
+	sources map[string]func() (float64, bool)
+}
+
+func (c *keyAgeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *keyAgeCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for issuer, f := range c.sources {
+		if age, ok := f(); ok {
+			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, age, issuer)
+		}
+	}
+}
