@@ -27,6 +27,9 @@ func validateJWKS(errs *ErrorList, p path, set *JSONWebKeySet) {
 // CheckPublicSigningKey returns why a key must not be used to verify tokens,
 // or "" when it is an acceptable public signature key.
 func CheckPublicSigningKey(k *jose.JSONWebKey) string {
+	if _, symmetric := k.Key.([]byte); symmetric {
+		return "symmetric (oct) keys are refused: publish only public keys"
+	}
 	switch {
 	case !k.Valid():
 		return "invalid key"

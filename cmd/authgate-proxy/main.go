@@ -1,0 +1,78 @@
+// Command authgate-proxy is the authgate sidecar: it authenticates and
+// authorizes every request before forwarding it to the function on
+// localhost. It reads a ProxyConfig file and reloads it on change.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/authgate/authgate/proxy/app"
+	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/labels"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "authgate-proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("authgate-proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		opts      app.Options
+		labelFlag string
+		logLevel  string
+		check     bool
+	)
+	fs.StringVar(&opts.ConfigPath, "config", "/etc/authgate/config.yaml", "ProxyConfig file (YAML or JSON); reloaded on change")
+	fs.StringVar(&opts.LabelsPath, "labels-file", "", "downward API file with this pod's labels (selects the policies that apply)")
+	fs.StringVar(&labelFlag, "labels", "", "this workload's labels as k=v,k2=v2 (outside Kubernetes)")
+	fs.StringVar(&opts.Listen, "listen", "", "override listen.address")
+	fs.StringVar(&opts.AdminListen, "admin-listen", "", "override listen.adminAddress")
+	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long to drain in-flight requests on SIGTERM")
+	fs.DurationVar(&opts.PollInterval, "poll-interval", 5*time.Second, "config re-read interval (file events trigger faster reloads)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&check, "check", false, "validate the config file and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	lbls, err := labels.ParseFlag(labelFlag)
+	if err != nil {
+		return fmt.Errorf("--labels: %w", err)
+	}
+	opts.Labels = lbls
+	if check {
+		if _, _, err := config.Load(opts.ConfigPath); err != nil {
+			return err
+		}
+		fmt.Fprintln(stderr, "config is valid")
+		return nil
+	}
+	opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	a, err := app.New(opts)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

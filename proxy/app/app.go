@@ -1,0 +1,241 @@
+// Package app wires authgate-proxy together: configuration loader, the
+// proxied listener and the admin listener, with graceful shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/authgate/authgate/proxy/admin"
+	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/gateway"
+	"github.com/authgate/authgate/proxy/metrics"
+	"github.com/authgate/authgate/proxy/reload"
+	"github.com/authgate/authgate/proxy/upstream"
+)
+
+// Options configure the proxy process.
+type Options struct {
+	// ConfigPath is the ProxyConfig file (required).
+	ConfigPath string
+	// LabelsPath is the downward API labels file of this pod (optional).
+	LabelsPath string
+	// Labels are fixed workload labels (optional).
+	Labels map[string]string
+	// Listen and AdminListen override the config's addresses.
+	Listen, AdminListen string
+	// ShutdownTimeout bounds draining in-flight requests on shutdown.
+	ShutdownTimeout time.Duration
+	// PollInterval re-reads the config as a fallback to file events.
+	PollInterval time.Duration
+	// Logger; nil logs JSON to stderr.
+	Logger *slog.Logger
+	// Registry; nil creates one with Go and process collectors.
+	Registry *prometheus.Registry
+}
+
+// Validate checks options without side effects.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.ConfigPath == "" {
+		errs = append(errs, errors.New("--config is required"))
+	}
+	for _, a := range []string{o.Listen, o.AdminListen} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("address %q: %w", a, err))
+		}
+	}
+	if o.Listen != "" && o.Listen == o.AdminListen {
+		errs = append(errs, errors.New("--listen and --admin-listen must differ"))
+	}
+	if o.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("--shutdown-timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// App is a running proxy.
+type App struct {
+	opts      Options
+	logger    *slog.Logger
+	registry  *prometheus.Registry
+	metrics   *metrics.Metrics
+	sw        *gateway.Switch
+	loader    *reload.Loader
+	draining  atomic.Bool
+	addr      atomic.Pointer[string]
+	adminAddr atomic.Pointer[string]
+	started   chan struct{}
+}
+
+// New prepares the app; Run starts it.
+func New(opts Options) (*App, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = 25 * time.Second
+	}
+	a := &App{opts: opts, logger: opts.Logger, registry: opts.Registry, sw: &gateway.Switch{}, started: make(chan struct{})}
+	if a.logger == nil {
+		a.logger = slog.Default()
+	}
+	if a.registry == nil {
+		a.registry = prometheus.NewRegistry()
+		a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	a.metrics = metrics.New(a.registry)
+	transports := upstream.NewCache()
+	pool := upstream.NewBufferPool()
+	jwksClient := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
+	}}
+	build := func(ctx context.Context, cfg *config.ProxyConfig, hash string, lbls map[string]string) (*gateway.Runtime, error) {
+		return gateway.Build(ctx, cfg, hash, lbls, gateway.Deps{
+			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient,
+			Transport: transports.Get(cfg.Upstream), BufferPool: pool,
+		})
+	}
+	a.loader = reload.New(reload.Options{
+		ConfigPath: opts.ConfigPath, LabelsPath: opts.LabelsPath, Labels: opts.Labels,
+		PollInterval: opts.PollInterval, Build: build, Switch: a.sw, Logger: a.logger, Metrics: a.metrics,
+	})
+	return a, nil
+}
+
+// Ready reports whether a valid config is active and the app is not draining.
+func (a *App) Ready() bool { return a.sw.Load() != nil && !a.draining.Load() }
+
+// Started is closed once both listeners accept connections.
+func (a *App) Started() <-chan struct{} { return a.started }
+
+// Addr is the proxied listener's address (after Started).
+func (a *App) Addr() string { return deref(a.addr.Load()) }
+
+// AdminAddr is the admin listener's address (after Started).
+func (a *App) AdminAddr() string { return deref(a.adminAddr.Load()) }
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// Run serves until ctx is done, then drains in-flight requests.
+func (a *App) Run(ctx context.Context) error {
+	cfg, err := a.firstConfig(ctx)
+	if err != nil {
+		return err
+	}
+	listen, adminListen := cfg.Listen.Address, cfg.Listen.AdminAddress
+	if a.opts.Listen != "" {
+		listen = a.opts.Listen
+	}
+	if a.opts.AdminListen != "" {
+		adminListen = a.opts.AdminListen
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", listen, err)
+	}
+	adminLn, err := net.Listen("tcp", adminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listen admin %s: %w", adminListen, err)
+	}
+	srv := newServer(a.sw, cfg.Limits, a.logger)
+	adminSrv := &http.Server{Handler: admin.Handler(a.sw, a, a.registry), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	addr, adminAddr := ln.Addr().String(), adminLn.Addr().String()
+	a.addr.Store(&addr)
+	a.adminAddr.Store(&adminAddr)
+
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatch()
+	go a.loader.Run(watchCtx)
+	errc := make(chan error, 2)
+	go func() { errc <- serve(srv, ln) }()
+	go func() { errc <- serve(adminSrv, adminLn) }()
+	a.logger.Info("authgate-proxy serving", slog.String("address", addr), slog.String("admin_address", adminAddr))
+	close(a.started)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		_ = srv.Close()
+		_ = adminSrv.Close()
+		return err
+	}
+	a.draining.Store(true)
+	a.logger.Info("shutting down: draining in-flight requests", slog.Duration("timeout", a.opts.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	_ = adminSrv.Shutdown(sctx)
+	stopWatch()
+	if err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	a.logger.Info("authgate-proxy stopped")
+	return nil
+}
+
+// firstConfig waits for the first valid configuration: the proxy is not
+// ready (and serves nothing) until one is loaded.
+func (a *App) firstConfig(ctx context.Context) (*config.ProxyConfig, error) {
+	for {
+		err := a.loader.Load(context.WithoutCancel(ctx))
+		if rt := a.sw.Load(); rt != nil {
+			return rt.Config(), nil
+		}
+		a.logger.Warn("waiting for a valid configuration", slog.String("error", err.Error()))
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no valid configuration before shutdown: %w", err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func newServer(h http.Handler, l config.Limits, logger *slog.Logger) *http.Server {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true) // Knative h2c revisions reach the proxy over h2c.
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout.Duration,
+		ReadTimeout:       l.ReadTimeout.Duration,
+		IdleTimeout:       l.IdleTimeout.Duration,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		Protocols:         p,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          250,
+			MaxReceiveBufferPerConnection: 1 << 20,
+			MaxReceiveBufferPerStream:     256 << 10,
+			MaxDecoderHeaderTableSize:     4096,
+			MaxEncoderHeaderTableSize:     4096,
+		},
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+func serve(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+package config
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestDefaultsGolden(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("testdata/minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	got, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "minimal.defaulted.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("read golden (run go test -update): %v", err)
+	}
+	if string(want) != string(got)+"\n" {
+		t.Fatalf("defaulted config differs from %s (run go test ./proxy/config -update to accept):\ngot:\n%s", golden, got)
+	}
+}
+
+func TestDefaultIsIdempotent(t *testing.T) {
+	t.Parallel()
+	data, _ := os.ReadFile("testdata/minimal.yaml")
+	c, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := json.Marshal(c)
+	c.Default()
+	second, _ := json.Marshal(c)
+	if string(first) != string(second) {
+		t.Fatalf("Default is not idempotent:\nfirst  %s\nsecond %s", first, second)
+	}
+}
+
+// mutate loads the minimal config, applies f to the raw document and
+// returns the validation errors.
+func validateMutated(t *testing.T, f func(c *ProxyConfig)) ErrorList {
+	t.Helper()
+	data, err := os.ReadFile("testdata/minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(c)
+	return c.Validate()
+}
+
+func TestValidateReportsExactPaths(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		mutate   func(c *ProxyConfig)
+		wantPath string
+		wantMsg  string
+	}{
+		{"api version", func(c *ProxyConfig) { c.APIVersion = "v1" }, "apiVersion", "must be"},
+		{"kind", func(c *ProxyConfig) { c.Kind = "Config" }, "kind", "must be"},
+		{"same admin port", func(c *ProxyConfig) { c.Listen.AdminAddress = c.Listen.Address }, "listen.adminAddress", "must differ"},
+		{"upstream https", func(c *ProxyConfig) { c.Upstream.URL = "https://x:1" }, "upstream.url", "scheme must be http"},
+		{"upstream path", func(c *ProxyConfig) { c.Upstream.URL = "http://x:1/p" }, "upstream.url", "must not carry a path"},
+		{"issuer http non loopback", func(c *ProxyConfig) { c.Issuers[0].IssuerURL = "http://idp.example.com" }, "issuers[0].issuerURL", "must use https"},
+		{"no audience", func(c *ProxyConfig) { c.Issuers[0].Audiences = nil }, "issuers[0].audiences", "at least one audience"},
+		{"alg none", func(c *ProxyConfig) { c.Issuers[0].Algorithms = []string{"none"} }, "issuers[0].algorithms[0]", "unsupported algorithm"},
+		{"alg hs256", func(c *ProxyConfig) { c.Issuers[0].Algorithms = []string{"RS256", "HS256"} }, "issuers[0].algorithms[1]", "unsupported algorithm"},
+		{"skew too large", func(c *ProxyConfig) { c.Issuers[0].ClockSkew = D(10 * 60e9) }, "issuers[0].clockSkew", "between 0 and 5m"},
+		{"bad source", func(c *ProxyConfig) { c.Issuers[0].Sources = []CredentialSource{{Type: "body"}} }, "issuers[0].sources[0].type", "must be bearer"},
+		{"host as credential header", func(c *ProxyConfig) {
+			c.Issuers[0].Sources = []CredentialSource{{Type: SourceHeader, Name: "Host"}}
+		}, "issuers[0].sources[0].name", "cannot carry a credential"},
+		{"plaintext key", func(c *ProxyConfig) { c.APIKeys.Keys[0].Hash = "s3cr3t" }, "apiKeys.keys[0].hash", "sha256"},
+		{"unknown issuer ref", func(c *ProxyConfig) { c.Policies[0].Authentication.Issuers = []string{"nope"} }, "policies[0].authentication.issuers[0]", "no issuer named"},
+		{"unknown key ref", func(c *ProxyConfig) { c.Policies[0].Authentication.APIKeys.Keys = []string{"nope"} }, "policies[0].authentication.apiKeys.keys[0]", "no API key named"},
+		{"bad mode", func(c *ProxyConfig) { c.Policies[0].Mode = "shadow" }, "policies[0].mode", "enforce or audit"},
+		{"double star middle", func(c *ProxyConfig) { c.Policies[0].Routes[1].Paths = []string{"/a/**/b"} }, "policies[0].routes[1].paths[0]", "last segment"},
+		{"encoded pattern", func(c *ProxyConfig) { c.Policies[0].Routes[1].Paths = []string{"/a%2Fb"} }, "policies[0].routes[1].paths[0]", "canonical path"},
+		{"dot pattern", func(c *ProxyConfig) { c.Policies[0].Routes[1].Paths = []string{"/a/../b"} }, "policies[0].routes[1].paths[0]", "dot segments"},
+		{"public with scopes", func(c *ProxyConfig) { c.Policies[0].Routes[0].RequireScopes = []string{"x"} }, "policies[0].routes[0].public", "cannot require"},
+		{"lower method", func(c *ProxyConfig) { c.Policies[0].Routes[2].Methods = []string{"get"} }, "policies[0].routes[2].methods[0]", "upper-case"},
+		{"protected identity header", func(c *ProxyConfig) { c.Policies[0].Headers.Subject = "Authorization" }, "policies[0].headers.subject", "cannot be used"},
+		{"rego query", func(c *ProxyConfig) { c.Policies[0].Rego.Query = "allow" }, "policies[0].rego.query", "data."},
+		{"rate key", func(c *ProxyConfig) { c.Policies[0].RateLimits = []RateLimit{{Key: "user", RequestsPerSecond: 1, Burst: 1}} }, "policies[0].rateLimits[0].key", "must be ip"},
+		{"trusted proxy", func(c *ProxyConfig) { c.TrustedProxies = []string{"10.0.0.0/33"} }, "trustedProxies[0]", "IP address or CIDR"},
+		{"selector op", func(c *ProxyConfig) {
+			c.Policies[0].Selector.MatchExpressions = []SelectorRequirement{{Key: "a", Operator: "Like"}}
+		}, "policies[0].selector.matchExpressions[0].operator", "must be In"},
+		{"no auth for private route", func(c *ProxyConfig) { c.Policies[0].Authentication = Authentication{} }, "policies[0].routes[1]", "needs the policy's authentication"},
+		{"private jwks key", func(c *ProxyConfig) {
+			c.Issuers[0].JWKS = &JSONWebKeySet{Keys: []RawJSON{RawJSON(`{"kty":"oct","k":"c2VjcmV0"}`)}}
+		}, "issuers[0].jwks.keys[0]", "refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			errs := validateMutated(t, tt.mutate)
+			for _, e := range errs {
+				if e.Path == tt.wantPath && strings.Contains(e.Message, tt.wantMsg) {
+					return
+				}
+			}
+			t.Fatalf("got errors %v, want one at %q containing %q", errs, tt.wantPath, tt.wantMsg)
+		})
+	}
+}
+
+func TestValidateReportsEveryError(t *testing.T) {
+	t.Parallel()
+	errs := validateMutated(t, func(c *ProxyConfig) {
+		c.APIVersion = ""
+		c.Policies[0].Mode = "x"
+		c.Upstream.URL = ""
+	})
+	if len(errs) != 3 {
+		t.Fatalf("got %d errors (%v), want 3", len(errs), errs)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"empty":         "",
+		"unknown field": "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\nupstream: {url: 'http://127.0.0.1:1'}\nbogus: 1\n",
+		"bad duration":  "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\nupstream: {url: 'http://127.0.0.1:1', timeout: 5}\n",
+		"not yaml":      "{{{",
+		"invalid":       "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\n",
+	}
+	for name, in := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if c, err := Parse([]byte(in)); err == nil {
+				t.Fatalf("got config %+v, want error", c)
+			}
+		})
+	}
+}
+
+func TestParseJSON(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(`{"apiVersion":"authgate.dev/v1alpha1","kind":"ProxyConfig","upstream":{"url":"http://127.0.0.1:9"},"defaultAction":"allow"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DefaultAction != "allow" || c.Listen.Address != DefaultAddress {
+		t.Fatalf("got %+v, want defaults applied", c)
+	}
+}
+
+func TestSelectorMatches(t *testing.T) {
+	t.Parallel()
+	lbl := map[string]string{"app": "orders", "tier": "gold"}
+	tests := []struct {
+		name string
+		sel  Selector
+		want bool
+	}{
+		{"empty", Selector{}, true},
+		{"labels", Selector{MatchLabels: map[string]string{"app": "orders"}}, true},
+		{"labels miss", Selector{MatchLabels: map[string]string{"app": "users"}}, false},
+		{"in", Selector{MatchExpressions: []SelectorRequirement{{Key: "tier", Operator: "In", Values: []string{"gold", "silver"}}}}, true},
+		{"notin", Selector{MatchExpressions: []SelectorRequirement{{Key: "tier", Operator: "NotIn", Values: []string{"gold"}}}}, false},
+		{"exists", Selector{MatchExpressions: []SelectorRequirement{{Key: "app", Operator: "Exists"}}}, true},
+		{"doesnotexist", Selector{MatchExpressions: []SelectorRequirement{{Key: "app", Operator: "DoesNotExist"}}}, false},
+		{"unknown op", Selector{MatchExpressions: []SelectorRequirement{{Key: "app", Operator: "Like"}}}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.sel.Matches(lbl); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	seed, _ := os.ReadFile("testdata/minimal.yaml")
+	f.Add(seed)
+	f.Add([]byte(`{"apiVersion":"authgate.dev/v1alpha1","kind":"ProxyConfig"}`))
+	f.Add([]byte("policies: [{routes: [{paths: ['/**']}]}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			return
+		}
+		// Anything accepted must be valid, and stay valid when defaulted again.
+		c.Default()
+		if errs := c.Validate(); len(errs) != 0 {
+			t.Fatalf("accepted config fails validation after re-defaulting: %v", errs)
+		}
+	})
+}

@@ -1,0 +1,362 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"time"
+
+	"github.com/authgate/authgate/proxy/authn"
+	"github.com/authgate/authgate/proxy/authz"
+	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/headers"
+	"github.com/authgate/authgate/proxy/identity"
+	"github.com/authgate/authgate/proxy/metrics"
+	"github.com/authgate/authgate/proxy/pathcanon"
+)
+
+// Reasons the pipeline itself reports (authn and authz add their own).
+const (
+	ReasonInvalidPath        = "invalid_path"
+	ReasonBodyTooLarge       = "body_too_large"
+	ReasonNoPolicy           = "no_policy"
+	ReasonDefaultAllow       = "default_allow"
+	ReasonNoRoute            = "no_route"
+	ReasonPublic             = "public_route"
+	ReasonAllowed            = "allowed"
+	ReasonNotAccepted        = "credential_not_accepted"
+	ReasonRateLimited        = "rate_limited"
+	ReasonAuthFailures       = "auth_failures"
+	ReasonRegoDenied         = "rego_denied"
+	ReasonRegoError          = "rego_error"
+	ReasonRegoUndefined      = "rego_undefined"
+	ReasonUnsafeIdentity     = "unsafe_identity_value"
+	ReasonUpstreamUnavailble = "upstream_unavailable"
+)
+
+type scopeKey struct{}
+
+// reqScope carries what Rewrite needs; headers are computed (and checked)
+// before forwarding so Rewrite cannot fail.
+type reqScope struct {
+	client    netip.Addr
+	requestID string
+	inject    http.Header
+}
+
+// authState memoises extraction and authentication across policies so a
+// credential is verified at most once per request.
+type authState struct {
+	cred     authn.Credential
+	credErr  error
+	done     bool
+	id       *identity.Identity
+	err      error
+	authnDur time.Duration
+}
+
+// outcome is one policy's decision for one request.
+type outcome struct {
+	policy  *policyRuntime
+	route   string
+	allow   bool
+	status  int
+	reason  string
+	detail  string // for logs and the response body; never a credential
+	retry   time.Duration
+	id      *identity.Identity
+	headers map[string]string
+}
+
+// ServeHTTP runs the pipeline.
+func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := rt.deps.Now()
+	ev := &event{start: start, method: r.Method}
+	ev.requestID = rt.trust.RequestID(r)
+	ev.client = rt.trust.ClientIP(r)
+	w.Header().Set("X-Request-Id", ev.requestID)
+
+	// Strip before anything else, on every route: the function must only
+	// ever see identity headers the gateway set.
+	rt.stripper.Strip(r.Header)
+
+	canon, err := pathcanon.Canonicalize(r.URL.EscapedPath())
+	if err != nil {
+		rt.finish(w, r, ev, &outcome{status: http.StatusBadRequest, reason: ReasonInvalidPath, detail: err.Error()})
+		return
+	}
+	pathcanon.Apply(r.URL, canon)
+	ev.path = canon.Path
+
+	if max := rt.cfg.Limits.MaxBodyBytes; max > 0 {
+		if r.ContentLength > max {
+			rt.finish(w, r, ev, &outcome{status: http.StatusRequestEntityTooLarge, reason: ReasonBodyTooLarge})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, max)
+	}
+	if o := rt.checkLimits(rt.global, ev, "", nil); o != nil {
+		rt.finish(w, r, ev, o)
+		return
+	}
+	if len(rt.policies) == 0 {
+		if rt.cfg.DefaultAction == "allow" {
+			rt.forward(w, r, ev, &outcome{allow: true, reason: ReasonDefaultAllow}, nil, false)
+			return
+		}
+		rt.finish(w, r, ev, &outcome{status: http.StatusForbidden, reason: ReasonNoPolicy, detail: "no policy selects this workload"})
+		return
+	}
+
+	st := &authState{}
+	st.cred, st.credErr = rt.authn.Extract(r)
+	if ae, ok := asAuthnError(st.credErr); ok && ae.Status == http.StatusBadRequest {
+		rt.finish(w, r, ev, &outcome{status: http.StatusBadRequest, reason: ae.Reason, detail: ae.Description})
+		return
+	}
+	if st.credErr == nil && st.cred.Source.Type == config.SourceQuery {
+		// Query credentials never reach the function, its logs or Rego.
+		rt.authn.Strip(r, st.cred)
+	}
+	rt.decide(w, r, ev, canon, st)
+}
+
+// decide evaluates every selected policy and answers or forwards.
+func (rt *Runtime) decide(w http.ResponseWriter, r *http.Request, ev *event, canon pathcanon.Result, st *authState) {
+	authzStart := rt.deps.Now()
+	var deny, identified *outcome
+	extra := map[string]string(nil)
+	for _, p := range rt.policies {
+		o := rt.evalPolicy(r.Context(), p, r, canon, ev, st)
+		o.policy = p
+		if !o.allow {
+			if p.enforce {
+				if deny == nil {
+					deny = o
+				}
+				rt.count(p.cfg.Name, o.route, metrics.DecisionDeny, o.reason)
+			} else {
+				ev.audit = append(ev.audit, p.cfg.Name+":"+o.reason)
+				rt.count(p.cfg.Name, o.route, metrics.DecisionAuditDeny, o.reason)
+			}
+			continue
+		}
+		rt.count(p.cfg.Name, o.route, metrics.DecisionAllow, o.reason)
+		if o.id != nil && (identified == nil || (!identified.policy.enforce && p.enforce)) {
+			identified = o
+		}
+		if p.enforce && len(o.headers) > 0 {
+			if extra == nil {
+				extra = map[string]string{}
+			}
+			maps.Copy(extra, o.headers)
+		}
+	}
+	authzDur := rt.deps.Now().Sub(authzStart) - st.authnDur
+	rt.observe("authz", authzDur)
+	if st.done {
+		rt.observe("authn", st.authnDur)
+	}
+	if deny != nil {
+		rt.finish(w, r, ev, deny)
+		return
+	}
+	final := &outcome{allow: true, reason: ReasonAllowed}
+	if identified == nil && st.done && st.err == nil {
+		// Only audit policies or public routes: forward the verified identity anyway.
+		identified = &outcome{id: st.id, policy: rt.policies[0]}
+	}
+	if identified != nil {
+		final.id = identified.id
+		final.policy = identified.policy
+		final.route = identified.route
+	} else if len(rt.policies) > 0 {
+		final.reason = ReasonPublic
+	}
+	forwardCred := final.policy != nil && final.policy.cfg.Headers.ForwardAuthorization
+	if st.credErr == nil && !forwardCred {
+		rt.authn.Strip(r, st.cred)
+	}
+	rt.forward(w, r, ev, final, extra, forwardCred)
+}
+
+// evalPolicy decides one policy. Every path that is not an explicit allow
+// denies (fail closed).
+func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Request, canon pathcanon.Result, ev *event, st *authState) *outcome {
+	route, ok := p.router.Match(r.Method, canon.Path)
+	if !ok {
+		return &outcome{status: http.StatusForbidden, reason: ReasonNoRoute, detail: "no route of policy " + p.cfg.Name + " matches " + r.Method + " " + canon.Path}
+	}
+	o := &outcome{route: route.Name}
+	if route.Public {
+		o.allow, o.reason = true, ReasonPublic
+		return o
+	}
+	if ao := rt.authenticate(ctx, r, ev, st); ao != nil {
+		ao.route = route.Name
+		return ao
+	}
+	id := st.id
+	if !p.accepts(id) {
+		return &outcome{route: route.Name, status: http.StatusUnauthorized, reason: ReasonNotAccepted, detail: "policy " + p.cfg.Name + " does not accept this credential"}
+	}
+	if lo := rt.checkLimits(p.limits, ev, route.Name, id); lo != nil {
+		lo.route = route.Name
+		return lo
+	}
+	if ok, reason := authz.CheckRoute(route, id); !ok {
+		return &outcome{route: route.Name, status: http.StatusForbidden, reason: reason, id: id}
+	}
+	if p.engine != nil && !route.SkipRego {
+		in := authz.NewInput(authz.Request{
+			Method: r.Method, Path: canon.Path, Segments: canon.Segments, Host: r.Host,
+			ClientIP: ev.clientString(), Query: r.URL.Query(), Headers: r.Header,
+		}, id, p.cfg.Name, route.Name, rt.deps.Now(), rt.credHdrs)
+		dec, err := p.engine.Eval(ctx, in)
+		if err != nil {
+			reason := ReasonRegoError
+			if errors.Is(err, authz.ErrUndefined) {
+				reason = ReasonRegoUndefined
+			}
+			rt.deps.Metrics.RegoEvalErrors.WithLabelValues(p.cfg.Name).Inc()
+			return &outcome{route: route.Name, status: http.StatusForbidden, reason: reason, detail: err.Error(), id: id}
+		}
+		if !dec.Allow {
+			return &outcome{route: route.Name, status: http.StatusForbidden, reason: ReasonRegoDenied, detail: dec.Reason, id: id}
+		}
+		o.headers = dec.Headers
+	}
+	o.allow, o.reason, o.id = true, ReasonAllowed, id
+	return o
+}
+
+// authenticate verifies the request's credential once; it returns a denial
+// or nil with st.id set.
+func (rt *Runtime) authenticate(ctx context.Context, r *http.Request, ev *event, st *authState) *outcome {
+	if !st.done {
+		if rt.authFails != nil {
+			if blocked, retry := rt.authFails.Blocked(ev.clientString()); blocked {
+				rt.deps.Metrics.RateLimited.WithLabelValues(ReasonAuthFailures).Inc()
+				return &outcome{status: http.StatusTooManyRequests, reason: ReasonAuthFailures, retry: retry}
+			}
+		}
+		st.done = true
+		if st.credErr != nil {
+			st.err = st.credErr
+		} else {
+			t := rt.deps.Now()
+			st.id, st.err = rt.authn.Authenticate(ctx, st.cred)
+			st.authnDur = rt.deps.Now().Sub(t)
+		}
+		if st.err != nil && rt.authFails != nil {
+			rt.authFails.Allow(ev.clientString())
+		}
+	}
+	if st.err != nil {
+		o := &outcome{status: http.StatusUnauthorized, reason: "invalid_token"}
+		if ae, ok := asAuthnError(st.err); ok {
+			o.status, o.reason, o.detail = ae.Status, ae.Reason, ae.Description
+		}
+		return o
+	}
+	ev.id = st.id
+	return nil
+}
+
+func (p *policyRuntime) accepts(id *identity.Identity) bool {
+	switch id.Kind {
+	case identity.KindJWT:
+		return p.issuers[id.Source]
+	case identity.KindAPIKey:
+		return p.acceptKeys && (p.keys == nil || p.keys[id.KeyName])
+	}
+	return false
+}
+
+// checkLimits applies token buckets; keys that are not known yet (subject
+// before authentication) are skipped and applied later.
+func (rt *Runtime) checkLimits(rules []limitRule, ev *event, route string, id *identity.Identity) *outcome {
+	for _, l := range rules {
+		var key string
+		switch l.key {
+		case config.RateKeyIP:
+			key = ev.clientString()
+		case config.RateKeyRoute:
+			key = route
+		case config.RateKeySubject:
+			if id != nil {
+				key = string(id.Kind) + "\x00" + id.Source + "\x00" + id.Subject
+			}
+		case config.RateKeyAPIKey:
+			if id != nil && id.Kind == identity.KindAPIKey {
+				key = id.KeyName
+			}
+		}
+		if key == "" && l.key != config.RateKeyRoute {
+			continue
+		}
+		if ok, retry := l.limiter.Allow(key); !ok {
+			rt.deps.Metrics.RateLimited.WithLabelValues(l.key).Inc()
+			return &outcome{status: http.StatusTooManyRequests, reason: ReasonRateLimited, retry: retry, detail: "rate limit by " + l.key}
+		}
+	}
+	return nil
+}
+
+// forward injects the verified identity and proxies to the function.
+func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o *outcome, extra map[string]string, _ bool) {
+	scope := &reqScope{client: ev.client, requestID: ev.requestID}
+	if o.id != nil {
+		scope.inject = make(http.Header, 8)
+		if err := headers.Inject(scope.inject, &o.policy.cfg.Headers, o.id, extra); err != nil {
+			rt.finish(w, r, ev, &outcome{status: http.StatusUnauthorized, reason: ReasonUnsafeIdentity, detail: "identity holds a value that cannot be sent as a header", route: o.route, policy: o.policy})
+			return
+		}
+		ev.id = o.id
+	}
+	ev.status = http.StatusOK
+	ev.decision, ev.reason = metrics.DecisionAllow, o.reason
+	if o.policy != nil {
+		ev.policy, ev.route = o.policy.cfg.Name, o.route
+	} else {
+		rt.count("", "", metrics.DecisionAllow, o.reason)
+	}
+	up := rt.deps.Now()
+	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	rt.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), scopeKey{}, scope)))
+	rt.observe("upstream", rt.deps.Now().Sub(up))
+	ev.status = rw.status
+	rt.logDecision(ev)
+}
+
+func (rt *Runtime) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(rt.target)
+	pr.Out.Host = pr.In.Host
+	scope, _ := pr.In.Context().Value(scopeKey{}).(*reqScope)
+	if scope == nil {
+		return
+	}
+	rt.trust.SetForwarded(pr, scope.client, scope.requestID)
+	for k, v := range scope.inject {
+		pr.Out.Header[k] = v
+	}
+}
+
+func (rt *Runtime) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() == nil {
+		rt.deps.Logger.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed", errAttr(err))
+	}
+	writeError(w, http.StatusBadGateway, ReasonUpstreamUnavailble, "the function did not answer", w.Header().Get("X-Request-Id"), 0)
+}
+
+func asAuthnError(err error) (*authn.Error, bool) {
+	var ae *authn.Error
+	if errors.As(err, &ae) {
+		return ae, true
+	}
+	return nil, false
+}
