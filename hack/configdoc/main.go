@@ -20,7 +20,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "configdoc:", err)
 		os.Exit(1)
 	}
-	os.Stdout.Write(out)
+	if _, err := os.Stdout.Write(out); err != nil {
+		os.Exit(1)
+	}
 }
 
 func render(path string) ([]byte, error) {

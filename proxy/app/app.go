@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -57,7 +58,7 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("address %q: %w", a, err))
 		}
 	}
-	if o.Listen != "" && o.Listen == o.AdminListen {
+	if o.Listen != "" && o.Listen == o.AdminListen && !strings.HasSuffix(o.Listen, ":0") {
 		errs = append(errs, errors.New("--listen and --admin-listen must differ"))
 	}
 	if o.ShutdownTimeout < 0 {

@@ -104,7 +104,9 @@ func TestValidateReportsExactPaths(t *testing.T) {
 		{"lower method", func(c *ProxyConfig) { c.Policies[0].Routes[2].Methods = []string{"get"} }, "policies[0].routes[2].methods[0]", "upper-case"},
 		{"protected identity header", func(c *ProxyConfig) { c.Policies[0].Headers.Subject = "Authorization" }, "policies[0].headers.subject", "cannot be used"},
 		{"rego query", func(c *ProxyConfig) { c.Policies[0].Rego.Query = "allow" }, "policies[0].rego.query", "data."},
-		{"rate key", func(c *ProxyConfig) { c.Policies[0].RateLimits = []RateLimit{{Key: "user", RequestsPerSecond: 1, Burst: 1}} }, "policies[0].rateLimits[0].key", "must be ip"},
+		{"rate key", func(c *ProxyConfig) {
+			c.Policies[0].RateLimits = []RateLimit{{Key: "user", RequestsPerSecond: 1, Burst: 1}}
+		}, "policies[0].rateLimits[0].key", "must be ip"},
 		{"trusted proxy", func(c *ProxyConfig) { c.TrustedProxies = []string{"10.0.0.0/33"} }, "trustedProxies[0]", "IP address or CIDR"},
 		{"selector op", func(c *ProxyConfig) {
 			c.Policies[0].Selector.MatchExpressions = []SelectorRequirement{{Key: "a", Operator: "Like"}}

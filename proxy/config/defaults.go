@@ -11,7 +11,7 @@ const (
 	DefaultAddress          = ":8090"
 	DefaultAdminAddress     = ":8091"
 	DefaultRegoQuery        = "data.authgate.authz.decision"
-	DefaultAPIKeyHeader     = "X-API-Key"
+	DefaultAPIKeyHeader     = "X-API-Key" //nolint:gosec // a header name, not a credential
 	DefaultSubjectHeader    = "X-Authgate-Subject"
 	DefaultIssuerHeader     = "X-Authgate-Issuer"
 	DefaultKindHeader       = "X-Authgate-Credential-Kind"
@@ -47,7 +47,7 @@ func (c *ProxyConfig) Default() {
 		c.APIKeys.Sources = []CredentialSource{{Type: SourceHeader, Name: DefaultAPIKeyHeader}}
 	}
 	for i := range c.Policies {
-		c.Policies[i].Default(i)
+		c.Policies[i].Default()
 	}
 	c.Limits.Default()
 	setInt(&c.TokenCache.MaxEntries, DefaultTokenCacheSize)
@@ -84,27 +84,27 @@ func (i *Issuer) Default() {
 	setDur(&i.Fetch.MaxStaleness, 24*time.Hour)
 }
 
-// Default fills a policy's unset fields; index names unnamed routes.
-func (p *Policy) Default(_ int) {
-	setStr(&p.Mode, ModeEnforce)
-	for i := range p.Routes {
-		r := &p.Routes[i]
+// Default fills a policy's unset fields; unnamed routes are named by index.
+func (pol *Policy) Default() {
+	setStr(&pol.Mode, ModeEnforce)
+	for i := range pol.Routes {
+		r := &pol.Routes[i]
 		setStr(&r.Name, fmt.Sprintf("route-%d", i))
 		if r.RequireMFA != nil && len(r.RequireMFA.AMR) == 0 && len(r.RequireMFA.ACR) == 0 {
 			r.RequireMFA.AMR = append([]string(nil), defaultMFAAMR...)
 		}
 	}
-	if p.Rego != nil {
-		setStr(&p.Rego.Query, DefaultRegoQuery)
-		setDur(&p.Rego.Timeout, 50*time.Millisecond)
+	if pol.Rego != nil {
+		setStr(&pol.Rego.Query, DefaultRegoQuery)
+		setDur(&pol.Rego.Timeout, 50*time.Millisecond)
 	}
-	h := &p.Headers
+	h := &pol.Headers
 	setStr(&h.Subject, DefaultSubjectHeader)
 	setStr(&h.Issuer, DefaultIssuerHeader)
 	setStr(&h.Kind, DefaultKindHeader)
 	setStr(&h.Scopes, DefaultScopesHeader)
-	for i := range p.RateLimits {
-		p.RateLimits[i].Default()
+	for i := range pol.RateLimits {
+		pol.RateLimits[i].Default()
 	}
 }
 

@@ -84,7 +84,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ever see identity headers the gateway set.
 	rt.stripper.Strip(r.Header)
 
-	canon, err := pathcanon.Canonicalize(r.URL.EscapedPath())
+	canon, err := pathcanon.Canonicalize(pathcanon.RequestPath(r.URL))
 	if err != nil {
 		rt.finish(w, r, ev, &outcome{status: http.StatusBadRequest, reason: ReasonInvalidPath, detail: err.Error()})
 		return
@@ -322,7 +322,8 @@ func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o 
 	ev.decision, ev.reason = metrics.DecisionAllow, o.reason
 	if o.policy != nil {
 		ev.policy, ev.route = o.policy.cfg.Name, o.route
-	} else {
+	} else if o.reason == ReasonDefaultAllow {
+		// No policy evaluated this request; count it once here.
 		rt.count("", "", metrics.DecisionAllow, o.reason)
 	}
 	up := rt.deps.Now()

@@ -34,9 +34,15 @@ type event struct {
 	audit     []string
 }
 
+// clientString keys per-client limits; peers without an IP address (a Unix
+// socket) share one named bucket rather than an empty key.
 func (ev *event) clientString() string {
-	if ev.clientStr == "" && ev.client.IsValid() {
-		ev.clientStr = ev.client.String()
+	if ev.clientStr == "" {
+		if ev.client.IsValid() {
+			ev.clientStr = ev.client.String()
+		} else {
+			ev.clientStr = "non-ip-peer"
+		}
 	}
 	return ev.clientStr
 }

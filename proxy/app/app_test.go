@@ -1,0 +1,304 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/authgate/authgate/proxy/app"
+	"github.com/authgate/authgate/test/echo"
+)
+
+func configYAML(upstream, route string, public bool) string {
+	return fmt.Sprintf(`apiVersion: authgate.dev/v1alpha1
+kind: ProxyConfig
+upstream: {url: %q}
+apiKeys:
+  keys: [{name: k, hash: "sha256:f0992dacd3492d57ea3de793332ac43c28d7b65ac787eb85ae67a8f1b50d4616"}]
+policies:
+  - name: p
+    authentication: {apiKeys: {}}
+    routes:
+      - {name: r, paths: [%q], public: %v}
+`, upstream, route, public)
+}
+
+// writeAtomic mimics the kubelet's ConfigMap volume: files live in a
+// timestamped directory, ..data is a symlink to it swapped atomically, and
+// config.yaml is a symlink through ..data.
+func writeAtomic(t *testing.T, dir, content string) {
+	t.Helper()
+	ts := filepath.Join(dir, fmt.Sprintf("..%d", time.Now().UnixNano()))
+	if err := os.Mkdir(ts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ts, "config.yaml"), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "config.yaml")
+	if _, err := os.Lstat(link); os.IsNotExist(err) {
+		if err := os.Symlink("..data/config.yaml", link); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type running struct {
+	a      *app.App
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, cfgPath string) *running {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	a, err := app.New(app.Options{
+		ConfigPath: cfgPath, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
+		PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registry: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{a: a, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-r.done
+	})
+	select {
+	case <-a.Started():
+	case err := <-r.done:
+		t.Fatalf("app stopped: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("app did not start")
+	}
+	return r
+}
+
+func get(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// eventually polls cond; reloads are asynchronous by nature.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestReloadThroughConfigMapSymlinkSwap(t *testing.T) {
+	fn := httptest.NewServer(echo.New())
+	defer fn.Close()
+	dir := t.TempDir()
+	writeAtomic(t, dir, configYAML(fn.URL, "/a", true))
+	r := start(t, filepath.Join(dir, "config.yaml"))
+	base := "http://" + r.a.Addr()
+	admin := "http://" + r.a.AdminAddr()
+
+	if got := get(t, admin+"/readyz"); got != 200 {
+		t.Fatalf("got readyz %d, want 200", got)
+	}
+	if got := get(t, base+"/a"); got != 200 {
+		t.Fatalf("got %d for /a, want 200", got)
+	}
+	// Admin endpoints are not reachable on the proxied port.
+	if got := get(t, base+"/metrics"); got == 200 {
+		t.Fatalf("got 200 for /metrics on the traffic port, want it unreachable")
+	}
+
+	// New policy: /a is no longer public, /b is.
+	writeAtomic(t, dir, configYAML(fn.URL, "/b", true))
+	eventually(t, "the new policy to be enforced", func() bool { return get(t, base+"/b") == 200 })
+	if got := get(t, base+"/a"); got != 403 {
+		t.Fatalf("got %d for /a after reload, want 403", got)
+	}
+
+	// A bad config keeps the last good one, and is counted.
+	writeAtomic(t, dir, "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\nupstream: {url: 'ftp://x'}\n")
+	eventually(t, "the bad config to be rejected", func() bool {
+		return counter(t, r.reg, "authgate_config_reloads_total", "failure") >= 1
+	})
+	if got := get(t, base+"/b"); got != 200 {
+		t.Fatalf("got %d for /b after a bad config, want the last good config (200)", got)
+	}
+	if got := get(t, admin+"/readyz"); got != 200 {
+		t.Fatalf("got readyz %d after a bad config, want still ready", got)
+	}
+}
+
+func counter(t *testing.T, reg *prometheus.Registry, name, result string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func TestNotReadyUntilValidConfig(t *testing.T) {
+	fn := httptest.NewServer(echo.New())
+	defer fn.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte("kind: nonsense\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(app.Options{ConfigPath: path, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	if a.Ready() {
+		t.Fatal("got ready with an invalid config, want not ready")
+	}
+	if err := os.WriteFile(path, []byte(configYAML(fn.URL, "/a", true)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.Started():
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not start after a valid config appeared")
+	}
+	if !a.Ready() {
+		t.Fatal("got not ready after a valid config, want ready")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func TestGracefulShutdownDrainsInFlight(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		entered <- struct{}{}
+		<-release
+		_, _ = io.WriteString(w, "done")
+	}))
+	defer slow.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(path, []byte(configYAML(slow.URL, "/a", true)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, path)
+	result := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + r.a.Addr() + "/a")
+		if err != nil {
+			result <- "error: " + err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		result <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	<-entered
+	r.cancel() // SIGTERM equivalent
+	eventually(t, "readiness to drop while draining", func() bool { return !r.a.Ready() })
+	close(release)
+	if got := <-result; got != "200 done" {
+		t.Fatalf("got %q for the in-flight request, want it drained to completion", got)
+	}
+	if err := <-r.done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	r.done <- nil // for Cleanup
+}
+
+func TestSlowHeadersAreCut(t *testing.T) {
+	fn := httptest.NewServer(echo.New())
+	defer fn.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	cfg := configYAML(fn.URL, "/a", true) + "limits: {readHeaderTimeout: 200ms}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, path)
+	conn, err := net.Dial("tcp", r.a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "GET /a HTTP/1.1\r\nHost: x\r\n") // never finishes the headers
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 512)
+	n, err := conn.Read(buf)
+	// The server closes the connection (EOF) or answers 408; it must not wait forever.
+	if err == nil && !strings.Contains(string(buf[:n]), "408") {
+		t.Fatalf("got %q, want the connection closed or 408", buf[:n])
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the proxy kept a slow-header connection open for 10s")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		o    app.Options
+		ok   bool
+	}{
+		{"ok", app.Options{ConfigPath: "c"}, true},
+		{"no config", app.Options{}, false},
+		{"same ports", app.Options{ConfigPath: "c", Listen: ":1", AdminListen: ":1"}, false},
+		{"bad address", app.Options{ConfigPath: "c", Listen: "nope"}, false},
+	}
+	for _, tt := range tests {
+		if err := tt.o.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: got %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}

@@ -1,0 +1,318 @@
+// Package jwks is a hardened JSON Web Key Set for one issuer, used by
+// go-oidc's verifier in place of its RemoteKeySet. Keys come from an inline
+// set (never stale, no network), a JWKS URL or OIDC discovery. Remote
+// fetches use a dedicated client with a timeout and a body cap, refetches
+// caused by tokens are limited to one per cooldown and shared between
+// concurrent callers, a failed fetch never replaces the last good set, and
+// a remote set older than the configured staleness is no longer used.
+package jwks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/metrics"
+)
+
+// Errors returned by VerifySignature and Refresh, wrapped.
+var (
+	// ErrNoKeys means no usable key exists: nothing was loaded yet, every
+	// fetch failed, or the remote set is past its maximum staleness.
+	ErrNoKeys = errors.New("no usable verification keys")
+	// ErrUnknownKey means no key carries the token's key id.
+	ErrUnknownKey = errors.New("no key matches the token's key id")
+	// ErrSignature means candidate keys exist but none verifies the token.
+	ErrSignature = errors.New("token signature does not verify")
+	// ErrMalformed means the token is not a compact JWS this key set accepts
+	// (syntax, algorithm, header parameters).
+	ErrMalformed = errors.New("malformed or unacceptable token")
+	// ErrCooldown means a refetch was skipped because the issuer's cooldown
+	// had not passed.
+	ErrCooldown = errors.New("key refetch suppressed by cooldown")
+)
+
+// Options configure a KeySet.
+type Options struct {
+	// Issuer is the defaulted issuer config; Name is the metrics label.
+	Issuer config.Issuer
+	// HTTPClient fetches discovery and keys. nil builds a dedicated client
+	// from Issuer.Fetch.Timeout; http.DefaultClient is never used.
+	HTTPClient *http.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Metrics receives fetch counters and key gauges. Required.
+	Metrics *metrics.Metrics
+	// Logger receives fetch failures. Required.
+	Logger *slog.Logger
+}
+
+// Status describes a key set for readiness and admin endpoints.
+type Status struct {
+	// Keys is the number of keys usable right now.
+	Keys int
+	// LastSuccess is when the keys in use were loaded (inline: at New).
+	LastSuccess time.Time
+	// LastError is the last fetch error, "" after a success.
+	LastError string
+	// Stale is true when the remote set is past its maximum staleness.
+	Stale bool
+	// Remote is true when keys can be fetched (JWKS URL or discovery).
+	Remote bool
+}
+
+// remoteKeys is one successfully fetched key set; immutable once stored.
+type remoteKeys struct {
+	keys    []jose.JSONWebKey
+	fetched time.Time
+}
+
+// flight is one fetch shared by every caller that asked while it ran.
+type flight struct {
+	done    chan struct{}
+	err     error        // written before done is closed
+	waiters atomic.Int32 // callers waiting, for tests and diagnostics
+}
+
+// KeySet verifies JWS signatures with one issuer's keys. It implements
+// go-oidc's oidc.KeySet and is safe for concurrent use.
+type KeySet struct {
+	name      string
+	issuerURL string
+	jwksURL   string // configured; "" with discovery
+	discovery bool
+	fetch     config.JWKSFetch
+	algs      []jose.SignatureAlgorithm
+	client    *http.Client
+	now       func() time.Time
+	metrics   *metrics.Metrics
+	log       *slog.Logger
+
+	inline   []jose.JSONWebKey // immutable after New
+	loadedAt time.Time
+	remote   atomic.Pointer[remoteKeys]
+
+	mu          sync.Mutex
+	inflight    *flight
+	lastAttempt time.Time
+	lastError   string
+	discovered  string // jwks_uri from discovery
+}
+
+// New builds a key set. Inline keys (Issuer.JWKS) are loaded synchronously;
+// New never touches the network.
+func New(opts Options) (*KeySet, error) {
+	iss := opts.Issuer
+	switch {
+	case opts.Metrics == nil:
+		return nil, errors.New("jwks: metrics are required")
+	case opts.Logger == nil:
+		return nil, errors.New("jwks: logger is required")
+	case len(iss.Algorithms) == 0:
+		return nil, fmt.Errorf("jwks: issuer %q allows no algorithms", iss.Name)
+	case iss.Fetch.Timeout.Duration <= 0 || iss.Fetch.MaxBytes <= 0:
+		return nil, fmt.Errorf("jwks: issuer %q fetch settings are not defaulted", iss.Name)
+	}
+	k := &KeySet{
+		name:      iss.Name,
+		issuerURL: iss.IssuerURL,
+		jwksURL:   iss.JWKSURL,
+		discovery: iss.JWKSURL == "" && iss.Discovery != nil && *iss.Discovery,
+		fetch:     iss.Fetch,
+		now:       opts.Now,
+		metrics:   opts.Metrics,
+		log:       opts.Logger,
+	}
+	if k.now == nil {
+		k.now = time.Now
+	}
+	for _, a := range iss.Algorithms {
+		k.algs = append(k.algs, jose.SignatureAlgorithm(a))
+	}
+	k.client = newClient(opts.HTTPClient, iss.Fetch.Timeout.Duration)
+	if iss.JWKS != nil {
+		keys, dropped := k.usableKeys(iss.JWKS.Keys)
+		if dropped > 0 {
+			k.log.Warn("jwks: dropped unusable inline keys", "issuer", k.name, "dropped", dropped)
+		}
+		if len(keys) == 0 && !k.hasRemote() {
+			return nil, fmt.Errorf("jwks: issuer %q: inline key set: %w", iss.Name, ErrNoKeys)
+		}
+		k.inline = keys
+		if len(keys) > 0 {
+			k.loadedAt = k.now()
+			k.metrics.JWKSLastSuccess.WithLabelValues(k.name).Set(float64(k.loadedAt.Unix()))
+		}
+	} else if !k.hasRemote() {
+		return nil, fmt.Errorf("jwks: issuer %q has no key source (jwks, jwksURL or discovery)", iss.Name)
+	}
+	k.metrics.JWKSKeys.WithLabelValues(k.name).Set(float64(len(k.inline)))
+	k.metrics.SetKeyAgeSource(k.name, k.keyAge)
+	return k, nil
+}
+
+func (k *KeySet) hasRemote() bool { return k.jwksURL != "" || k.discovery }
+
+// current returns the remote keys if they are fresh enough to use.
+func (k *KeySet) current(now time.Time) (remote []jose.JSONWebKey, stale bool) {
+	r := k.remote.Load()
+	if r == nil {
+		return nil, false
+	}
+	if now.Sub(r.fetched) > k.fetch.MaxStaleness.Duration {
+		return nil, true
+	}
+	return r.keys, false
+}
+
+// keyAge reports the age of the keys in use for the key-age metric.
+func (k *KeySet) keyAge() (float64, bool) {
+	if r := k.remote.Load(); r != nil {
+		return k.now().Sub(r.fetched).Seconds(), true
+	}
+	if len(k.inline) > 0 {
+		return 0, true // inline keys never age
+	}
+	return 0, false
+}
+
+// Status reports the key set's state.
+func (k *KeySet) Status() Status {
+	now := k.now()
+	remote, stale := k.current(now)
+	st := Status{Keys: len(k.inline) + len(remote), Stale: stale, Remote: k.hasRemote(), LastSuccess: k.loadedAt}
+	if r := k.remote.Load(); r != nil {
+		st.LastSuccess = r.fetched
+	}
+	k.mu.Lock()
+	st.LastError = k.lastError
+	k.mu.Unlock()
+	return st
+}
+
+// Refresh fetches the remote key set now, ignoring the cooldown, or joins a
+// fetch already running. It waits at most until ctx is done. Without a
+// remote source it does nothing.
+func (k *KeySet) Refresh(ctx context.Context) error {
+	if !k.hasRemote() {
+		return nil
+	}
+	k.mu.Lock()
+	f := k.inflight
+	if f == nil {
+		f = k.startLocked(ctx)
+	}
+	k.mu.Unlock()
+	return f.wait(ctx)
+}
+
+// refetch is Refresh for token-triggered fetches: it starts a fetch only
+// when the cooldown has passed since the last attempt.
+func (k *KeySet) refetch(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("refetch keys: %w", err)
+	}
+	k.mu.Lock()
+	f := k.inflight
+	if f == nil {
+		if !k.lastAttempt.IsZero() && k.now().Sub(k.lastAttempt) < k.fetch.RefreshCooldown.Duration {
+			k.mu.Unlock()
+			k.metrics.JWKSRefetchSuppressed.WithLabelValues(k.name).Inc()
+			return ErrCooldown
+		}
+		f = k.startLocked(ctx)
+	}
+	k.mu.Unlock()
+	return f.wait(ctx)
+}
+
+// startLocked starts a fetch detached from ctx's cancellation, so one
+// caller giving up does not fail the others; the fetch is bounded by the
+// fetch timeout. k.mu must be held.
+func (k *KeySet) startLocked(ctx context.Context) *flight {
+	f := &flight{done: make(chan struct{})}
+	k.inflight = f
+	k.lastAttempt = k.now()
+	fctx := context.WithoutCancel(ctx)
+	go func() {
+		err := k.fetchAndStore(fctx)
+		k.mu.Lock()
+		k.inflight = nil
+		k.mu.Unlock()
+		f.err = err
+		close(f.done)
+	}()
+	return f
+}
+
+func (f *flight) wait(ctx context.Context) error {
+	f.waiters.Add(1)
+	defer f.waiters.Add(-1)
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return fmt.Errorf("wait for key fetch: %w", ctx.Err())
+	}
+}
+
+// fetchAndStore fetches and, on success, replaces the remote set.
+func (k *KeySet) fetchAndStore(ctx context.Context) error {
+	keys, err := k.fetchKeys(ctx)
+	if err != nil {
+		k.metrics.JWKSFetches.WithLabelValues(k.name, "error").Inc()
+		k.mu.Lock()
+		k.lastError = err.Error()
+		k.mu.Unlock()
+		k.log.Warn("jwks: key fetch failed, keeping the last good keys", "issuer", k.name, "error", err)
+		return err
+	}
+	now := k.now()
+	k.remote.Store(&remoteKeys{keys: keys, fetched: now})
+	k.mu.Lock()
+	k.lastError = ""
+	k.mu.Unlock()
+	k.metrics.JWKSFetches.WithLabelValues(k.name, "success").Inc()
+	k.metrics.JWKSKeys.WithLabelValues(k.name).Set(float64(len(k.inline) + len(keys)))
+	k.metrics.JWKSLastSuccess.WithLabelValues(k.name).Set(float64(now.Unix()))
+	k.log.Debug("jwks: keys refreshed", "issuer", k.name, "keys", len(keys))
+	return nil
+}
+
+// Run refreshes the remote set every Fetch.RefreshInterval until ctx is
+// done. Without inline keys it fetches at once; after a failure it retries
+// after the cooldown. Without a remote source it only waits for ctx.
+func (k *KeySet) Run(ctx context.Context) {
+	if !k.hasRemote() {
+		<-ctx.Done()
+		return
+	}
+	interval := k.fetch.RefreshInterval.Duration
+	retry := min(k.fetch.RefreshCooldown.Duration, interval)
+	wait := interval
+	if len(k.inline) == 0 {
+		wait = 0
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		wait = interval
+		if err := k.Refresh(ctx); err != nil {
+			wait = retry
+		}
+		timer.Reset(wait)
+	}
+}
