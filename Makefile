@@ -50,12 +50,13 @@ generate: ## Regenerate generated files (config reference docs).
 .PHONY: verify
 verify: ## Fail when a generated file is stale or code is unformatted.
 	@$(GO) run ./hack/configdoc | diff -u docs/config-reference.md - || { echo "docs/config-reference.md is stale: run make generate"; exit 1; }
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "unformatted files:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@out="$$(find . -name '*.go' -not -path './bin/*' -not -path './.git/*' -print0 | xargs -0 gofmt -l)"; \
+	  test -z "$$out" || { echo "unformatted files (run make fmt):"; echo "$$out"; exit 1; }
 
 ##@ Test
 
 .PHONY: test
-test: vet verify unit fuzz-smoke linkcheck ## Run every test (what CI runs).
+test: vet verify lint unit fuzz-smoke linkcheck ## Run every test (what CI runs).
 
 .PHONY: unit
 unit: ## Run unit and integration tests with the race detector.

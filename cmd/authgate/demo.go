@@ -146,7 +146,7 @@ type step struct {
 	apiKey  string
 	headers map[string]string
 	want    int
-	show    func(resp *http.Response, body []byte) string
+	show    func(h http.Header, body []byte) string
 }
 
 func (e *demoEnv) mint(claims map[string]any) string {
@@ -215,7 +215,7 @@ func (e *demoEnv) run(ctx context.Context, s step) {
 		e.failures++
 	}
 	fmt.Fprintf(e.out, "%s %2d. %-52s %s %-28s → %d (want %d)\n", mark, e.stepCount, s.title, s.method, s.path, resp.StatusCode, s.want)
-	if extra := s.show(resp, body); extra != "" {
+	if extra := s.show(resp.Header, body); extra != "" {
 		fmt.Fprintf(e.out, "         %s\n", extra)
 	}
 	if len(s.headers) > 0 {
@@ -233,11 +233,11 @@ func (e *demoEnv) fail(s step, err error) {
 	fmt.Fprintf(e.out, "FAIL %2d. %s: %v\n", e.stepCount, s.title, err)
 }
 
-func showHeader(name string) func(*http.Response, []byte) string {
-	return func(resp *http.Response, _ []byte) string { return name + ": " + resp.Header.Get(name) }
+func showHeader(name string) func(http.Header, []byte) string {
+	return func(h http.Header, _ []byte) string { return name + ": " + h.Get(name) }
 }
 
-func showReason(_ *http.Response, body []byte) string {
+func showReason(_ http.Header, body []byte) string {
 	var b struct {
 		Reason      string `json:"reason"`
 		Description string `json:"description"`
@@ -251,7 +251,7 @@ func showReason(_ *http.Response, body []byte) string {
 	return "reason: " + b.Reason
 }
 
-func showIdentity(_ *http.Response, body []byte) string {
+func showIdentity(_ http.Header, body []byte) string {
 	var rec echo.Received
 	if json.Unmarshal(body, &rec) != nil {
 		return ""

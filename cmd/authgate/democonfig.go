@@ -53,7 +53,7 @@ func demoConfig(issuerURL string, jwks config.JSONWebKeySet, upstreamURL, partne
 				},
 				Rego: &config.Rego{Modules: []config.RegoModule{{Name: "abac.rego", Source: demoABAC}}},
 				Headers: config.IdentityHeaders{
-					Claims: []config.ClaimHeader{{Header: "X-Authgate-Email", Claim: "email"}, {Header: "X-Authgate-Department", Claim: "department"}},
+					Claims: []config.ClaimHeader{{Header: "X-Authgate-Email", Claim: "email"}},
 				},
 			},
 			{

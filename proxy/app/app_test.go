@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -280,7 +281,7 @@ func TestSlowHeadersAreCut(t *testing.T) {
 	if err == nil && !strings.Contains(string(buf[:n]), "408") {
 		t.Fatalf("got %q, want the connection closed or 408", buf[:n])
 	}
-	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 		t.Fatal("the proxy kept a slow-header connection open for 10s")
 	}
 }

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -104,7 +105,7 @@ func TestErrorUnwrap(t *testing.T) {
 	if got, want := e.Error(), "authn: invalid_token: bad: boom"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	if e.Unwrap() != cause {
+	if !errors.Is(e, cause) {
 		t.Fatalf("got %v, want the cause", e.Unwrap())
 	}
 }

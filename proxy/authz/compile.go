@@ -196,8 +196,8 @@ func reservedUse(name string, mod *ast.Module) (CompileDetail, bool) {
 		return d, true
 	case reservedPackage.HasPrefix(mod.Package.Path):
 		for _, r := range mod.Rules {
-			if r.Path().HasPrefix(reservedPackage) {
-				d.Message = "rule " + r.Path().String() + " is inside data.authgate.lib, which is reserved for authgate's library"
+			if r.Ref().GroundPrefix().HasPrefix(reservedPackage) {
+				d.Message = "rule " + r.Ref().GroundPrefix().String() + " is inside data.authgate.lib, which is reserved for authgate's library"
 				if r.Location != nil {
 					d.Row, d.Col = r.Location.Row, r.Location.Col
 				}

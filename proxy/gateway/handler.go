@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/authgate/authgate/proxy/authn"
@@ -178,8 +179,13 @@ func (rt *Runtime) decide(w http.ResponseWriter, r *http.Request, ev *event, can
 		final.reason = ReasonPublic
 	}
 	forwardCred := final.policy != nil && final.policy.cfg.Headers.ForwardAuthorization
-	if st.credErr == nil && !forwardCred {
-		rt.authn.Strip(r, st.cred)
+	if !forwardCred {
+		if st.credErr == nil {
+			rt.authn.Strip(r, st.cred)
+		}
+		// Whatever scheme it carries, Authorization is a credential the
+		// function does not need unless a policy asks for it.
+		r.Header.Del("Authorization")
 	}
 	rt.forward(w, r, ev, final, extra, forwardCred)
 }
@@ -312,7 +318,7 @@ func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o 
 	scope := &reqScope{client: ev.client, requestID: ev.requestID}
 	if o.id != nil {
 		scope.inject = make(http.Header, 8)
-		if err := headers.Inject(scope.inject, &o.policy.cfg.Headers, o.id, extra); err != nil {
+		if err := headers.Inject(scope.inject, &o.policy.cfg.Headers, o.id, withoutIdentityHeaders(extra, o.policy)); err != nil {
 			rt.finish(w, r, ev, &outcome{status: http.StatusUnauthorized, reason: ReasonUnsafeIdentity, detail: "identity holds a value that cannot be sent as a header", route: o.route, policy: o.policy})
 			return
 		}
@@ -332,6 +338,19 @@ func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o 
 	rt.observe("upstream", rt.deps.Now().Sub(up))
 	ev.status = rw.status
 	rt.logDecision(ev)
+}
+
+// withoutIdentityHeaders drops Rego headers that name one of the policy's
+// identity headers: verified identity always wins over policy output.
+func withoutIdentityHeaders(extra map[string]string, p *policyRuntime) map[string]string {
+	for name := range extra {
+		for _, idh := range p.managedHeader {
+			if strings.EqualFold(name, idh) {
+				delete(extra, name)
+			}
+		}
+	}
+	return extra
 }
 
 func (rt *Runtime) rewrite(pr *httputil.ProxyRequest) {

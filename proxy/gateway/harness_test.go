@@ -97,7 +97,7 @@ func newEnvWith(t testing.TB, transport http.RoundTripper, opts ...envOption) *e
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	rt, err := gateway.Build(ctx, cfg, "testhash", map[string]string{"app": "fn"}, gateway.Deps{
-		Logger:  slog.New(slog.NewJSONHandler(e.logs, nil)),
+		Logger:    slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Metrics:   e.metrics,
 		Now:       func() time.Time { return e.now() },
 		Transport: transport,

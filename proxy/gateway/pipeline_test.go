@@ -260,3 +260,25 @@ func TestSecretsNeverLogged(t *testing.T) {
 		t.Fatalf("no decision log lines: %s", logs)
 	}
 }
+
+func TestRegoCannotOverrideVerifiedIdentity(t *testing.T) {
+	t.Parallel()
+	src := "package authgate.authz\n\ndecision := {\"allow\": true, \"headers\": {\"X-Authgate-Subject\": \"root\", \"X-Authgate-Team\": \"blue\"}}\n"
+	e := newEnv(t, withRego(src, 0))
+	rec := e.get("/api/x", bearer(e.mint(nil))...).mustForward(t)
+	if got := header(rec, "X-Authgate-Subject"); len(got) != 1 || got[0] != "alice" {
+		t.Fatalf("got subject %v, want [alice]: Rego must not override verified identity", got)
+	}
+	if got := header(rec, "X-Authgate-Team"); len(got) != 1 || got[0] != "blue" {
+		t.Fatalf("got team %v, want [blue] from Rego", got)
+	}
+}
+
+func TestAuthorizationStrippedEvenWhenNotACredentialSource(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rec := e.get("/orders/1", "X-API-Key", partnerKey, "Authorization", "Basic YWxpY2U6cGFzcw==").mustForward(t)
+	if got := header(rec, "Authorization"); got != nil {
+		t.Fatalf("got Authorization %v at the function, want it stripped", got)
+	}
+}

@@ -161,7 +161,7 @@ func shortHash(h string) string {
 func errAttr(err error) slog.Attr { return slog.String("error", err.Error()) }
 
 func defaultSample(rate float64) bool {
-	return rate >= 1 || (rate > 0 && rand.Float64() < rate)
+	return rate >= 1 || (rate > 0 && rand.Float64() < rate) //nolint:gosec // log sampling, not security
 }
 
 // statusWriter records the status the upstream answered with.

@@ -56,7 +56,6 @@ type Runtime struct {
 	trust     *forwarded.Trust
 	proxy     *httputil.ReverseProxy
 	target    *url.URL
-	ipLimits  []*ratelimit.Limiter
 	global    []limitRule
 	authFails *ratelimit.Limiter
 	credHdrs  []string
@@ -141,7 +140,8 @@ func buildPolicy(ctx context.Context, p *config.Policy, d Deps) (*policyRuntime,
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: routes: %w", p.Name, err)
 	}
-	pr := &policyRuntime{cfg: p, router: router, enforce: p.Mode != config.ModeAudit, issuers: map[string]bool{}}
+	pr := &policyRuntime{cfg: p, router: router, enforce: p.Mode != config.ModeAudit, issuers: map[string]bool{},
+		managedHeader: identityHeaderNames(&p.Headers)}
 	for _, n := range p.Authentication.Issuers {
 		pr.issuers[n] = true
 	}

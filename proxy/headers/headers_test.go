@@ -12,9 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/identity"
-	"golang.org/x/net/http/httpguts"
 )
 
 func TestReservedPrefixMatchesConfig(t *testing.T) {

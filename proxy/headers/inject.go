@@ -8,10 +8,11 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/authgate/authgate/proxy/claims"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/identity"
-	"golang.org/x/net/http/httpguts"
 )
 
 // ErrUnsafeValue is wrapped by Inject's error when a value cannot be sent
