@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/upstream"
 )
 
 // staticUpstream answers every request in memory, so benchmarks measure the
@@ -50,7 +51,11 @@ func benchServe(b *testing.B, h http.Handler, path string, hdr ...string) {
 // is compared with.
 func BenchmarkBaselineReverseProxy(b *testing.B) {
 	target, _ := url.Parse("http://127.0.0.1:1")
-	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() }, Transport: staticUpstream{}}
+	rp := &httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+		Transport:  staticUpstream{},
+		BufferPool: upstream.NewBufferPool(), // same tuning as the proxy
+	}
 	benchServe(b, rp, "/orders/1")
 }
 

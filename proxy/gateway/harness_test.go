@@ -280,3 +280,6 @@ func (e *env) rawGet(target string, hdr ...string) result {
 func kidOpt(i int) devissuer.MintOption {
 	return devissuer.WithKID("random-kid-" + strings.Repeat("z", i))
 }
+
+// waitABit yields between polls of an asynchronous condition.
+func waitABit() { time.Sleep(20 * time.Millisecond) }
