@@ -45,14 +45,18 @@ func newAPIKeyIndex(keys []config.APIKey) (*apiKeyIndex, error) {
 			e.expires = *k.ExpiresAt
 		}
 		scope := strings.Join(k.Scopes, " ")
-		claimSet := map[string]any{"sub": k.Name, "scope": scope}
+		subject := k.Subject
+		if subject == "" {
+			subject = k.Name
+		}
+		claimSet := map[string]any{"sub": subject, "scope": scope}
 		rawClaims, err := json.Marshal(claimSet)
 		if err != nil {
 			return nil, fmt.Errorf("api key %q: encode claims: %w", k.Name, err)
 		}
 		e.id = &identity.Identity{
 			Kind:      identity.KindAPIKey,
-			Subject:   k.Name,
+			Subject:   subject,
 			Source:    apiKeySource,
 			KeyName:   k.Name,
 			Scopes:    append([]string(nil), k.Scopes...),

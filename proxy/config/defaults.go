@@ -43,6 +43,9 @@ func (c *ProxyConfig) Default() {
 	for i := range c.Issuers {
 		c.Issuers[i].Default()
 	}
+	for i := range c.APIKeys.Keys {
+		setStr(&c.APIKeys.Keys[i].Subject, c.APIKeys.Keys[i].Name)
+	}
 	if len(c.APIKeys.Sources) == 0 && len(c.APIKeys.Keys) > 0 {
 		c.APIKeys.Sources = []CredentialSource{{Type: SourceHeader, Name: DefaultAPIKeyHeader}}
 	}

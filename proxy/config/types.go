@@ -175,8 +175,11 @@ type APIKeys struct {
 
 // APIKey is one accepted key. The plaintext never appears in config.
 type APIKey struct {
-	// Name is the key's identity: it becomes the subject.
+	// Name identifies the key in this config; policies refer to it, and it is
+	// the subject unless Subject is set.
 	Name string `json:"name"`
+	// Subject is the identity the key authenticates as. Default: Name.
+	Subject string `json:"subject,omitempty"`
 	// Hash is "sha256:" followed by the lowercase hex SHA-256 of the key.
 	Hash string `json:"hash"`
 	// Scopes granted to the key.

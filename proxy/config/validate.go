@@ -259,6 +259,9 @@ func (a *APIKeys) validate(errs *ErrorList, p path) map[string]bool {
 			errs.add(kp.child("name"), "duplicate key name %q", k.Name)
 		}
 		names[k.Name] = true
+		if k.Subject == "" || !isScope(k.Subject) {
+			errs.add(kp.child("subject"), "must be a non-empty subject without spaces or control characters")
+		}
 		if !validKeyHash(k.Hash) {
 			errs.add(kp.child("hash"), "must be \"sha256:\" and 64 lowercase hex digits (never the key itself)")
 		} else if hashes[k.Hash] {

@@ -1,0 +1,473 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of an AuthPolicy.
+const (
+	// ConditionAccepted is True when the spec is valid, its references resolve
+	// and its Rego compiles.
+	ConditionAccepted = "Accepted"
+	// ConditionReady is True when the policy is rendered into the namespace's
+	// proxy configuration bundle.
+	ConditionReady = "Ready"
+	// ConditionIssuersReady is True when every JWT issuer's keys were fetched.
+	ConditionIssuersReady = "IssuersReady"
+)
+
+// Mode says whether a policy's denials are enforced.
+// +kubebuilder:validation:Enum=enforce;audit
+type Mode string
+
+// Modes.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeAudit   Mode = "audit"
+)
+
+// AuthPolicySpec says which workloads are protected and how.
+// +kubebuilder:validation:XValidation:rule="has(self.selector) || has(self.targets)",message="set selector or targets to say which workloads this policy protects"
+// +kubebuilder:validation:XValidation:rule="self.routes.all(r, has(r.public) && r.public) || (has(self.authentication) && ((has(self.authentication.jwt) && size(self.authentication.jwt) > 0) || has(self.authentication.apiKeys)))",message="a non-public route needs authentication.jwt or authentication.apiKeys"
+type AuthPolicySpec struct {
+	// Selector selects the pods this policy protects by their labels.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+
+	// Targets select pods by the function they belong to, as a convenience
+	// over a label selector. Combined with selector, a pod must match both.
+	// +optional
+	Targets *Targets `json:"targets,omitempty"`
+
+	// Mode is "enforce" (denials are answered) or "audit" (denials are only
+	// recorded in metrics and the decision log, and the request is forwarded).
+	// +kubebuilder:default=enforce
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
+	// Authentication lists the credentials this policy accepts.
+	// +optional
+	Authentication *Authentication `json:"authentication,omitempty"`
+
+	// Routes are matched in order against the request's canonical path and
+	// method; the first match decides. A request no route matches is denied.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=128
+	// +listType=atomic
+	Routes []Route `json:"routes"`
+
+	// Rego is an optional policy evaluated after a route's rules, with the
+	// request, the verified identity and the route as input. Undefined,
+	// errors and timeouts deny.
+	// +optional
+	Rego *Rego `json:"rego,omitempty"`
+
+	// Headers maps the verified identity to request headers for the function.
+	// +optional
+	Headers *IdentityHeaders `json:"headers,omitempty"`
+
+	// RateLimits are token buckets applied to requests this policy handles.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	// +optional
+	RateLimits []RateLimit `json:"rateLimits,omitempty"`
+}
+
+// Targets select function pods by name.
+// +kubebuilder:validation:XValidation:rule="has(self.knativeService) || has(self.openFaaSFunction)",message="name a knativeService or an openFaaSFunction"
+type Targets struct {
+	// KnativeService selects the pods of a Knative Service (label
+	// serving.knative.dev/service).
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	KnativeService string `json:"knativeService,omitempty"`
+
+	// OpenFaaSFunction selects the pods of an OpenFaaS function (label
+	// faas_function).
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	OpenFaaSFunction string `json:"openFaaSFunction,omitempty"`
+}
+
+// Authentication lists accepted credentials; any one that verifies
+// authenticates the request.
+type Authentication struct {
+	// JWT lists trusted token issuers.
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	// +optional
+	JWT []JWTIssuer `json:"jwt,omitempty"`
+
+	// APIKeys accepts API keys held in Secrets of this namespace.
+	// +optional
+	APIKeys *APIKeys `json:"apiKeys,omitempty"`
+}
+
+// JWTIssuer is one trusted OIDC/JWT issuer.
+// +kubebuilder:validation:XValidation:rule="(has(self.audiences) && size(self.audiences) > 0) || (has(self.clientIDs) && size(self.clientIDs) > 0)",message="set audiences or clientIDs: a token minted for any client must not be accepted"
+type JWTIssuer struct {
+	// IssuerURL must equal the token's iss claim exactly (a trailing slash
+	// matters). Keys are found through OIDC discovery unless jwksURL is set.
+	// Must use https; http is accepted only on loopback (local development).
+	// +kubebuilder:validation:Pattern=`^(https://[^\s?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/[^\s?#]*)?)$`
+	// +kubebuilder:validation:MaxLength=512
+	IssuerURL string `json:"issuerURL"`
+
+	// JWKSURL fetches keys from this URL instead of OIDC discovery.
+	// +kubebuilder:validation:Pattern=`^(https://[^\s#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/[^\s#]*)?)$`
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	JWKSURL string `json:"jwksURL,omitempty"`
+
+	// Audiences: the token's aud (string or array) must contain one of them.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	// +optional
+	Audiences []string `json:"audiences,omitempty"`
+
+	// ClientIDs: the token's client_id claim must be one of them. Use this for
+	// access tokens that carry no aud, such as Amazon Cognito's.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	// +optional
+	ClientIDs []string `json:"clientIDs,omitempty"`
+
+	// Algorithms accepted for signatures. Default RS256 and ES256.
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:Enum=RS256;RS384;RS512;PS256;PS384;PS512;ES256;ES384;ES512;EdDSA
+	// +listType=set
+	// +optional
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// ClockSkew tolerated on exp, nbf and iat. Default 30s, at most 5m.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('5m')",message="clockSkew must be between 0s and 5m"
+	// +optional
+	ClockSkew *metav1.Duration `json:"clockSkew,omitempty"`
+
+	// Type, when set, must equal the token's typ header, e.g. "at+jwt" to
+	// accept only access tokens and refuse ID tokens.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Type string `json:"type,omitempty"`
+
+	// RequiredClaims must be present with one of the listed values.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	RequiredClaims []ClaimRequirement `json:"requiredClaims,omitempty"`
+
+	// Sources lists where the token may be presented. Default: the
+	// Authorization Bearer header.
+	// +kubebuilder:validation:MaxItems=4
+	// +listType=atomic
+	// +optional
+	Sources []CredentialSource `json:"sources,omitempty"`
+
+	// ScopeClaims names the claims read as scopes. Default ["scope", "scp"].
+	// +kubebuilder:validation:MaxItems=4
+	// +listType=atomic
+	// +optional
+	ScopeClaims []string `json:"scopeClaims,omitempty"`
+
+	// RolesClaim is a dotted path to the roles list. Default "roles".
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	RolesClaim string `json:"rolesClaim,omitempty"`
+}
+
+// CredentialSource says where a credential is read from.
+// +kubebuilder:validation:XValidation:rule="self.type == 'bearer' ? !has(self.name) : has(self.name)",message="bearer takes no name; header, cookie and query sources need one"
+type CredentialSource struct {
+	// Type is bearer (Authorization: Bearer), header, cookie or query. Query
+	// parameters are removed before forwarding and never logged.
+	// +kubebuilder:validation:Enum=bearer;header;cookie;query
+	Type string `json:"type"`
+
+	// Name of the header, cookie or query parameter.
+	// +kubebuilder:validation:MaxLength=128
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// Prefix stripped from a header's value, e.g. "Token ".
+	// +kubebuilder:validation:MaxLength=32
+	// +optional
+	Prefix string `json:"prefix,omitempty"`
+}
+
+// ClaimRequirement requires a claim to hold one of Values.
+type ClaimRequirement struct {
+	// Claim is a dotted path into the verified claims, e.g. "org.tier".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Claim string `json:"claim"`
+
+	// Values accepted (compared as strings; a list claim matches when any
+	// element matches). Empty only requires the claim to be present.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Values []string `json:"values,omitempty"`
+}
+
+// APIKeys selects the Secrets that hold accepted API keys. Each Secret holds
+// one key: data "key" is the key itself (it never leaves the controller; the
+// proxy receives only its SHA-256), and optional "subject" (default: the
+// Secret's name), "scopes" (space-separated) and "expiresAt" (RFC 3339).
+// +kubebuilder:validation:XValidation:rule="(has(self.secretNames) && size(self.secretNames) > 0) || has(self.selector)",message="name Secrets or give a selector"
+type APIKeys struct {
+	// SecretNames are Secrets of this namespace, each holding one key.
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=set
+	// +optional
+	SecretNames []string `json:"secretNames,omitempty"`
+
+	// Selector selects Secrets of this namespace by label.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+
+	// Sources lists where keys are read. Default: header X-API-Key.
+	// +kubebuilder:validation:MaxItems=4
+	// +listType=atomic
+	// +optional
+	Sources []CredentialSource `json:"sources,omitempty"`
+}
+
+// Route is a set of requests and the rules they must satisfy.
+// +kubebuilder:validation:XValidation:rule="!(has(self.public) && self.public) || (!has(self.requireScopes) && !has(self.requireRoles) && !has(self.requireClaims) && !has(self.requireMFA))",message="a public route cannot require scopes, roles, claims or MFA"
+type Route struct {
+	// Name appears in metrics and logs.
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9._-]{1,63}$`
+	// +optional
+	Name string `json:"name,omitempty"`
+
+	// Methods matched; empty matches all.
+	// +kubebuilder:validation:MaxItems=9
+	// +kubebuilder:validation:items:Enum=GET;HEAD;POST;PUT;PATCH;DELETE;OPTIONS;CONNECT;TRACE
+	// +listType=set
+	// +optional
+	Methods []string `json:"methods,omitempty"`
+
+	// Paths matched against the canonical path (never the query): exact
+	// "/a/b", "*" for one segment ("/users/*/orders"), or a trailing "/**" for
+	// the prefix and everything below it. Empty matches every path.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:Pattern=`^/[^?#%\\;]*$`
+	// +kubebuilder:validation:items:MaxLength=512
+	// +listType=atomic
+	// +optional
+	Paths []string `json:"paths,omitempty"`
+
+	// Public routes need no credential. Identity headers sent by clients are
+	// still stripped.
+	// +optional
+	Public bool `json:"public,omitempty"`
+
+	// RequireScopes must all be granted.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	// +optional
+	RequireScopes []string `json:"requireScopes,omitempty"`
+
+	// RequireRoles: at least one must be held.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	// +optional
+	RequireRoles []string `json:"requireRoles,omitempty"`
+
+	// RequireClaims must all hold.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	RequireClaims []ClaimRequirement `json:"requireClaims,omitempty"`
+
+	// RequireMFA requires multi-factor authentication evidence in the token.
+	// +optional
+	RequireMFA *MFA `json:"requireMFA,omitempty"`
+
+	// SkipRego skips the policy's Rego for this route.
+	// +optional
+	SkipRego bool `json:"skipRego,omitempty"`
+}
+
+// MFA describes acceptable multi-factor evidence: any of AMR in the token's
+// amr claim, or its acr equal to one of ACR. Empty means amr contains one of
+// mfa, otp, hwk, swk or fido.
+type MFA struct {
+	// AMR values accepted.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	// +optional
+	AMR []string `json:"amr,omitempty"`
+
+	// ACR values accepted.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	// +optional
+	ACR []string `json:"acr,omitempty"`
+}
+
+// Rego holds a Rego policy, inline or from a ConfigMap. The library of
+// helpers (data.authgate.lib.*) is always available to import.
+// +kubebuilder:validation:XValidation:rule="has(self.inline) != has(self.configMapRef)",message="set exactly one of inline or configMapRef"
+type Rego struct {
+	// Inline Rego source.
+	// +kubebuilder:validation:MaxLength=65536
+	// +optional
+	Inline string `json:"inline,omitempty"`
+
+	// ConfigMapRef reads the Rego source from a key of a ConfigMap in this
+	// namespace; changes to it take effect.
+	// +optional
+	ConfigMapRef *ConfigMapKeyRef `json:"configMapRef,omitempty"`
+
+	// Query evaluated. Its value must be a boolean or an object {allow,
+	// reason, headers}. Default "data.authgate.authz.decision".
+	// +kubebuilder:validation:Pattern=`^data(\.[a-zA-Z_][a-zA-Z0-9_]*)+$`
+	// +optional
+	Query string `json:"query,omitempty"`
+
+	// Timeout of one evaluation. Default 50ms, at most 5s.
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('5s')",message="timeout must be between 0s and 5s"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+}
+
+// ConfigMapKeyRef names a key of a ConfigMap in the policy's namespace.
+type ConfigMapKeyRef struct {
+	// Name of the ConfigMap.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Key holding the Rego source.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// IdentityHeaders maps identity to headers. Names should start with
+// X-Authgate-; every configured name is stripped from client requests.
+type IdentityHeaders struct {
+	// Subject header. Default X-Authgate-Subject.
+	// +optional
+	Subject string `json:"subject,omitempty"`
+	// Issuer header. Default X-Authgate-Issuer.
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+	// Kind (jwt or apikey) header. Default X-Authgate-Credential-Kind.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Scopes header, space-separated. Default X-Authgate-Scopes.
+	// +optional
+	Scopes string `json:"scopes,omitempty"`
+	// Claims maps header names to dotted claim paths; lists join with ",".
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Claims []ClaimHeader `json:"claims,omitempty"`
+	// ClaimsJSON names a header carrying all verified claims as base64url JSON.
+	// +optional
+	ClaimsJSON string `json:"claimsJSON,omitempty"`
+	// ForwardAuthorization forwards the caller's credential to the function.
+	// +optional
+	ForwardAuthorization bool `json:"forwardAuthorization,omitempty"`
+}
+
+// ClaimHeader injects one claim as a header.
+type ClaimHeader struct {
+	// Header name.
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]{1,128}$`
+	Header string `json:"header"`
+	// Claim is a dotted path into the verified claims.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	Claim string `json:"claim"`
+}
+
+// RateLimit is a token bucket per key.
+type RateLimit struct {
+	// Key is ip, subject, apikey or route.
+	// +kubebuilder:validation:Enum=ip;subject;apikey;route
+	Key string `json:"key"`
+	// RequestsPerSecond refills the bucket; may be fractional ("0.5").
+	// +kubebuilder:validation:Pattern=`^[0-9]+(\.[0-9]+)?$`
+	RequestsPerSecond string `json:"requestsPerSecond"`
+	// Burst is the bucket size. Default: requestsPerSecond rounded up.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	Burst int32 `json:"burst,omitempty"`
+}
+
+// AuthPolicyStatus is what the controller observed.
+type AuthPolicyStatus struct {
+	// ObservedGeneration is the generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Accepted, Ready and IssuersReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Issuers reports each JWT issuer's keys.
+	// +listType=atomic
+	// +optional
+	Issuers []IssuerStatus `json:"issuers,omitempty"`
+
+	// Bundle is the ConfigMap the policy is rendered into.
+	// +optional
+	Bundle string `json:"bundle,omitempty"`
+}
+
+// IssuerStatus is the health of one issuer's keys.
+type IssuerStatus struct {
+	// IssuerURL of the issuer.
+	IssuerURL string `json:"issuerURL"`
+	// Keys is the number of usable keys shipped to the proxies.
+	Keys int32 `json:"keys"`
+	// LastRefresh is when keys were last fetched successfully.
+	// +optional
+	LastRefresh *metav1.Time `json:"lastRefresh,omitempty"`
+	// Error is the last fetch error, empty when the last fetch succeeded.
+	// +optional
+	Error string `json:"error,omitempty"`
+}
+
+// AuthPolicy protects functions: which pods, which credentials, which
+// routes, which Rego. The controller validates and compiles it, resolves API
+// keys and issuer keys, and renders it for the authgate-proxy sidecars of
+// the pods it selects.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ap;authpol,categories=authgate
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`
+// +kubebuilder:printcolumn:name="Issuers",type=string,JSONPath=`.status.conditions[?(@.type=="IssuersReady")].status`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type AuthPolicy struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// Spec is the desired protection.
+	Spec AuthPolicySpec `json:"spec"`
+
+	// Status is what the controller observed.
+	// +optional
+	Status AuthPolicyStatus `json:"status,omitempty"`
+}
+
+// AuthPolicyList is a list of AuthPolicy.
+// +kubebuilder:object:root=true
+type AuthPolicyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// Items are the policies.
+	Items []AuthPolicy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&AuthPolicy{}, &AuthPolicyList{})
+}
