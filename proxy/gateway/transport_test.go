@@ -102,7 +102,7 @@ func TestResponsesStream(t *testing.T) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, "data: first\n\n")
-		http.NewResponseController(w).Flush()
+		_ = http.NewResponseController(w).Flush()
 		<-release
 		_, _ = io.WriteString(w, "data: second\n\n")
 	}))
