@@ -467,7 +467,3 @@ type AuthPolicyList struct {
 	// Items are the policies.
 	Items []AuthPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&AuthPolicy{}, &AuthPolicyList{})
-}
