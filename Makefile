@@ -10,7 +10,14 @@ GOBIN_ENV := GOBIN=$(BIN)
 export PATH := $(BIN):$(PATH)
 
 # Pinned tool versions, installed into ./bin.
-GOLANGCI_LINT_VERSION ?= v2.6.2
+GOLANGCI_LINT_VERSION   ?= v2.6.2
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CONTROLLER_GEN          := $(BIN)/controller-gen
+
+# envtest: a real kube-apiserver and etcd, built from Go modules into ./bin/k8s
+# (see hack/envtest.sh); tests find them through KUBEBUILDER_ASSETS.
+ENVTEST_DIR := $(BIN)/k8s
+export KUBEBUILDER_ASSETS ?= $(ENVTEST_DIR)
 
 FUZZTIME       ?= 3s
 FUZZTIME_LONG  ?= 2m
@@ -29,6 +36,10 @@ help: ## Show this help.
 demo: ## Run the local demo: dev OIDC issuer, sample function, proxy, real requests. KEEP=1 keeps it running.
 	$(GO) run ./cmd/authgate demo $(if $(KEEP),--keep,)
 
+.PHONY: demo-cluster
+demo-cluster: envtest ## The whole system: real kube-apiserver + etcd, controller, AuthPolicies applied, proxy reading the rendered config.
+	$(GO) run ./cmd/authgate demo-cluster
+
 ##@ Development
 
 .PHONY: fmt
@@ -44,12 +55,26 @@ lint: golangci-lint ## Run golangci-lint.
 	$(BIN)/golangci-lint run $(PKGS)
 
 .PHONY: generate
-generate: ## Regenerate generated files (config reference docs).
+generate: manifests ## Regenerate every generated file: deepcopy, CRD, RBAC, config reference.
+	$(CONTROLLER_GEN) object:headerFile=/dev/null paths=./api/...
 	$(GO) run ./hack/configdoc > docs/config-reference.md
 
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD (config/crd/bases) and RBAC (config/rbac) from markers.
+	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=authgate-controller paths=./controllers/... output:rbac:artifacts:config=config/rbac
+
 .PHONY: verify
-verify: ## Fail when a generated file is stale or code is unformatted.
-	@$(GO) run ./hack/configdoc | diff -u docs/config-reference.md - || { echo "docs/config-reference.md is stale: run make generate"; exit 1; }
+verify: controller-gen ## Fail when a generated file is stale or code is unformatted.
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	  $(CONTROLLER_GEN) object:headerFile=/dev/null paths=./api/... output:object:dir=$$tmp/api >/dev/null && \
+	  diff -u api/v1alpha1/zz_generated.deepcopy.go $$tmp/api/zz_generated.deepcopy.go && \
+	  $(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=$$tmp/crd && \
+	  diff -ru config/crd/bases $$tmp/crd && \
+	  $(CONTROLLER_GEN) rbac:roleName=authgate-controller paths=./controllers/... output:rbac:artifacts:config=$$tmp/rbac && \
+	  diff -u config/rbac/role.yaml $$tmp/rbac/role.yaml && \
+	  $(GO) run ./hack/configdoc | diff -u docs/config-reference.md - \
+	  || { echo "generated files are stale: run make generate"; exit 1; }
 	@out="$$(find . -name '*.go' -not -path './bin/*' -not -path './.git/*' -print0 | xargs -0 gofmt -l)"; \
 	  test -z "$$out" || { echo "unformatted files (run make fmt):"; echo "$$out"; exit 1; }
 
@@ -59,7 +84,7 @@ verify: ## Fail when a generated file is stale or code is unformatted.
 test: vet verify lint unit fuzz-smoke linkcheck ## Run every test (what CI runs).
 
 .PHONY: unit
-unit: ## Run unit and integration tests with the race detector.
+unit: envtest ## Run unit and integration tests (real kube-apiserver + etcd) with the race detector.
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
 .PHONY: fuzz-smoke
@@ -86,6 +111,17 @@ build: ## Build binaries into ./bin.
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
 ##@ Tools
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver and etcd for envtest into ./bin/k8s (cached; ~5 min cold).
+	./hack/envtest.sh $(ENVTEST_DIR)
+
+.PHONY: controller-gen
+controller-gen: $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+$(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION):
+	@mkdir -p $(BIN)
+	$(GOBIN_ENV) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+	@touch $@
 
 .PHONY: golangci-lint
 golangci-lint: $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,9 @@ type Options struct {
 	Labels map[string]string
 	// Listen and AdminListen override the config's addresses.
 	Listen, AdminListen string
+	// Upstream overrides the config's upstream.url: a namespace bundle is
+	// shared by pods whose functions listen on different ports.
+	Upstream string
 	// ShutdownTimeout bounds draining in-flight requests on shutdown.
 	ShutdownTimeout time.Duration
 	// PollInterval re-reads the config as a fallback to file events.
@@ -60,6 +64,11 @@ func (o *Options) Validate() error {
 	}
 	if o.Listen != "" && o.Listen == o.AdminListen && !strings.HasSuffix(o.Listen, ":0") {
 		errs = append(errs, errors.New("--listen and --admin-listen must differ"))
+	}
+	if o.Upstream != "" {
+		if u, err := url.Parse(o.Upstream); err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Errorf("--upstream %q must be http://host:port", o.Upstream))
+		}
 	}
 	if o.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must not be negative"))
@@ -105,6 +114,9 @@ func New(opts Options) (*App, error) {
 		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
 	}}
 	build := func(ctx context.Context, cfg *config.ProxyConfig, hash string, lbls map[string]string) (*gateway.Runtime, error) {
+		if opts.Upstream != "" {
+			cfg.Upstream.URL = opts.Upstream
+		}
 		return gateway.Build(ctx, cfg, hash, lbls, gateway.Deps{
 			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient,
 			Transport: transports.Get(cfg.Upstream), BufferPool: pool,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/authgate/authgate/proxy/app"
 	"github.com/authgate/authgate/test/echo"
+	"github.com/authgate/authgate/test/kubelet"
 )
 
 func configYAML(upstream, route string, public bool) string {
@@ -35,30 +36,12 @@ policies:
 `, upstream, route, public)
 }
 
-// writeAtomic mimics the kubelet's ConfigMap volume: files live in a
-// timestamped directory, ..data is a symlink to it swapped atomically, and
-// config.yaml is a symlink through ..data.
+// writeAtomic projects the config the way the kubelet does for a mounted
+// ConfigMap (..data symlink swap).
 func writeAtomic(t *testing.T, dir, content string) {
 	t.Helper()
-	ts := filepath.Join(dir, fmt.Sprintf("..%d", time.Now().UnixNano()))
-	if err := os.Mkdir(ts, 0o755); err != nil {
+	if err := kubelet.WriteAtomic(dir, map[string]string{"config.yaml": content}); err != nil {
 		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ts, "config.yaml"), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tmp := filepath.Join(dir, "..data_tmp")
-	if err := os.Symlink(filepath.Base(ts), tmp); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "config.yaml")
-	if _, err := os.Lstat(link); os.IsNotExist(err) {
-		if err := os.Symlink("..data/config.yaml", link); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 

@@ -84,36 +84,49 @@ func isLoopback(host string) bool {
 	return err == nil && a.IsLoopback()
 }
 
+// CheckURL reports whether raw is a URL the key set may fetch: absolute,
+// without user info, https, or http only on a loopback host. It is the rule
+// applied to redirects and discovered jwks_uri values, exported for callers
+// that build key sets from untrusted specs.
+func CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("key URL does not parse")
+	}
+	return checkFetchURL(u)
+}
+
 // get fetches u with the fetch timeout covering the whole exchange,
-// requires 200 and refuses bodies over Fetch.MaxBytes.
-func (k *KeySet) get(ctx context.Context, what, u string) ([]byte, error) {
+// requires 200 and refuses bodies over Fetch.MaxBytes. It returns the body
+// and the response headers.
+func (k *KeySet) get(ctx context.Context, what, u string) ([]byte, http.Header, error) {
 	ctx, cancel := context.WithTimeout(ctx, k.fetch.Timeout.Duration)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s: build request: %w", what, err)
+		return nil, nil, fmt.Errorf("%s: build request: %w", what, err)
 	}
 	req.Header.Set("Accept", "application/json, application/jwk-set+json")
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, unwrapURLError(err))
+		return nil, nil, fmt.Errorf("%s: %w", what, unwrapURLError(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: unexpected status %d", what, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%s: unexpected status %d", what, resp.StatusCode)
 	}
 	limit := k.fetch.MaxBytes
 	if resp.ContentLength > limit {
-		return nil, fmt.Errorf("%s: response of %d bytes exceeds the %d byte limit", what, resp.ContentLength, limit)
+		return nil, nil, fmt.Errorf("%s: response of %d bytes exceeds the %d byte limit", what, resp.ContentLength, limit)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: read body: %w", what, unwrapURLError(err))
+		return nil, nil, fmt.Errorf("%s: read body: %w", what, unwrapURLError(err))
 	}
 	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("%s: response exceeds the %d byte limit", what, limit)
+		return nil, nil, fmt.Errorf("%s: response exceeds the %d byte limit", what, limit)
 	}
-	return body, nil
+	return body, resp.Header, nil
 }
 
 // unwrapURLError drops the URL from net/http errors: a configured URL may
@@ -127,8 +140,8 @@ func unwrapURLError(err error) error {
 }
 
 // fetchKeys resolves the JWKS URL (discovering it when needed) and returns
-// the usable keys it serves.
-func (k *KeySet) fetchKeys(ctx context.Context) ([]jose.JSONWebKey, error) {
+// the usable keys it serves with the response's freshness lifetime.
+func (k *KeySet) fetchKeys(ctx context.Context) ([]jose.JSONWebKey, lifetime, error) {
 	uri := k.jwksURL
 	if uri == "" {
 		k.mu.Lock()
@@ -137,28 +150,28 @@ func (k *KeySet) fetchKeys(ctx context.Context) ([]jose.JSONWebKey, error) {
 		if uri == "" {
 			var err error
 			if uri, err = k.discover(ctx); err != nil {
-				return nil, err
+				return nil, lifetime{}, err
 			}
 			k.mu.Lock()
 			k.discovered = uri
 			k.mu.Unlock()
 		}
 	}
-	keys, err := k.fetchSet(ctx, uri)
+	keys, life, err := k.fetchSet(ctx, uri)
 	if err != nil && k.jwksURL == "" {
 		// The issuer may have moved its keys: discover again next time.
 		k.mu.Lock()
 		k.discovered = ""
 		k.mu.Unlock()
 	}
-	return keys, err
+	return keys, life, err
 }
 
 // discover reads the issuer's OIDC discovery document and returns its
 // jwks_uri. The document's issuer must equal the configured one exactly.
 func (k *KeySet) discover(ctx context.Context) (string, error) {
 	u := strings.TrimSuffix(k.issuerURL, "/") + "/.well-known/openid-configuration"
-	body, err := k.get(ctx, "discovery", u)
+	body, _, err := k.get(ctx, "discovery", u)
 	if err != nil {
 		return "", err
 	}
@@ -192,25 +205,25 @@ func clip(s string) string {
 }
 
 // fetchSet fetches and filters one JWKS; zero usable keys is a failure.
-func (k *KeySet) fetchSet(ctx context.Context, uri string) ([]jose.JSONWebKey, error) {
-	body, err := k.get(ctx, "jwks", uri)
+func (k *KeySet) fetchSet(ctx context.Context, uri string) ([]jose.JSONWebKey, lifetime, error) {
+	body, header, err := k.get(ctx, "jwks", uri)
 	if err != nil {
-		return nil, err
+		return nil, lifetime{}, err
 	}
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("jwks: parse key set: %w", err)
+		return nil, lifetime{}, fmt.Errorf("jwks: parse key set: %w", err)
 	}
 	keys, dropped := k.usableKeys(set.Keys)
 	if dropped > 0 {
 		k.log.Warn("jwks: dropped unusable keys", "issuer", k.name, "dropped", dropped, "kept", len(keys))
 	}
 	if len(keys) == 0 {
-		return nil, fmt.Errorf("jwks: key set of %d keys holds none usable: %w", len(set.Keys), ErrNoKeys)
+		return nil, lifetime{}, fmt.Errorf("jwks: key set of %d keys holds none usable: %w", len(set.Keys), ErrNoKeys)
 	}
-	return keys, nil
+	return keys, freshness(header, k.now()), nil
 }
 
 // usableKeys parses raw keys and keeps the public signature keys whose alg

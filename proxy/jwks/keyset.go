@@ -67,12 +67,21 @@ type Status struct {
 	Stale bool
 	// Remote is true when keys can be fetched (JWKS URL or discovery).
 	Remote bool
+	// MaxAge is how long the last successful JWKS response said it may be
+	// cached: Cache-Control max-age, else Expires minus Date, less the Age
+	// header. Zero when the response declared no lifetime (see HasMaxAge).
+	MaxAge time.Duration
+	// HasMaxAge is true when the last successful JWKS response declared a
+	// lifetime; MaxAge is then meaningful even when zero (no-store,
+	// no-cache, max-age=0, or an Expires in the past).
+	HasMaxAge bool
 }
 
 // remoteKeys is one successfully fetched key set; immutable once stored.
 type remoteKeys struct {
 	keys    []jose.JSONWebKey
 	fetched time.Time
+	life    lifetime // the JWKS response's freshness lifetime
 }
 
 // flight is one fetch shared by every caller that asked while it ran.
@@ -191,6 +200,7 @@ func (k *KeySet) Status() Status {
 	st := Status{Keys: len(k.inline) + len(remote), Stale: stale, Remote: k.hasRemote(), LastSuccess: k.loadedAt}
 	if r := k.remote.Load(); r != nil {
 		st.LastSuccess = r.fetched
+		st.MaxAge, st.HasMaxAge = r.life.maxAge, r.life.known
 	}
 	k.mu.Lock()
 	st.LastError = k.lastError
@@ -266,7 +276,7 @@ func (f *flight) wait(ctx context.Context) error {
 
 // fetchAndStore fetches and, on success, replaces the remote set.
 func (k *KeySet) fetchAndStore(ctx context.Context) error {
-	keys, err := k.fetchKeys(ctx)
+	keys, life, err := k.fetchKeys(ctx)
 	if err != nil {
 		k.metrics.JWKSFetches.WithLabelValues(k.name, "error").Inc()
 		k.mu.Lock()
@@ -276,7 +286,7 @@ func (k *KeySet) fetchAndStore(ctx context.Context) error {
 		return err
 	}
 	now := k.now()
-	k.remote.Store(&remoteKeys{keys: keys, fetched: now})
+	k.remote.Store(&remoteKeys{keys: keys, fetched: now, life: life})
 	k.mu.Lock()
 	k.lastError = ""
 	k.mu.Unlock()

@@ -1,0 +1,359 @@
+// Package issuers keeps, for the controller, each issuer's JSON Web Key Set
+// so the proxy configuration it renders can carry the keys inline and a
+// cold sidecar needs no network. Fetching, filtering and the last-good-set
+// rule are proxy/jwks's (one jwks.KeySet per issuer); this package adds the
+// schedule: a refresh interval taken from the JWKS response's cache headers
+// and clamped into bounds, a quick retry after a failure, fetches shared
+// between concurrent callers, and metrics.
+package issuers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/jwks"
+	"github.com/authgate/authgate/proxy/metrics"
+)
+
+// Defaults for Options.
+const (
+	DefaultMinRefresh     = time.Minute
+	DefaultMaxRefresh     = time.Hour
+	DefaultDefaultRefresh = 10 * time.Minute
+	DefaultFetchTimeout   = 10 * time.Second
+	DefaultMaxStaleness   = 24 * time.Hour
+)
+
+// maxErrorBytes bounds LastError (it lands in a policy's status).
+const maxErrorBytes = 512
+
+// Options configure a Manager. Zero values take the defaults.
+type Options struct {
+	// HTTPClient fetches discovery documents and key sets. nil: each key
+	// set builds its own tuned client (proxy/jwks); http.DefaultClient is
+	// never used.
+	HTTPClient *http.Client
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives refresh failures; nil discards. Keys are never logged.
+	Logger *slog.Logger
+	// Registerer receives authgate_controller_jwks_refresh_total{issuer,
+	// result}, authgate_controller_jwks_keys{issuer} and
+	// authgate_controller_jwks_last_success_timestamp_seconds{issuer}; nil
+	// registers nothing.
+	Registerer prometheus.Registerer
+	// MinRefresh and MaxRefresh bound the refresh interval: a JWKS
+	// response's max-age (or Expires) is clamped into them. A failed fetch
+	// is retried after MinRefresh. Defaults 1m and 1h.
+	MinRefresh, MaxRefresh time.Duration
+	// DefaultRefresh is the interval when the response declares no
+	// lifetime, clamped into the bounds too. Default 10m.
+	DefaultRefresh time.Duration
+	// FetchTimeout bounds one refresh (discovery and key set together) and
+	// so how long Ensure blocks. Default 10s.
+	FetchTimeout time.Duration
+	// MaxStaleness is how long the last good keys are kept while refreshes
+	// fail, as the proxy does for remote keys (inline keys never go stale
+	// in the proxy, so the bound must hold here). Default 24h, at least
+	// MaxRefresh.
+	MaxStaleness time.Duration
+}
+
+// withDefaults fills unset options and makes the bounds consistent.
+func (o Options) withDefaults() Options {
+	setDur := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	setDur(&o.MinRefresh, DefaultMinRefresh)
+	setDur(&o.MaxRefresh, DefaultMaxRefresh)
+	setDur(&o.DefaultRefresh, DefaultDefaultRefresh)
+	setDur(&o.FetchTimeout, DefaultFetchTimeout)
+	setDur(&o.MaxStaleness, DefaultMaxStaleness)
+	o.MaxRefresh = max(o.MaxRefresh, o.MinRefresh)
+	o.DefaultRefresh = min(max(o.DefaultRefresh, o.MinRefresh), o.MaxRefresh)
+	o.MaxStaleness = max(o.MaxStaleness, o.MaxRefresh)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// State is what the Manager knows about one issuer's keys.
+type State struct {
+	// Keys are the usable public keys, sorted by key id; empty when none.
+	Keys config.JSONWebKeySet
+	// KeyCount is len(Keys.Keys).
+	KeyCount int
+	// LastSuccess is when the keys were fetched; zero if never.
+	LastSuccess time.Time
+	// LastError is the last refresh's error, "" after a success.
+	LastError string
+	// NextRefresh is when Ensure fetches again.
+	NextRefresh time.Time
+}
+
+// Manager fetches and caches key sets per Spec. It is safe for concurrent
+// use.
+type Manager struct {
+	opts    Options
+	metrics *managerMetrics
+
+	mu      sync.Mutex
+	entries map[string]*entry // by Spec.Key
+}
+
+// entry is one issuer's fetcher and refresh schedule.
+type entry struct {
+	spec Spec // normalized
+	ks   *jwks.KeySet
+
+	mu        sync.Mutex
+	attempted bool      // a refresh has finished
+	lastError string    // of the last refresh
+	next      time.Time // when the next refresh is due
+	flight    *flight   // the running refresh, nil if none
+	forgotten bool      // dropped by Forget: record no more metrics
+}
+
+// flight is one refresh shared by every Ensure that asked while it ran.
+type flight struct {
+	done    chan struct{} // closed after the entry was updated
+	waiters atomic.Int32  // callers waiting, for tests
+}
+
+// New returns a Manager. It never touches the network.
+func New(opts Options) *Manager {
+	o := opts.withDefaults()
+	return &Manager{opts: o, metrics: newMetrics(o.Registerer, o.Logger), entries: map[string]*entry{}}
+}
+
+// Ensure returns the issuer's state, first refreshing its keys when they
+// were never fetched or NextRefresh has passed. A refresh is shared by
+// concurrent callers and bounded by FetchTimeout; Ensure stops waiting when
+// ctx is done (the refresh goes on). A failed refresh keeps the last good
+// keys, up to MaxStaleness, records LastError and is retried after
+// MinRefresh. An invalid spec is reported in LastError and never fetched.
+func (m *Manager) Ensure(ctx context.Context, s Spec) State {
+	e, err := m.entry(s)
+	if err != nil {
+		return State{Keys: emptySet(), LastError: truncate(err.Error(), maxErrorBytes), NextRefresh: m.opts.Now().Add(m.opts.MaxRefresh)}
+	}
+	e.mu.Lock()
+	if e.attempted && m.opts.Now().Before(e.next) {
+		e.mu.Unlock()
+		return m.state(e)
+	}
+	f := e.flight
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		e.flight = f
+		go m.refresh(context.WithoutCancel(ctx), e, f)
+	}
+	e.mu.Unlock()
+	f.wait(ctx)
+	return m.state(e)
+}
+
+// Lookup returns the cached usable keys of an issuer Ensure has seen,
+// without any network call; false when there are none.
+func (m *Manager) Lookup(s Spec) (config.JSONWebKeySet, bool) {
+	m.mu.Lock()
+	e := m.entries[s.Key()]
+	m.mu.Unlock()
+	if e == nil {
+		return emptySet(), false
+	}
+	keys := e.ks.Export()
+	return keys, len(keys.Keys) > 0
+}
+
+// Forget drops every issuer for which keep returns false, with its metric
+// series. keep receives the normalized spec (algorithms defaulted and
+// sorted; compare with Spec.Key) and is called without locks held.
+func (m *Manager) Forget(keep func(Spec) bool) {
+	m.mu.Lock()
+	all := make(map[string]*entry, len(m.entries))
+	for k, e := range m.entries {
+		all[k] = e
+	}
+	m.mu.Unlock()
+	drop := map[string]*entry{}
+	for k, e := range all {
+		if !keep(e.spec.clone()) {
+			drop[k] = e
+		}
+	}
+	if len(drop) == 0 {
+		return
+	}
+	m.mu.Lock()
+	for k, e := range drop {
+		if m.entries[k] == e {
+			delete(m.entries, k)
+		} else {
+			delete(drop, k) // replaced meanwhile
+		}
+	}
+	inUse := map[string]bool{}
+	for _, e := range m.entries {
+		inUse[e.spec.IssuerURL] = true
+	}
+	m.mu.Unlock()
+	for _, e := range drop {
+		e.mu.Lock()
+		e.forgotten = true
+		e.mu.Unlock()
+		if !inUse[e.spec.IssuerURL] {
+			m.metrics.forget(e.spec.IssuerURL)
+		}
+		m.opts.Logger.Info("issuers: forgot issuer", "issuer", e.spec.IssuerURL)
+	}
+}
+
+// entry returns the spec's entry, creating it (without network) on first use.
+func (m *Manager) entry(s Spec) (*entry, error) {
+	n := s.normalized()
+	key := n.Key()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.entries[key]; ok {
+		return e, nil
+	}
+	if err := n.validate(); err != nil {
+		return nil, fmt.Errorf("invalid issuer: %w", err)
+	}
+	ks, err := m.newKeySet(n)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{spec: n, ks: ks}
+	m.entries[key] = e
+	return e, nil
+}
+
+// newKeySet builds the proxy's key set for a normalized spec. Its metrics
+// go to a private registry of its own, collected with the entry; the
+// controller's metrics are the Manager's.
+func (m *Manager) newKeySet(s Spec) (*jwks.KeySet, error) {
+	discovery := s.JWKSURL == ""
+	iss := config.Issuer{
+		Name:       s.name(),
+		IssuerURL:  s.IssuerURL,
+		JWKSURL:    s.JWKSURL,
+		Discovery:  &discovery,
+		Algorithms: slices.Clone(s.Algorithms),
+		Audiences:  []string{"controller"}, // required by the config type; no token is verified here
+		Fetch: config.JWKSFetch{
+			Timeout:         config.D(m.opts.FetchTimeout),
+			RefreshCooldown: config.D(m.opts.MinRefresh),
+			RefreshInterval: config.D(m.opts.DefaultRefresh),
+			MaxStaleness:    config.D(m.opts.MaxStaleness),
+		},
+	}
+	iss.Default()
+	ks, err := jwks.New(jwks.Options{
+		Issuer:     iss,
+		HTTPClient: m.opts.HTTPClient,
+		Now:        m.opts.Now,
+		Metrics:    metrics.New(prometheus.NewRegistry()),
+		Logger:     m.opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuer key set: %w", err)
+	}
+	return ks, nil
+}
+
+// refresh runs one shared refresh and schedules the next.
+func (m *Manager) refresh(ctx context.Context, e *entry, f *flight) {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.FetchTimeout)
+	err := e.ks.Refresh(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("key fetch did not finish within %s: %w", m.opts.FetchTimeout, err)
+	}
+	cancel()
+	now := m.opts.Now()
+	st := e.ks.Status()
+	keys := e.ks.Export()
+	wait := m.opts.MinRefresh
+	if err == nil {
+		wait = m.interval(st)
+	}
+	state := State{Keys: keys, KeyCount: len(keys.Keys), LastSuccess: st.LastSuccess, NextRefresh: now.Add(wait)}
+	if err != nil {
+		state.LastError = truncate(err.Error(), maxErrorBytes)
+	}
+
+	e.mu.Lock()
+	e.attempted = true
+	e.lastError = state.LastError
+	e.next = state.NextRefresh
+	e.flight = nil
+	if !e.forgotten {
+		m.metrics.observe(e.spec.IssuerURL, state, err)
+	}
+	e.mu.Unlock()
+	close(f.done)
+
+	if err != nil {
+		m.opts.Logger.Warn("issuers: key refresh failed, keeping the last good keys",
+			"issuer", e.spec.IssuerURL, "keys", state.KeyCount, "retryIn", wait, "error", state.LastError)
+		return
+	}
+	m.opts.Logger.Debug("issuers: keys refreshed", "issuer", e.spec.IssuerURL, "keys", state.KeyCount, "nextIn", wait)
+}
+
+// interval is the refresh interval after a success: the response's
+// lifetime clamped into [MinRefresh, MaxRefresh], else DefaultRefresh.
+func (m *Manager) interval(st jwks.Status) time.Duration {
+	if !st.HasMaxAge {
+		return m.opts.DefaultRefresh
+	}
+	return min(max(st.MaxAge, m.opts.MinRefresh), m.opts.MaxRefresh)
+}
+
+// state reports an entry now: keys past MaxStaleness are no longer
+// included. Before the first refresh finished (the caller stopped waiting)
+// NextRefresh is when the running one will have ended.
+func (m *Manager) state(e *entry) State {
+	keys := e.ks.Export()
+	st := e.ks.Status()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := State{Keys: keys, KeyCount: len(keys.Keys), LastSuccess: st.LastSuccess, LastError: e.lastError, NextRefresh: e.next}
+	if !e.attempted {
+		s.LastError = "the first key fetch has not finished"
+		s.NextRefresh = m.opts.Now().Add(m.opts.FetchTimeout)
+	}
+	return s
+}
+
+func (f *flight) wait(ctx context.Context) {
+	f.waiters.Add(1)
+	defer f.waiters.Add(-1)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+	}
+}
+
+func (s Spec) clone() Spec {
+	s.Algorithms = slices.Clone(s.Algorithms)
+	return s
+}
+
+func emptySet() config.JSONWebKeySet { return config.JSONWebKeySet{Keys: []config.RawJSON{}} }

@@ -1,0 +1,149 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/controllers/issuers"
+)
+
+// Options configure the controller manager.
+type Options struct {
+	// MetricsAddr serves /metrics ("0" disables).
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz.
+	ProbeAddr string
+	// LeaderElection enables leader election (for more than one replica).
+	LeaderElection bool
+	// LeaderElectionNamespace holds the lease; empty uses the in-cluster namespace.
+	LeaderElectionNamespace string
+	// JWKS refresh bounds and fetch timeout.
+	MinRefresh, MaxRefresh, DefaultRefresh, FetchTimeout time.Duration
+	// MaxStaleness stops shipping an issuer's keys after this long without a
+	// successful refresh (default 24h), so sidecars fail closed.
+	MaxStaleness time.Duration
+	// HTTPClient fetches issuer keys; nil uses the jwks package's client.
+	HTTPClient *http.Client
+	// Logger for the issuer manager.
+	Logger *slog.Logger
+	// Registerer for the controller's own metrics; nil uses
+	// controller-runtime's registry (served on MetricsAddr).
+	Registerer prometheus.Registerer
+}
+
+// Validate checks options without side effects.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.MinRefresh <= 0 || o.MaxRefresh < o.MinRefresh {
+		errs = append(errs, fmt.Errorf("refresh bounds must satisfy 0 < min (%s) <= max (%s)", o.MinRefresh, o.MaxRefresh))
+	}
+	if o.DefaultRefresh < o.MinRefresh || o.DefaultRefresh > o.MaxRefresh {
+		errs = append(errs, fmt.Errorf("default refresh %s must be within [%s, %s]", o.DefaultRefresh, o.MinRefresh, o.MaxRefresh))
+	}
+	if o.FetchTimeout <= 0 || o.FetchTimeout > time.Minute {
+		errs = append(errs, errors.New("fetch timeout must be between 0 and 1m"))
+	}
+	return errors.Join(errs...)
+}
+
+// Scheme returns the scheme with core types and AuthPolicy.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("add core types: %w", err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, fmt.Errorf("add authgate types: %w", err)
+	}
+	return s, nil
+}
+
+// NewManager builds the manager and registers the AuthPolicy controller.
+// Secrets and ConfigMaps are cached only when they opt in by label, so the
+// controller never holds unrelated secrets.
+func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, err
+	}
+	roles, err := labels.NewRequirement(LabelRole, selection.In, []string{RoleRego, RoleBundle})
+	if err != nil {
+		return nil, fmt.Errorf("label requirement: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		HealthProbeBindAddress:  o.ProbeAddr,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        "authgate-controller.authgate.dev",
+		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{LabelAPIKey: "true"})},
+			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*roles)},
+		}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new manager: %w", err)
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	reg := o.Registerer
+	if reg == nil {
+		reg = ctrlmetrics.Registry
+	}
+	r := &Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Issuers: issuers.New(issuers.Options{
+			HTTPClient: o.HTTPClient, Logger: logger, Registerer: reg,
+			MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,
+			MaxStaleness: o.MaxStaleness,
+		}),
+		Recorder:   mgr.GetEventRecorder("authgate-controller"),
+		Metrics:    NewMetrics(reg),
+		Now:        time.Now,
+		MaxRequeue: o.MaxRefresh,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setup controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("healthz: %w", err)
+	}
+	// Ready only once the caches hold every existing object (fail closed at start).
+	if err := mgr.AddReadyzCheck("caches", func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("caches not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("readyz: %w", err)
+	}
+	return mgr, nil
+}

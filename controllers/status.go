@@ -1,0 +1,137 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/controllers/bundle"
+)
+
+// Condition reasons set by the controller (translate adds its own for
+// Accepted=False).
+const (
+	ReasonValid              = "Valid"
+	ReasonRendered           = "Rendered"
+	ReasonLastGoodGeneration = "LastGoodGeneration"
+	ReasonNotRendered        = "NotRendered"
+	ReasonRenderFailed       = "RenderFailed"
+	ReasonKeysFetched        = "KeysFetched"
+	ReasonNoJWTIssuers       = "NoJWTIssuers"
+	ReasonRefreshFailed      = "RefreshFailed"
+	ReasonFetchFailed        = "FetchFailed"
+)
+
+// conditions computes the three conditions of a policy; each is a small
+// check returning its condition.
+func conditions(pr *policyResult, renderErr error) []metav1.Condition {
+	gen := pr.policy.Generation
+	return []metav1.Condition{
+		acceptedCondition(pr, gen),
+		readyCondition(pr, renderErr, gen),
+		issuersCondition(pr, gen),
+	}
+}
+
+func acceptedCondition(pr *policyResult, gen int64) metav1.Condition {
+	if pr.problem != nil {
+		return metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionFalse, ObservedGeneration: gen,
+			Reason: pr.problem.Reason, Message: pr.problem.Message}
+	}
+	return metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue, ObservedGeneration: gen,
+		Reason: ReasonValid, Message: "the policy is valid, its references resolve and its Rego compiles"}
+}
+
+func readyCondition(pr *policyResult, renderErr error, gen int64) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionReady, ObservedGeneration: gen}
+	switch {
+	case renderErr != nil:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonRenderFailed
+		c.Message = "the namespace's bundle could not be rendered: " + renderErr.Error()
+	case pr.rendered != nil && !pr.stale:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonRendered
+		c.Message = fmt.Sprintf("generation %d is rendered into ConfigMap %s for the sidecars", gen, bundle.ConfigMapName)
+	case pr.rendered != nil:
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonLastGoodGeneration
+		c.Message = fmt.Sprintf("generation %d was rejected (see Accepted); sidecars keep enforcing generation %s", gen, pr.rendered.Policy.Version)
+	default:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonNotRendered
+		c.Message = "the policy is not enforced: it was never accepted (see Accepted)"
+	}
+	return c
+}
+
+func issuersCondition(pr *policyResult, gen int64) metav1.Condition {
+	c := metav1.Condition{Type: v1alpha1.ConditionIssuersReady, ObservedGeneration: gen}
+	if len(pr.issuers) == 0 {
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonNoJWTIssuers, "the policy trusts no JWT issuer"
+		return c
+	}
+	keys, withKeys := 0, 0
+	for _, is := range pr.issuers {
+		keys += int(is.Keys)
+		if is.Keys > 0 {
+			withKeys++
+		}
+	}
+	switch {
+	case pr.issuerErr == "":
+		c.Status, c.Reason = metav1.ConditionTrue, ReasonKeysFetched
+		c.Message = fmt.Sprintf("%d issuer(s), %d key(s) shipped inline to the sidecars", len(pr.issuers), keys)
+	case withKeys == len(pr.issuers):
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonRefreshFailed
+		c.Message = "refresh failed, the last good keys are still shipped: " + pr.issuerErr
+	default:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonFetchFailed
+		c.Message = "no keys could be fetched; sidecars will try the issuer themselves: " + pr.issuerErr
+	}
+	return c
+}
+
+// updateStatus patches a policy's status once, and only when it changed,
+// recording an event for every condition transition.
+func (r *Reconciler) updateStatus(ctx context.Context, pr *policyResult, renderErr error) error {
+	p := pr.policy
+	if p.DeletionTimestamp != nil {
+		return nil
+	}
+	want := p.Status.DeepCopy()
+	want.ObservedGeneration = p.Generation
+	want.Issuers = pr.issuers
+	want.Bundle = bundle.ConfigMapName
+	var transitions []metav1.Condition
+	for _, c := range conditions(pr, renderErr) {
+		old := meta.FindStatusCondition(want.Conditions, c.Type)
+		if old == nil || old.Status != c.Status || old.Reason != c.Reason {
+			transitions = append(transitions, c)
+		}
+		c.LastTransitionTime = metav1.NewTime(r.Now())
+		meta.SetStatusCondition(&want.Conditions, c)
+	}
+	if equality.Semantic.DeepEqual(&p.Status, want) {
+		return nil
+	}
+	patch := client.MergeFrom(p.DeepCopy())
+	p.Status = *want
+	if err := r.Client.Status().Patch(ctx, p, patch); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("patch status of %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	for _, c := range transitions {
+		eventType := corev1.EventTypeNormal
+		if c.Status == metav1.ConditionFalse {
+			eventType = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(p, nil, eventType, c.Reason, c.Type+"="+string(c.Status), "%s", c.Message)
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+// Package translate turns one AuthPolicy, plus the Secrets and ConfigMaps it
+// references, into a validated and compiled fragment of the proxy's
+// configuration (proxy/config.ProxyConfig).
+//
+// Validation is the proxy's own: the fragment is placed in a temporary,
+// defaulted ProxyConfig and checked with config.Validate, its routes are
+// built with authz.NewRouter, its authentication with authn.New and its Rego
+// with authz.Compile. Whatever Translate accepts, a sidecar accepts too.
+//
+// API keys leave this package only as SHA-256 hashes: the plaintext is read
+// from a Secret, checked and hashed in apikeys.go and never copied into a
+// Fragment, a Problem or a log.
+package translate
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/proxy/config"
+)
+
+// Condition reasons of a Problem; the controller uses them as the reason of
+// an AuthPolicy's Accepted=False condition.
+const (
+	// ReasonInvalidSpec: the spec is rejected by the proxy's validation.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonSecretNotFound: a named API-key Secret is missing, or a selector
+	// selects none.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSecretInvalid: an API-key Secret's data is unusable.
+	ReasonSecretInvalid = "SecretInvalid"
+	// ReasonConfigMapNotFound: the Rego ConfigMap is missing.
+	ReasonConfigMapNotFound = "ConfigMapNotFound"
+	// ReasonRegoKeyNotFound: the Rego ConfigMap has no such key.
+	ReasonRegoKeyNotFound = "RegoKeyNotFound"
+	// ReasonRegoCompileError: the Rego does not compile.
+	ReasonRegoCompileError = "RegoCompileError"
+	// ReasonInvalidRateLimit: a rate limit is not a positive rate.
+	ReasonInvalidRateLimit = "InvalidRateLimit"
+)
+
+// Labels the Kubernetes function platforms put on their pods, used for
+// spec.targets.
+const (
+	// LabelKnativeService is set by Knative Serving on a service's pods.
+	LabelKnativeService = "serving.knative.dev/service"
+	// LabelOpenFaaSFunction is set by OpenFaaS on a function's pods.
+	LabelOpenFaaSFunction = "faas_function"
+)
+
+// Input is one AuthPolicy and everything it references.
+type Input struct {
+	// Policy is the AuthPolicy to translate; it is not modified.
+	Policy *v1alpha1.AuthPolicy
+	// Secrets are the Secrets of the policy's namespace that the policy
+	// names or may select by label (the caller lists them). Named Secrets
+	// that do not exist are simply absent. Secrets of another namespace are
+	// ignored.
+	Secrets []corev1.Secret
+	// ConfigMaps are the namespace's ConfigMaps by name, for
+	// spec.rego.configMapRef.
+	ConfigMaps map[string]*corev1.ConfigMap
+	// Keys returns the key set the controller fetched for an issuer URL, if
+	// any. It may be nil.
+	Keys func(issuerURL string) (config.JSONWebKeySet, bool)
+}
+
+// Fragment is one policy's share of a namespace's ProxyConfig. Issuers and
+// APIKeys are global lists in ProxyConfig; a fragment holds exactly the ones
+// its Policy references.
+type Fragment struct {
+	// Policy is named "<namespace>/<name>"; Version is the generation.
+	Policy config.Policy
+	// Issuers has one entry per spec.authentication.jwt[i], named
+	// "<namespace>/<name>/jwt-<i>".
+	Issuers []config.Issuer
+	// APIKeys holds one hashed key per selected Secret, named
+	// "<namespace>/<secret>", sorted by name.
+	APIKeys []config.APIKey
+	// APIKeySources are where this policy's keys are read. ProxyConfig has
+	// one global list, so bundles merge these. Set whenever APIKeys is, to
+	// the default X-API-Key header when the spec names none, so that
+	// merging with another policy's sources never drops this one's.
+	APIKeySources []config.CredentialSource
+}
+
+// Problem is why a policy was not accepted. Message is written for a status
+// condition: precise, actionable, and free of secrets.
+type Problem struct {
+	// Reason is one of the Reason constants.
+	Reason string
+	// Message explains the problem.
+	Message string
+}
+
+// Error returns "Reason: Message".
+func (p *Problem) Error() string { return p.Reason + ": " + p.Message }
+
+func problem(reason, format string, args ...any) *Problem {
+	return &Problem{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// Translate validates one AuthPolicy with everything it references and
+// returns its compiled fragment, or the first kind of problem found (all
+// problems of that kind are listed in its message).
+func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
+	p := in.Policy
+	switch {
+	case p == nil:
+		return nil, problem(ReasonInvalidSpec, "no policy given")
+	case p.Namespace == "":
+		return nil, problem(ReasonInvalidSpec, "metadata.namespace is required")
+	case p.Name == "":
+		return nil, problem(ReasonInvalidSpec, "metadata.name is required")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, problem(ReasonInvalidSpec, "translation cancelled: %v", err)
+	}
+	name := p.Namespace + "/" + p.Name
+	spec := &p.Spec
+	f := &Fragment{Policy: config.Policy{
+		Name:    name,
+		Version: strconv.FormatInt(p.Generation, 10),
+		Mode:    string(spec.Mode),
+		Routes:  routes(spec.Routes),
+		Headers: headers(spec.Headers),
+	}}
+	if f.Policy.Mode == "" {
+		f.Policy.Mode = config.ModeEnforce
+	}
+	var prob *Problem
+	if f.Policy.Selector, prob = selector(spec.Selector, spec.Targets); prob != nil {
+		return nil, prob
+	}
+	if f.Policy.RateLimits, prob = rateLimits(spec.RateLimits); prob != nil {
+		return nil, prob
+	}
+	var regoSrc string
+	if f.Policy.Rego, regoSrc, prob = regoModules(p, in.ConfigMaps); prob != nil {
+		return nil, prob
+	}
+	var secretOf map[string]string
+	if a := spec.Authentication; a != nil {
+		f.Issuers = issuers(name, a.JWT, in.Keys)
+		for _, is := range f.Issuers {
+			f.Policy.Authentication.Issuers = append(f.Policy.Authentication.Issuers, is.Name)
+		}
+		if a.APIKeys != nil {
+			if f.APIKeys, secretOf, prob = apiKeys(p.Namespace, a.APIKeys, in.Secrets); prob != nil {
+				return nil, prob
+			}
+			f.APIKeySources = apiKeySources(a.APIKeys.Sources)
+			access := &config.APIKeyAccess{Keys: make([]string, 0, len(f.APIKeys))}
+			for _, k := range f.APIKeys {
+				access.Keys = append(access.Keys, k.Name)
+			}
+			f.Policy.Authentication.APIKeys = access
+		}
+	}
+	if prob := check(ctx, f, pathMap{secretOf: secretOf, regoSource: regoSrc}); prob != nil {
+		return nil, prob
+	}
+	return f, nil
+}
