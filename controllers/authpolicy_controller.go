@@ -206,7 +206,10 @@ func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *n
 	if problem != nil {
 		pr.problem = problem
 		if old, ok := lastGood[p.Namespace+"/"+p.Name]; ok {
-			pr.rendered, pr.stale = old, true
+			// Keep the last good generation, but never a revoked API key.
+			if refreshed := translate.RefreshKeys(old, p.Namespace, in.secrets); refreshed != nil {
+				pr.rendered, pr.stale = refreshed, true
+			}
 		}
 		return pr
 	}

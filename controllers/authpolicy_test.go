@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -446,4 +449,80 @@ func TestEventsOnTransitions(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%d events", len(evs.Items))
 	})
+}
+
+// A rejected generation keeps the last good one in force, but a key revoked
+// meanwhile must not stay accepted.
+func TestRevokedKeyIsDroppedFromLastGoodGeneration(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8s.Create(ctx, apiKeySecret(ns, "agk_revoke_test_key_000001")); err != nil {
+		t.Fatal(err)
+	}
+	p := policyFromYAML(t, ns, apiKeyPolicy)
+	if err := k8s.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonRendered)
+
+	got := get(t, ns, "partners")
+	got.Spec.Rego.Inline = "package authgate.authz\n\ndecision := \n"
+	if err := k8s.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonLastGoodGeneration)
+
+	if err := k8s.Delete(ctx, apiKeySecret(ns, "")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the revoked key to leave the bundle", func() (bool, string) {
+		c, _ := bundleConfig(t, ns)
+		return c != nil && len(c.APIKeys.Keys) == 0 && len(c.Policies) == 0, fmt.Sprintf("%+v", c)
+	})
+	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionFalse, controllers.ReasonNotRendered)
+}
+
+// Every sample is applied to the real API server (schema and CEL) and
+// accepted and rendered by the controller. Issuers of the samples are public
+// identity providers that cannot be reached here, so IssuersReady may be
+// False; the policy is still accepted and rendered.
+func TestSamplesAreAcceptedAndRendered(t *testing.T) {
+	ctx := context.Background()
+	files, err := filepath.Glob(filepath.Join("..", "config", "samples", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no samples found: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			ns := newNamespace(t)
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var policies []string
+			for _, doc := range strings.Split(string(data), "\n---") {
+				if strings.TrimSpace(doc) == "" {
+					continue
+				}
+				obj := &unstructured.Unstructured{}
+				if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil || len(obj.Object) == 0 {
+					continue
+				}
+				obj.SetNamespace(ns)
+				if err := k8s.Create(ctx, obj); err != nil {
+					t.Fatalf("the API server refused %s %s: %v", obj.GetKind(), obj.GetName(), err)
+				}
+				if obj.GetKind() == "AuthPolicy" {
+					policies = append(policies, obj.GetName())
+				}
+			}
+			if len(policies) == 0 {
+				t.Fatal("sample holds no AuthPolicy")
+			}
+			for _, name := range policies {
+				waitCondition(t, ns, name, v1alpha1.ConditionAccepted, metav1.ConditionTrue, controllers.ReasonValid)
+				waitCondition(t, ns, name, v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonRendered)
+			}
+		})
+	}
 }

@@ -6,7 +6,7 @@ package controllers
 // ConfigMaps that opt in, so it never holds unrelated secrets in memory.
 const (
 	// LabelAPIKey marks a Secret holding an API key ("true").
-	LabelAPIKey = "authgate.dev/api-key"
+	LabelAPIKey = "authgate.dev/api-key" //nolint:gosec // a label name, not a credential
 	// LabelRole marks ConfigMaps the controller reads: "rego" for Rego
 	// sources, "bundle" for the bundles it writes.
 	LabelRole = "authgate.dev/role"

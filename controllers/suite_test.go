@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,7 +45,7 @@ func runMain(m *testing.M) int {
 		assets = filepath.Join("..", "bin", "k8s")
 	}
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		os.Stderr.WriteString("envtest binaries not found in " + assets + ": run `make envtest` (make test does it)\n")
+		fmt.Fprint(os.Stderr, "envtest binaries not found in "+assets+": run `make envtest` (make test does it)\n")
 		return 1
 	}
 	env := &envtest.Environment{
@@ -54,17 +55,17 @@ func runMain(m *testing.M) int {
 	}
 	cfg, err := env.Start()
 	if err != nil {
-		os.Stderr.WriteString("start envtest: " + err.Error() + "\n")
+		fmt.Fprint(os.Stderr, "start envtest: "+err.Error()+"\n")
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
 	scheme, err := controllers.Scheme()
 	if err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
+		fmt.Fprint(os.Stderr, err.Error()+"\n")
 		return 1
 	}
 	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
+		fmt.Fprint(os.Stderr, err.Error()+"\n")
 		return 1
 	}
 	mgr, err := controllers.NewManager(rest.CopyConfig(cfg), controllers.Options{
@@ -73,7 +74,7 @@ func runMain(m *testing.M) int {
 		Logger: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Registerer: registry,
 	})
 	if err != nil {
-		os.Stderr.WriteString(err.Error() + "\n")
+		fmt.Fprint(os.Stderr, err.Error()+"\n")
 		return 1
 	}
 	ctx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), logf.Log))
@@ -82,7 +83,7 @@ func runMain(m *testing.M) int {
 	code := m.Run()
 	cancel()
 	if err := <-done; err != nil {
-		os.Stderr.WriteString("manager: " + err.Error() + "\n")
+		fmt.Fprint(os.Stderr, "manager: "+err.Error()+"\n")
 		return 1
 	}
 	return code

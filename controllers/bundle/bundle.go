@@ -26,8 +26,6 @@ const (
 	ConfigMapName = "authgate-proxy-config"
 	// ConfigKey is the ConfigMap data key holding the ProxyConfig YAML.
 	ConfigKey = "config.yaml"
-	// LabelManaged marks a bundle ConfigMap (value "true").
-	LabelManaged = "authgate.dev/bundle"
 )
 
 // Render merges fragments into one ProxyConfig and returns it as

@@ -150,6 +150,7 @@ func TestParseRejects(t *testing.T) {
 		"bad duration":  "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\nupstream: {url: 'http://127.0.0.1:1', timeout: 5}\n",
 		"not yaml":      "{{{",
 		"invalid":       "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\n",
+		"two documents": "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\nupstream: {url: 'http://127.0.0.1:1'}\n---\npolicies: []\n",
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -24,6 +24,9 @@ func Parse(data []byte) (*ProxyConfig, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("config is empty")
 	}
+	if multipleDocuments(data) {
+		return nil, errors.New("config holds more than one YAML document; only one ProxyConfig is allowed")
+	}
 	jsonData, err := yaml.YAMLToJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
@@ -67,4 +70,25 @@ func Load(path string) (*ProxyConfig, []byte, error) {
 func Hash(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// multipleDocuments reports a "---" separator after content. A separator
+// always starts at column 0; block scalars (Rego sources) are indented, so
+// their lines never match.
+func multipleDocuments(data []byte) bool {
+	content := false
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		line = bytes.TrimRight(line, "\r")
+		if bytes.Equal(line, []byte("---")) || bytes.HasPrefix(line, []byte("--- ")) {
+			if content {
+				return true
+			}
+			continue
+		}
+		trimmed := bytes.TrimSpace(line)
+		if len(trimmed) > 0 && trimmed[0] != '#' {
+			content = true
+		}
+	}
+	return false
 }

@@ -42,10 +42,9 @@ import (
 )
 
 var (
-	k8s       client.Client
-	proxyBin  string
-	repoRoot  = filepath.Join("..", "..")
-	buildOnce sync.Once
+	k8s      client.Client
+	proxyBin string
+	repoRoot = filepath.Join("..", "..")
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
