@@ -42,6 +42,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&opts.Listen, "listen", "", "override listen.address")
 	fs.StringVar(&opts.AdminListen, "admin-listen", "", "override listen.adminAddress")
 	fs.StringVar(&opts.Upstream, "upstream", "", "override upstream.url (the function on localhost, e.g. http://127.0.0.1:8080)")
+	fs.BoolVar(&opts.UpstreamH2C, "upstream-h2c", false, "speak cleartext HTTP/2 (h2c) to the upstream (overrides upstream.h2c when set)")
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long to drain in-flight requests on SIGTERM")
 	fs.DurationVar(&opts.PollInterval, "poll-interval", 5*time.Second, "config re-read interval (file events trigger faster reloads)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

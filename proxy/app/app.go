@@ -38,6 +38,10 @@ type Options struct {
 	// Upstream overrides the config's upstream.url: a namespace bundle is
 	// shared by pods whose functions listen on different ports.
 	Upstream string
+	// UpstreamH2C forces cleartext HTTP/2 to the upstream (config
+	// upstream.h2c): the injector sets it for Knative h2c revisions, since
+	// the namespace bundle cannot know each function's protocol.
+	UpstreamH2C bool
 	// ShutdownTimeout bounds draining in-flight requests on shutdown.
 	ShutdownTimeout time.Duration
 	// PollInterval re-reads the config as a fallback to file events.
@@ -116,6 +120,9 @@ func New(opts Options) (*App, error) {
 	build := func(ctx context.Context, cfg *config.ProxyConfig, hash string, lbls map[string]string) (*gateway.Runtime, error) {
 		if opts.Upstream != "" {
 			cfg.Upstream.URL = opts.Upstream
+		}
+		if opts.UpstreamH2C {
+			cfg.Upstream.H2C = true
 		}
 		return gateway.Build(ctx, cfg, hash, lbls, gateway.Deps{
 			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient,

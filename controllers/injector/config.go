@@ -1,0 +1,230 @@
+package injector
+
+import (
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Defaults of Config.
+const (
+	DefaultProxyPort    int32 = 8090
+	DefaultAdminPort    int32 = 8093
+	DefaultWatchdogPort int32 = 8082
+	DefaultLogLevel           = "info"
+)
+
+// knativeReserved are the ports Knative's queue-proxy and activator use
+// inside a revision pod.
+var knativeReserved = []int32{8008, 8012, 8013, 8022, 8112, 9090, 9091}
+
+// Config is what the injector adds to a pod. Call Default, then Validate.
+type Config struct {
+	// Image of authgate-proxy (required).
+	Image string
+	// ImagePullPolicy of the sidecar; empty leaves it to the API server's
+	// default (Always for :latest, IfNotPresent otherwise).
+	ImagePullPolicy corev1.PullPolicy
+	// Resources of the sidecar. Default: requests cpu 50m, memory 32Mi;
+	// limits memory 128Mi. Default fills only missing entries; an explicit
+	// zero quantity removes an entry (e.g. no memory limit).
+	Resources corev1.ResourceRequirements
+	// ProxyPort is where the proxy listens in Knative and plain pods (OpenFaaS
+	// pods always use 8080). Default 8090.
+	ProxyPort int32
+	// AdminPort serves the proxy's /healthz, /readyz and /metrics. Default
+	// 8093. It must avoid Knative's reserved ports (8008, 8012, 8013, 8022,
+	// 8112, 9090, 9091) and OpenFaaS's 8080 and 8081.
+	AdminPort int32
+	// WatchdogPort is where the OpenFaaS watchdog moves. Default 8082.
+	WatchdogPort int32
+	// ExcludeNamespaces are never injected; kube-system always is. Put the
+	// gateway's own namespace here.
+	ExcludeNamespaces []string
+	// LogLevel of the proxy: debug, info, warn or error. Default info.
+	LogLevel string
+}
+
+// Default fills unset fields. It copies Resources first, so the caller's
+// maps are never modified.
+func (c *Config) Default() {
+	if c.ProxyPort == 0 {
+		c.ProxyPort = DefaultProxyPort
+	}
+	if c.AdminPort == 0 {
+		c.AdminPort = DefaultAdminPort
+	}
+	if c.WatchdogPort == 0 {
+		c.WatchdogPort = DefaultWatchdogPort
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = DefaultLogLevel
+	}
+	c.Resources = *c.Resources.DeepCopy()
+	c.Resources.Requests = withDefaults(c.Resources.Requests, corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("50m"),
+		corev1.ResourceMemory: resource.MustParse("32Mi"),
+	})
+	c.Resources.Limits = withDefaults(c.Resources.Limits, corev1.ResourceList{
+		corev1.ResourceMemory: resource.MustParse("128Mi"),
+	})
+}
+
+func withDefaults(l, defaults corev1.ResourceList) corev1.ResourceList {
+	if l == nil {
+		l = corev1.ResourceList{}
+	}
+	for k, v := range defaults {
+		if _, ok := l[k]; !ok {
+			l[k] = v
+		}
+	}
+	for k, v := range l {
+		if v.IsZero() {
+			delete(l, k)
+		}
+	}
+	if len(l) == 0 {
+		return nil
+	}
+	return l
+}
+
+// Validate checks a defaulted Config without side effects.
+func (c *Config) Validate() error {
+	var errs field.ErrorList
+	if c.Image == "" {
+		errs = append(errs, field.Required(field.NewPath("image"), "the authgate-proxy image"))
+	}
+	switch c.ImagePullPolicy {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		errs = append(errs, field.NotSupported(field.NewPath("imagePullPolicy"), c.ImagePullPolicy,
+			[]corev1.PullPolicy{corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever}))
+	}
+	ports := []struct {
+		name string
+		v    int32
+	}{{"proxyPort", c.ProxyPort}, {"adminPort", c.AdminPort}, {"watchdogPort", c.WatchdogPort}}
+	seen := map[int32]string{}
+	for _, p := range ports {
+		fp := field.NewPath(p.name)
+		switch {
+		case p.v < 1 || p.v > 65535:
+			errs = append(errs, field.Invalid(fp, p.v, "must be a port number (1-65535)"))
+		case slices.Contains(knativeReserved, p.v):
+			errs = append(errs, field.Invalid(fp, p.v, fmt.Sprintf("is reserved by Knative (%v)", knativeReserved)))
+		case p.v == openFaaSPort || p.v == openFaaSMetricsPort:
+			errs = append(errs, field.Invalid(fp, p.v, "8080 is the Knative default application port and the proxy's port in OpenFaaS pods; 8081 is the OpenFaaS watchdog's metrics port"))
+		case seen[p.v] != "":
+			errs = append(errs, field.Duplicate(fp, fmt.Sprintf("%d (also %s)", p.v, seen[p.v])))
+		default:
+			seen[p.v] = p.name
+		}
+	}
+	for i, ns := range c.ExcludeNamespaces {
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			errs = append(errs, field.Invalid(field.NewPath("excludeNamespaces").Index(i), ns, msg))
+		}
+	}
+	if !slices.Contains(logLevels, c.LogLevel) {
+		errs = append(errs, field.NotSupported(field.NewPath("logLevel"), c.LogLevel, logLevels))
+	}
+	for name, req := range c.Resources.Requests {
+		if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
+			errs = append(errs, field.Invalid(field.NewPath("resources", "requests").Key(string(name)), req.String(),
+				fmt.Sprintf("must not exceed the limit %s", lim.String())))
+		}
+	}
+	return errs.ToAggregate()
+}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// BindFlags registers the injector's flags (all prefixed "injector-") on fs,
+// writing into c. Call Default after parsing.
+func (c *Config) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Image, "injector-image", c.Image, "authgate-proxy image injected into function pods (required with the injector enabled)")
+	fs.Func("injector-image-pull-policy", "pull policy of the injected sidecar (Always, IfNotPresent, Never; default: the API server's)", func(s string) error {
+		c.ImagePullPolicy = corev1.PullPolicy(s)
+		return nil
+	})
+	fs.Var(portValue{&c.ProxyPort}, "injector-proxy-port", "proxy port in Knative and plain pods (default 8090)")
+	fs.Var(portValue{&c.AdminPort}, "injector-admin-port", "proxy admin port: /healthz, /readyz, /metrics (default 8093)")
+	fs.Var(portValue{&c.WatchdogPort}, "injector-watchdog-port", "port the OpenFaaS watchdog moves to (default 8082)")
+	fs.Func("injector-exclude-namespaces", "comma-separated namespaces never injected (kube-system always is; add the gateway's own)", func(s string) error {
+		for _, ns := range strings.Split(s, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				c.ExcludeNamespaces = append(c.ExcludeNamespaces, ns)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&c.LogLevel, "injector-log-level", c.LogLevel, "log level of the injected proxy (debug, info, warn, error; default info)")
+	fs.Var(quantityValue{&c.Resources.Requests, corev1.ResourceCPU}, "injector-cpu-request", "sidecar CPU request (default 50m; 0 removes it)")
+	fs.Var(quantityValue{&c.Resources.Requests, corev1.ResourceMemory}, "injector-memory-request", "sidecar memory request (default 32Mi; 0 removes it)")
+	fs.Var(quantityValue{&c.Resources.Limits, corev1.ResourceCPU}, "injector-cpu-limit", "sidecar CPU limit (default none)")
+	fs.Var(quantityValue{&c.Resources.Limits, corev1.ResourceMemory}, "injector-memory-limit", "sidecar memory limit (default 128Mi; 0 removes it)")
+}
+
+type portValue struct{ p *int32 }
+
+func (v portValue) String() string {
+	if v.p == nil || *v.p == 0 {
+		return ""
+	}
+	return strconv.Itoa(int(*v.p))
+}
+
+func (v portValue) Set(s string) error {
+	n, err := parsePort(s)
+	if err != nil {
+		return err
+	}
+	*v.p = n
+	return nil
+}
+
+type quantityValue struct {
+	l    *corev1.ResourceList
+	name corev1.ResourceName
+}
+
+func (v quantityValue) String() string {
+	if v.l == nil || *v.l == nil {
+		return ""
+	}
+	q, ok := (*v.l)[v.name]
+	if !ok {
+		return ""
+	}
+	return q.String()
+}
+
+func (v quantityValue) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return err
+	}
+	if *v.l == nil {
+		*v.l = corev1.ResourceList{}
+	}
+	(*v.l)[v.name] = q
+	return nil
+}
+
+// parsePort parses a decimal port number in 1-65535.
+func parsePort(s string) (int32, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 32)
+	if err != nil || n < 1 || n > 65535 {
+		return 0, fmt.Errorf("%q is not a port number (1-65535)", s)
+	}
+	return int32(n), nil
+}

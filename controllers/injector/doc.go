@@ -1,0 +1,77 @@
+// Package injector is the mutating admission webhook that adds the
+// authgate-proxy sidecar to opted-in function pods at CREATE and rewires
+// their ports so that every request reaches the function through the proxy.
+//
+// # Opting in
+//
+// A pod is injected when
+//
+//	(its namespace is labelled authgate.dev/inject=enabled AND the pod label
+//	 authgate.dev/inject is not "false")
+//	OR
+//	(the pod is labelled authgate.dev/inject=true AND its namespace is not
+//	 labelled authgate.dev/inject=disabled)
+//
+// The pod label wins over the namespace's default in both directions: "false"
+// opts a pod out of an enabled namespace, "true" opts a pod in where the
+// namespace has no label. A namespace labelled "disabled" is a hard off
+// switch that no pod label overrides.
+//
+//	namespace label   pod label        injected
+//	enabled           (none) / other   yes
+//	enabled           true             yes
+//	enabled           false            no
+//	(none) / other    true             yes
+//	(none) / other    (none) / false   no
+//	disabled          any              no
+//
+// Put the pod label on the pod template (Deployment spec.template, Knative
+// spec.template.metadata.labels, OpenFaaS function labels), not on the
+// workload object.
+//
+// A pod is never injected, whatever its labels, when
+//   - its namespace is kube-system or listed in Config.ExcludeNamespaces
+//     (the gateway's own namespace belongs there);
+//   - it uses the host network (spec.hostNetwork);
+//   - it is annotated authgate.dev/injected=true (set by the injector:
+//     injecting an injected pod again changes nothing);
+//   - it already has a container named authgate-proxy (for example a
+//     sidecar added by hand).
+//
+// # Wiring
+//
+// The sidecar is appended after the pod's containers, so the function stays
+// containers[0], and the pod is annotated authgate.dev/injected=true. How the
+// traffic is routed through it depends on the kind of pod:
+//
+//   - Knative revision pods (label serving.knative.dev/revision): the proxy
+//     listens on Config.ProxyPort (default 8090, or the pod annotation
+//     authgate.dev/proxy-port), forwards to the queue-proxy container's
+//     original USER_PORT, and USER_PORT is set to the proxy's port, so the
+//     queue-proxy sends every request through it. SERVING_READINESS_PROBE is
+//     left alone (it probes the function directly). h2c revisions (queue-proxy
+//     serving on 8013, or a user port named h2c) get --upstream-h2c. A pod
+//     without a queue-proxy container or a literal USER_PORT is denied.
+//   - OpenFaaS function pods (label faas_function): faas-netes dials the pod
+//     on 8080, so the proxy takes 8080. The watchdog in containers[0] moves to
+//     Config.WatchdogPort (default 8082): env port=<WatchdogPort>, its
+//     containerPort 8080 and any httpGet/tcpSocket probe on 8080 move with it.
+//   - Any other pod ("plain", e.g. a Deployment): the annotation
+//     authgate.dev/app-port (a port number, or the name of a container port)
+//     names the port the application listens on and is required; the proxy
+//     listens on authgate.dev/proxy-port or Config.ProxyPort (default 8090).
+//     The Service in front of the pod must target the proxy's port (the
+//     container port named "authgate"), not the application's.
+//
+// The sidecar reads the namespace bundle (ConfigMap authgate-proxy-config,
+// key config.yaml, rendered by the controller) from /etc/authgate and its own
+// pod labels from a downward API file. The ConfigMap volume is optional: in a
+// namespace with no AuthPolicy yet the proxy starts, stays not ready (fail
+// closed) and becomes ready by itself once the controller writes the bundle.
+//
+// Pods that cannot be wired (a missing or invalid annotation, a port or name
+// collision, a Knative pod without queue-proxy) are denied with a message
+// saying what to change: the webhook runs with failurePolicy Fail, and a pod
+// that should be protected must not start unprotected. Opt such a pod out
+// with authgate.dev/inject=false if it really must run without the proxy.
+package injector

@@ -1,0 +1,90 @@
+package injector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+)
+
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// Handler is the admission handler: it decodes the Pod, reads its Namespace
+// and answers with the JSON patch Mutate's changes amount to.
+type Handler struct {
+	// Config is defaulted and valid (NewHandler sees to it).
+	Config Config
+	// Client reads Namespaces (the manager's cached client).
+	Client client.Reader
+	// Decoder decodes the Pod.
+	Decoder admission.Decoder
+}
+
+// NewHandler defaults and validates cfg.
+func NewHandler(cfg Config, c client.Reader, d admission.Decoder) (*Handler, error) {
+	cfg.Default()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("injector config: %w", err)
+	}
+	if c == nil || d == nil {
+		return nil, errors.New("injector: a client and a decoder are required")
+	}
+	return &Handler{Config: cfg, Client: c, Decoder: d}, nil
+}
+
+// Register serves the injector at Path on the manager's webhook server,
+// reading Namespaces through the manager's cache.
+func Register(mgr ctrl.Manager, cfg Config) error {
+	h, err := NewHandler(cfg, mgr.GetClient(), admission.NewDecoder(mgr.GetScheme()))
+	if err != nil {
+		return err
+	}
+	mgr.GetWebhookServer().Register(Path, &admission.Webhook{Handler: h})
+	return nil
+}
+
+// Handle implements admission.Handler.
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	logger := log.FromContext(ctx)
+	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
+		return admission.Allowed("authgate injects Pods at CREATE only")
+	}
+	pod := &corev1.Pod{}
+	if err := h.Decoder.Decode(req, pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decode pod: %w", err))
+	}
+	// At CREATE the namespace often comes only from the request URL.
+	nsName := req.Namespace
+	if nsName == "" {
+		nsName = pod.Namespace
+	}
+	ns := &corev1.Namespace{}
+	if err := h.Client.Get(ctx, client.ObjectKey{Name: nsName}, ns); err != nil {
+		// failurePolicy Fail: a pod whose opt-in cannot be decided does not start.
+		logger.Error(err, "reading the namespace failed", "namespace", nsName)
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("authgate injection: read namespace %s: %w", nsName, err))
+	}
+	changed, reason, err := Mutate(pod, ns, h.Config)
+	if err != nil {
+		logger.Info("pod denied", "reason", err.Error())
+		return admission.Denied(err.Error())
+	}
+	if !changed {
+		logger.V(1).Info("pod not injected", "reason", reason)
+		return admission.Allowed(reason)
+	}
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("encode pod: %w", err))
+	}
+	logger.Info("pod injected", "reason", reason)
+	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+}

@@ -1,0 +1,365 @@
+package injector
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Path is where the webhook server serves the injector.
+const Path = "/inject-authgate"
+
+// Labels and annotations the injector reads and writes.
+const (
+	// LabelInject opts in or out: on a namespace "enabled" or "disabled", on
+	// a pod "true" or "false".
+	LabelInject = "authgate.dev/inject"
+	// AnnotationInjected is set to "true" on every injected pod.
+	AnnotationInjected = "authgate.dev/injected"
+	// AnnotationAppPort names the application's port in plain pods (a number
+	// or the name of a container port).
+	AnnotationAppPort = "authgate.dev/app-port"
+	// AnnotationProxyPort overrides Config.ProxyPort for one pod (Knative and
+	// plain pods).
+	AnnotationProxyPort = "authgate.dev/proxy-port"
+
+	// NamespaceEnabled and NamespaceDisabled are LabelInject's values on a
+	// namespace; PodEnabled and PodDisabled on a pod.
+	NamespaceEnabled  = "enabled"
+	NamespaceDisabled = "disabled"
+	PodEnabled        = "true"
+	PodDisabled       = "false"
+)
+
+// What the injector adds to a pod.
+const (
+	ContainerName     = "authgate-proxy"
+	ConfigVolumeName  = "authgate-config"
+	PodInfoVolumeName = "authgate-podinfo"
+	// ConfigMapName and ConfigKey are the namespace bundle the controller
+	// renders (controllers/bundle.ConfigMapName and ConfigKey).
+	ConfigMapName    = "authgate-proxy-config"
+	ConfigKey        = "config.yaml"
+	ConfigMountPath  = "/etc/authgate"
+	PodInfoMountPath = "/etc/podinfo"
+	PodInfoLabelsKey = "labels"
+	// PortName and AdminPortName name the sidecar's container ports.
+	PortName      = "authgate"
+	AdminPortName = "authgate-admin"
+)
+
+// Facts about the platforms, from the Knative and OpenFaaS sources.
+const (
+	LabelKnativeRevision  = "serving.knative.dev/revision"
+	LabelOpenFaaSFunction = "faas_function"
+
+	knativeQueueContainer   = "queue-proxy"
+	knativeUserPortEnv      = "USER_PORT"
+	knativeQueuePortEnv     = "QUEUE_SERVING_PORT"
+	knativeH2CQueuePort     = "8013" // queue-proxy serves h2c revisions on 8013, http1 on 8012
+	knativeH2CPortName      = "h2c"
+	openFaaSPort            = 8080 // faas-netes dials podIP:8080
+	openFaaSMetricsPort     = 8081
+	openFaaSWatchdogPortEnv = "port"
+	kubeSystem              = "kube-system"
+)
+
+// wiring is how the proxy sits in front of the function.
+type wiring struct {
+	kind     string
+	listen   int32 // the proxy's port
+	upstream int32 // the function's port on 127.0.0.1
+	h2c      bool
+	preStop  *corev1.LifecycleHandler
+}
+
+// Mutate injects the authgate-proxy sidecar into pod when pod and ns opt in
+// (see the package documentation), in place. cfg must be defaulted and
+// valid. It returns changed=false with the reason when the pod is left
+// alone, and an error (leaving pod unchanged) when the pod opted in but
+// cannot be wired: the webhook denies such a pod with the error's message.
+// Mutate is pure: it reads nothing but its arguments.
+func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, reason string, err error) {
+	if ok, why := selected(pod, ns, cfg); !ok {
+		return false, why, nil
+	}
+	out := pod.DeepCopy()
+	if err := checkNames(out); err != nil {
+		return false, "", err
+	}
+	var w wiring
+	switch {
+	case out.Labels[LabelKnativeRevision] != "":
+		w, err = wireKnative(out, cfg)
+	case out.Labels[LabelOpenFaaSFunction] != "":
+		w, err = wireOpenFaaS(out, cfg)
+	default:
+		w, err = wirePlain(out, cfg)
+	}
+	if err != nil {
+		return false, "", err
+	}
+	if err := checkPorts(out, w, cfg); err != nil {
+		return false, "", err
+	}
+	out.Spec.Containers = append(out.Spec.Containers, sidecar(cfg, w))
+	out.Spec.Volumes = append(out.Spec.Volumes, volumes()...)
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	out.Annotations[AnnotationInjected] = "true"
+	*pod = *out
+	proto := ""
+	if w.h2c {
+		proto = " (h2c)"
+	}
+	return true, fmt.Sprintf("injected into a %s: proxy on :%d in front of 127.0.0.1:%d%s", w.kind, w.listen, w.upstream, proto), nil
+}
+
+// selected applies the opt-in rules and the exclusions that skip a pod
+// silently.
+func selected(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (bool, string) {
+	nsName, nsLabel := pod.Namespace, ""
+	if ns != nil {
+		nsName, nsLabel = ns.Name, ns.Labels[LabelInject]
+	}
+	if nsName == kubeSystem || slices.Contains(cfg.ExcludeNamespaces, nsName) {
+		return false, fmt.Sprintf("namespace %s is excluded from injection", nsName)
+	}
+	if pod.Annotations[AnnotationInjected] == "true" {
+		return false, "already injected"
+	}
+	podLabel, hasPodLabel := pod.Labels[LabelInject]
+	switch {
+	case nsLabel == NamespaceDisabled:
+		return false, fmt.Sprintf("namespace %s has %s=%s", nsName, LabelInject, NamespaceDisabled)
+	case hasPodLabel && podLabel == PodDisabled:
+		return false, fmt.Sprintf("pod opted out with %s=%s", LabelInject, PodDisabled)
+	case nsLabel == NamespaceEnabled, hasPodLabel && podLabel == PodEnabled:
+	default:
+		return false, "neither the pod nor its namespace opted in"
+	}
+	if pod.Spec.HostNetwork {
+		return false, "hostNetwork pods are never injected"
+	}
+	if slices.ContainsFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == ContainerName }) {
+		return false, "the pod already has a container named " + ContainerName
+	}
+	return true, ""
+}
+
+// checkNames denies a pod whose names collide with what the injector adds.
+func checkNames(pod *corev1.Pod) error {
+	var errs []error
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == ConfigVolumeName || v.Name == PodInfoVolumeName {
+			errs = append(errs, fmt.Errorf("the pod already has a volume named %q, which the authgate sidecar needs; rename it", v.Name))
+		}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == ContainerName {
+			errs = append(errs, fmt.Errorf("the pod has an init container named %q, which the authgate sidecar needs; rename it", c.Name))
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		if c.Name == ContainerName {
+			errs = append(errs, fmt.Errorf("the pod has an ephemeral container named %q, which the authgate sidecar needs; rename it", c.Name))
+		}
+	}
+	return denial(errs)
+}
+
+// denial joins errs into one message for the API server to show.
+func denial(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("authgate injection: %w", errors.Join(errs...))
+}
+
+func deny(format string, args ...any) error {
+	return denial([]error{fmt.Errorf(format, args...)})
+}
+
+// proxyPort is the annotation's port or the configured default.
+func proxyPort(pod *corev1.Pod, cfg Config) (int32, error) {
+	v, ok := pod.Annotations[AnnotationProxyPort]
+	if !ok {
+		return cfg.ProxyPort, nil
+	}
+	p, err := parsePort(v)
+	if err != nil {
+		return 0, deny("annotation %s: %w", AnnotationProxyPort, err)
+	}
+	return p, nil
+}
+
+func wireKnative(pod *corev1.Pod, cfg Config) (wiring, error) {
+	qi := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == knativeQueueContainer })
+	if qi < 0 {
+		return wiring{}, deny("Knative revision pod (label %s) has no %s container, so the proxy cannot be put in front of the function; "+
+			"opt the pod out with the label %s=%s if it must run unprotected", LabelKnativeRevision, knativeQueueContainer, LabelInject, PodDisabled)
+	}
+	qp := &pod.Spec.Containers[qi]
+	ei := slices.IndexFunc(qp.Env, func(e corev1.EnvVar) bool { return e.Name == knativeUserPortEnv })
+	if ei < 0 || qp.Env[ei].ValueFrom != nil {
+		return wiring{}, deny("Knative revision pod: the %s container has no literal %s env, so the function's port is unknown; "+
+			"opt the pod out with the label %s=%s if it must run unprotected", knativeQueueContainer, knativeUserPortEnv, LabelInject, PodDisabled)
+	}
+	userPort, err := parsePort(qp.Env[ei].Value)
+	if err != nil {
+		return wiring{}, deny("Knative revision pod: %s env of %s: %w", knativeUserPortEnv, knativeQueueContainer, err)
+	}
+	listen, err := proxyPort(pod, cfg)
+	if err != nil {
+		return wiring{}, err
+	}
+	if slices.Contains(knativeReserved, listen) {
+		return wiring{}, deny("proxy port %d is reserved by Knative (%v); choose another with the annotation %s", listen, knativeReserved, AnnotationProxyPort)
+	}
+	if listen == userPort {
+		return wiring{}, deny("the function listens on %d, the authgate proxy's port; choose another proxy port with the annotation %s", userPort, AnnotationProxyPort)
+	}
+	w := wiring{kind: "Knative revision", listen: listen, upstream: userPort}
+	// The user container declares the user port (named "user-port" by Knative).
+	ui := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool {
+		return c.Name != knativeQueueContainer && slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == userPort })
+	})
+	if ui >= 0 {
+		user := pod.Spec.Containers[ui]
+		w.h2c = slices.ContainsFunc(user.Ports, func(p corev1.ContainerPort) bool {
+			return p.ContainerPort == userPort && p.Name == knativeH2CPortName
+		})
+		// Knative gives the user container a preStop hook that waits for the
+		// queue-proxy to drain; the proxy waits the same way, so it keeps
+		// serving the requests the queue-proxy still forwards.
+		if l := user.Lifecycle; l != nil && l.PreStop != nil && l.PreStop.HTTPGet != nil {
+			w.preStop = l.PreStop.DeepCopy()
+		}
+	}
+	if slices.ContainsFunc(qp.Env, func(e corev1.EnvVar) bool { return e.Name == knativeQueuePortEnv && e.Value == knativeH2CQueuePort }) {
+		w.h2c = true
+	}
+	qp.Env[ei].Value = strconv.Itoa(int(listen))
+	return w, nil
+}
+
+func wireOpenFaaS(pod *corev1.Pod, cfg Config) (wiring, error) {
+	if v, ok := pod.Annotations[AnnotationProxyPort]; ok && v != strconv.Itoa(openFaaSPort) {
+		return wiring{}, deny("OpenFaaS function pod: faas-netes sends traffic to port %d, so the proxy must listen there; remove the annotation %s", openFaaSPort, AnnotationProxyPort)
+	}
+	if len(pod.Spec.Containers) == 0 {
+		return wiring{}, deny("OpenFaaS function pod has no containers")
+	}
+	if c, ok := declares(pod, cfg.WatchdogPort); ok {
+		return wiring{}, deny("OpenFaaS function pod: container %q already declares port %d, where the watchdog would move; "+
+			"the platform team can change the injector's watchdog port", c, cfg.WatchdogPort)
+	}
+	fn := &pod.Spec.Containers[0]
+	setEnv(fn, openFaaSWatchdogPortEnv, strconv.Itoa(int(cfg.WatchdogPort)))
+	for i := range fn.Ports {
+		if fn.Ports[i].ContainerPort == openFaaSPort {
+			fn.Ports[i].ContainerPort = cfg.WatchdogPort
+		}
+	}
+	for _, p := range []*corev1.Probe{fn.ReadinessProbe, fn.LivenessProbe, fn.StartupProbe} {
+		moveProbe(p, openFaaSPort, cfg.WatchdogPort)
+	}
+	return wiring{kind: "OpenFaaS function", listen: openFaaSPort, upstream: cfg.WatchdogPort}, nil
+}
+
+func wirePlain(pod *corev1.Pod, cfg Config) (wiring, error) {
+	listen, err := proxyPort(pod, cfg)
+	if err != nil {
+		return wiring{}, err
+	}
+	v, ok := pod.Annotations[AnnotationAppPort]
+	if !ok {
+		return wiring{}, deny("the pod opted in to authgate but has no %s annotation: add %s: \"<port>\" to the pod template, naming the port "+
+			"the application listens on (a number or a container port's name); the proxy forwards to 127.0.0.1:<port> and listens on %d "+
+			"(annotation %s), so point the Service's targetPort at %d (the port named %q)",
+			AnnotationAppPort, AnnotationAppPort, listen, AnnotationProxyPort, listen, PortName)
+	}
+	app, err := appPort(pod, v)
+	if err != nil {
+		return wiring{}, err
+	}
+	if app == listen {
+		return wiring{}, deny("the application port %d is also the authgate proxy's port; choose another proxy port with the annotation %s", app, AnnotationProxyPort)
+	}
+	return wiring{kind: "pod", listen: listen, upstream: app}, nil
+}
+
+// appPort resolves the app-port annotation: a number, or the name of a
+// container port.
+func appPort(pod *corev1.Pod, v string) (int32, error) {
+	if p, err := parsePort(v); err == nil {
+		return p, nil
+	}
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name != "" && p.Name == v {
+				return p.ContainerPort, nil
+			}
+		}
+	}
+	return 0, deny("annotation %s=%q is neither a port number (1-65535) nor the name of a container port", AnnotationAppPort, v)
+}
+
+// checkPorts denies a pod that already declares the proxy's ports.
+func checkPorts(pod *corev1.Pod, w wiring, cfg Config) error {
+	if w.listen == cfg.AdminPort || w.upstream == cfg.AdminPort {
+		return deny("port %d is the authgate proxy's admin port; choose other ports (annotation %s) or ask the platform team to change the injector's admin port",
+			cfg.AdminPort, AnnotationProxyPort)
+	}
+	var errs []error
+	for _, p := range []int32{w.listen, cfg.AdminPort} {
+		if c, ok := declares(pod, p); ok {
+			errs = append(errs, fmt.Errorf("container %q already declares port %d, which the authgate proxy needs", c, p))
+		}
+	}
+	return denial(errs)
+}
+
+// declares reports which container, if any, declares port p.
+func declares(pod *corev1.Pod, p int32) (string, bool) {
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			for _, cp := range c.Ports {
+				if cp.ContainerPort == p {
+					return c.Name, true
+				}
+			}
+		}
+	}
+	return "", false
+}
+
+// setEnv sets name=value, replacing an existing variable.
+func setEnv(c *corev1.Container, name, value string) {
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			c.Env[i] = corev1.EnvVar{Name: name, Value: value}
+			return
+		}
+	}
+	c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
+}
+
+// moveProbe moves an httpGet or tcpSocket probe on port from to port to.
+// Named ports follow the container port by themselves.
+func moveProbe(p *corev1.Probe, from, to int32) {
+	if p == nil {
+		return
+	}
+	if h := p.HTTPGet; h != nil && h.Port.Type == intstr.Int && h.Port.IntVal == from {
+		h.Port = intstr.FromInt32(to)
+	}
+	if t := p.TCPSocket; t != nil && t.Port.Type == intstr.Int && t.Port.IntVal == from {
+		t.Port = intstr.FromInt32(to)
+	}
+}

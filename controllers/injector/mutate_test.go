@@ -1,0 +1,392 @@
+package injector_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/authgate/authgate/controllers/bundle"
+	"github.com/authgate/authgate/controllers/injector"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml")
+
+func TestOptIn(t *testing.T) {
+	t.Parallel()
+	// The package documentation's table, row by row, plus values that are
+	// neither on nor off.
+	tests := []struct {
+		nsLabel, podLabel string // "-" means no label
+		want              bool
+	}{
+		{"enabled", "-", true},
+		{"enabled", "true", true},
+		{"enabled", "false", false},
+		{"enabled", "yes", true}, // "not false" opts in
+		{"-", "true", true},
+		{"-", "-", false},
+		{"-", "false", false},
+		{"-", "yes", false},
+		{"other", "true", true},
+		{"other", "-", false},
+		{"disabled", "true", false},
+		{"disabled", "-", false},
+		{"disabled", "false", false},
+	}
+	for _, tt := range tests {
+		t.Run("ns="+tt.nsLabel+",pod="+tt.podLabel, func(t *testing.T) {
+			t.Parallel()
+			ns := namespace("shop", "")
+			if tt.nsLabel != "-" {
+				ns.Labels[injector.LabelInject] = tt.nsLabel
+			}
+			pod := plainPod()
+			if tt.podLabel != "-" {
+				withLabel(injector.LabelInject, tt.podLabel)(pod)
+			}
+			changed, reason, err := injector.Mutate(pod, ns, testConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != tt.want {
+				t.Fatalf("got injected=%v (%s), want %v", changed, reason, tt.want)
+			}
+			if !changed && reason == "" {
+				t.Error("got no reason for skipping the pod")
+			}
+		})
+	}
+}
+
+func TestNeverInjected(t *testing.T) {
+	t.Parallel()
+	optedIn := withLabel(injector.LabelInject, "true")
+	tests := []struct {
+		name       string
+		pod        *corev1.Pod
+		ns         *corev1.Namespace
+		wantReason string
+	}{
+		{"kube-system", plainPod(optedIn), namespace("kube-system", "enabled"), "excluded"},
+		{"configured exclusion", plainPod(optedIn), namespace("authgate-system", "enabled"), "excluded"},
+		{"hostNetwork", plainPod(optedIn, func(p *corev1.Pod) { p.Spec.HostNetwork = true }), namespace("shop", "enabled"), "hostNetwork"},
+		{"annotated injected", plainPod(optedIn, withAnnotation(injector.AnnotationInjected, "true")), namespace("shop", "enabled"), "already injected"},
+		{"has an authgate-proxy container", plainPod(optedIn, func(p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: injector.ContainerName, Image: "x"})
+		}), namespace("shop", "enabled"), injector.ContainerName},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			before := tt.pod.DeepCopy()
+			changed, reason, err := injector.Mutate(tt.pod, tt.ns, testConfig())
+			if err != nil || changed {
+				t.Fatalf("got changed=%v err=%v, want the pod left alone", changed, err)
+			}
+			if !strings.Contains(reason, tt.wantReason) {
+				t.Errorf("got reason %q, want it to mention %q", reason, tt.wantReason)
+			}
+			if !equality.Semantic.DeepEqual(before, tt.pod) {
+				t.Error("the pod was modified")
+			}
+		})
+	}
+}
+
+// mutated injects pod and fails the test unless it changed.
+func mutated(t *testing.T, pod *corev1.Pod, ns *corev1.Namespace) *corev1.Pod {
+	t.Helper()
+	changed, reason, err := injector.Mutate(pod, ns, testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !changed {
+		t.Fatalf("not injected: %s", reason)
+	}
+	return pod
+}
+
+func TestKnative(t *testing.T) {
+	t.Parallel()
+	orig := knativePod()
+	pod := mutated(t, knativePod(), namespace("functions", "enabled"))
+
+	if got := pod.Spec.Containers[0]; !equality.Semantic.DeepEqual(got, orig.Spec.Containers[0]) {
+		t.Errorf("the user container changed or moved: got %s", got.Name)
+	}
+	qp := container(pod, "queue-proxy")
+	if got, _ := env(qp, "USER_PORT"); got != "8090" {
+		t.Errorf("got queue-proxy USER_PORT %q, want 8090 (the proxy)", got)
+	}
+	origProbe, _ := env(&orig.Spec.Containers[1], "SERVING_READINESS_PROBE")
+	if got, _ := env(qp, "SERVING_READINESS_PROBE"); got != origProbe {
+		t.Errorf("got SERVING_READINESS_PROBE %q, want it untouched (%q)", got, origProbe)
+	}
+	sc := pod.Spec.Containers[len(pod.Spec.Containers)-1]
+	if sc.Name != injector.ContainerName {
+		t.Fatalf("got last container %q, want the sidecar", sc.Name)
+	}
+	wantArgs := []string{"--config", "/etc/authgate/config.yaml", "--labels-file", "/etc/podinfo/labels", "--listen", ":8090",
+		"--admin-listen", ":8093", "--upstream", "http://127.0.0.1:8080", "--log-level", "info"}
+	if !slices.Equal(sc.Args, wantArgs) {
+		t.Errorf("got args %q, want %q", sc.Args, wantArgs)
+	}
+	if sc.Lifecycle == nil || sc.Lifecycle.PreStop == nil || sc.Lifecycle.PreStop.HTTPGet.Path != "/wait-for-drain" {
+		t.Error("got no preStop drain hook, want the user container's (wait for queue-proxy to drain)")
+	}
+	if pod.Annotations[injector.AnnotationInjected] != "true" {
+		t.Error("pod not annotated as injected")
+	}
+}
+
+func TestKnativeH2C(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want bool
+	}{
+		{"http1", knativePod(), false},
+		{"queue-proxy serving h2c on 8013", knativeH2CPod(), true},
+		{"user port named h2c", knativePod(func(p *corev1.Pod) { p.Spec.Containers[0].Ports[0].Name = "h2c" }), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pod := mutated(t, tt.pod, namespace("functions", "enabled"))
+			sc := container(pod, injector.ContainerName)
+			if got := slices.Contains(sc.Args, "--upstream-h2c"); got != tt.want {
+				t.Errorf("got --upstream-h2c=%v, want %v (args %q)", got, tt.want, sc.Args)
+			}
+		})
+	}
+}
+
+func TestKnativeProxyPortAnnotation(t *testing.T) {
+	t.Parallel()
+	pod := mutated(t, knativePod(withAnnotation(injector.AnnotationProxyPort, "7000")), namespace("functions", "enabled"))
+	if got, _ := env(container(pod, "queue-proxy"), "USER_PORT"); got != "7000" {
+		t.Errorf("got USER_PORT %q, want 7000", got)
+	}
+	if sc := container(pod, injector.ContainerName); sc.Ports[0].ContainerPort != 7000 {
+		t.Errorf("got proxy port %d, want 7000", sc.Ports[0].ContainerPort)
+	}
+}
+
+func TestOpenFaaS(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		pod  *corev1.Pod
+	}{
+		{"faas-netes pod", openFaaSPod()},
+		{"port env already set", openFaaSPod(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, corev1.EnvVar{Name: "port", Value: "8080"})
+		})},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pod := mutated(t, tt.pod, namespace("openfaas-fn", "enabled"))
+			fn := pod.Spec.Containers[0]
+			if fn.Name != "figlet" {
+				t.Fatalf("got containers[0] %q, want the function", fn.Name)
+			}
+			var ports []string
+			for _, e := range fn.Env {
+				if e.Name == "port" {
+					ports = append(ports, e.Value)
+				}
+			}
+			if !slices.Equal(ports, []string{"8082"}) {
+				t.Errorf("got env port=%q, want exactly one port=8082", ports)
+			}
+			if got := fn.Ports[0].ContainerPort; got != 8082 {
+				t.Errorf("got function containerPort %d, want 8082", got)
+			}
+			for name, p := range map[string]*corev1.Probe{"readiness": fn.ReadinessProbe, "liveness": fn.LivenessProbe} {
+				if got := p.HTTPGet.Port; got != intstr.FromInt32(8082) {
+					t.Errorf("got %s probe port %s, want 8082", name, got.String())
+				}
+			}
+			sc := container(pod, injector.ContainerName)
+			if !slices.Contains(sc.Args, ":8080") || !slices.Contains(sc.Args, "http://127.0.0.1:8082") {
+				t.Errorf("got args %q, want the proxy on :8080 in front of 127.0.0.1:8082", sc.Args)
+			}
+		})
+	}
+}
+
+func TestPlain(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		pod        *corev1.Pod
+		listen, up string
+	}{
+		{"numeric app port", plainPod(), ":8090", "http://127.0.0.1:3000"},
+		{"named app port", plainPod(withAnnotation(injector.AnnotationAppPort, "http")), ":8090", "http://127.0.0.1:3000"},
+		{"proxy port override", plainPod(withAnnotation(injector.AnnotationProxyPort, "9443")), ":9443", "http://127.0.0.1:3000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pod := mutated(t, tt.pod, namespace("shop", "enabled"))
+			sc := container(pod, injector.ContainerName)
+			if !slices.Contains(sc.Args, tt.listen) || !slices.Contains(sc.Args, tt.up) {
+				t.Errorf("got args %q, want --listen %s --upstream %s", sc.Args, tt.listen, tt.up)
+			}
+			if pod.Spec.Containers[0].Name != "orders" {
+				t.Error("the application is no longer containers[0]")
+			}
+		})
+	}
+}
+
+func TestDenied(t *testing.T) {
+	t.Parallel()
+	enabled := namespace("functions", "enabled")
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		want []string // substrings of the message
+	}{
+		{"knative without queue-proxy", knativePod(func(p *corev1.Pod) { p.Spec.Containers = p.Spec.Containers[:1] }),
+			[]string{"no queue-proxy container", "authgate.dev/inject=false"}},
+		{"knative without USER_PORT", knativePod(func(p *corev1.Pod) {
+			qp := &p.Spec.Containers[1]
+			qp.Env = slices.DeleteFunc(qp.Env, func(e corev1.EnvVar) bool { return e.Name == "USER_PORT" })
+		}), []string{"USER_PORT"}},
+		{"knative USER_PORT from a reference", knativePod(func(p *corev1.Pod) {
+			qp := &p.Spec.Containers[1]
+			for i := range qp.Env {
+				if qp.Env[i].Name == "USER_PORT" {
+					qp.Env[i] = corev1.EnvVar{Name: "USER_PORT", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{Key: "p"}}}
+				}
+			}
+		}), []string{"literal USER_PORT"}},
+		{"knative bad USER_PORT", knativePod(func(p *corev1.Pod) {
+			qp := &p.Spec.Containers[1]
+			for i := range qp.Env {
+				if qp.Env[i].Name == "USER_PORT" {
+					qp.Env[i].Value = "http"
+				}
+			}
+		}), []string{"USER_PORT", "not a port number"}},
+		{"knative function on the proxy port", knativePod(withAnnotation(injector.AnnotationProxyPort, "8080")), []string{"listens on 8080", injector.AnnotationProxyPort}},
+		{"knative reserved proxy port", knativePod(withAnnotation(injector.AnnotationProxyPort, "8012")), []string{"reserved by Knative"}},
+		{"bad proxy-port annotation", plainPod(withAnnotation(injector.AnnotationProxyPort, "99999")), []string{injector.AnnotationProxyPort, "not a port number"}},
+		{"plain without app-port", plainPod(withoutAnnotation(injector.AnnotationAppPort)),
+			[]string{"has no authgate.dev/app-port annotation", "targetPort at 8090"}},
+		{"plain with an unknown app-port", plainPod(withAnnotation(injector.AnnotationAppPort, "grpc")), []string{`authgate.dev/app-port="grpc"`}},
+		{"plain app-port is the proxy port", plainPod(withAnnotation(injector.AnnotationAppPort, "8090")), []string{"also the authgate proxy's port"}},
+		{"app declares the admin port", plainPod(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Ports = append(p.Spec.Containers[0].Ports, corev1.ContainerPort{ContainerPort: 8093})
+		}), []string{`container "orders" already declares port 8093`}},
+		{"app uses the admin port", plainPod(withAnnotation(injector.AnnotationAppPort, "8093")), []string{"admin port"}},
+		{"volume name taken", plainPod(func(p *corev1.Pod) {
+			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: injector.ConfigVolumeName})
+		}), []string{`volume named "authgate-config"`}},
+		{"init container name taken", plainPod(func(p *corev1.Pod) {
+			p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: injector.ContainerName})
+		}), []string{`init container named "authgate-proxy"`}},
+		{"openfaas with another proxy port", openFaaSPod(withAnnotation(injector.AnnotationProxyPort, "9000")), []string{"faas-netes sends traffic to port 8080"}},
+		{"openfaas watchdog port taken", openFaaSPod(func(p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "metrics", Ports: []corev1.ContainerPort{{ContainerPort: 8082}}})
+		}), []string{`container "metrics" already declares port 8082`}},
+		{"openfaas 8080 used by another container", openFaaSPod(func(p *corev1.Pod) {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "other", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}})
+		}), []string{`container "other" already declares port 8080`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			before := tt.pod.DeepCopy()
+			changed, _, err := injector.Mutate(tt.pod, enabled, testConfig())
+			if err == nil {
+				t.Fatalf("got no error (changed=%v), want a denial", changed)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("got %q, want it to contain %q", err, w)
+				}
+			}
+			if changed || !equality.Semantic.DeepEqual(before, tt.pod) {
+				t.Error("a denied pod was modified")
+			}
+		})
+	}
+}
+
+func TestGolden(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		ns   *corev1.Namespace
+	}{
+		{"knative", knativePod(), namespace("functions", "enabled")},
+		{"openfaas", openFaaSPod(withLabel(injector.LabelInject, "true")), namespace("openfaas-fn", "")},
+		{"plain", plainPod(), namespace("shop", "enabled")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pod := mutated(t, tt.pod, tt.ns)
+			got, err := yaml.Marshal(pod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", tt.name+".golden.yaml")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the mutated pod (go test -update rewrites it):\n%s", path, got)
+			}
+
+			// Idempotent: injecting the injected pod again changes nothing,
+			// also when the marker annotation was lost.
+			again := pod.DeepCopy()
+			if changed, reason, err := injector.Mutate(again, tt.ns, testConfig()); changed || err != nil {
+				t.Fatalf("second Mutate: got changed=%v err=%v (%s), want no change", changed, err, reason)
+			}
+			delete(again.Annotations, injector.AnnotationInjected)
+			if changed, _, err := injector.Mutate(again, tt.ns, testConfig()); changed || err != nil {
+				t.Fatalf("Mutate without the annotation: got changed=%v err=%v, want no change (the sidecar is there)", changed, err)
+			}
+		})
+	}
+}
+
+func TestBundleNames(t *testing.T) {
+	t.Parallel()
+	if injector.ConfigMapName != bundle.ConfigMapName || injector.ConfigKey != bundle.ConfigKey {
+		t.Fatalf("got %s/%s, want the controller's bundle %s/%s", injector.ConfigMapName, injector.ConfigKey, bundle.ConfigMapName, bundle.ConfigKey)
+	}
+}
+
+func TestMutateDoesNotShareConfigMaps(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	pod := mutated(t, plainPod(), namespace("shop", "enabled"))
+	sc := container(pod, injector.ContainerName)
+	sc.Resources.Limits[corev1.ResourceMemory] = sc.Resources.Requests[corev1.ResourceCPU]
+	if got := cfg.Resources.Limits[corev1.ResourceMemory]; got.String() != "128Mi" {
+		t.Fatalf("got config limit %s after editing the pod, want 128Mi (shared map)", got.String())
+	}
+}

@@ -1,0 +1,106 @@
+package injector
+
+import (
+	"fmt"
+	"path"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// proxyUID is the distroless "nonroot" user the proxy image runs as.
+const proxyUID int64 = 65532
+
+// startupWindowSeconds bounds how long the proxy may wait for its first valid
+// configuration before the kubelet restarts it (see sidecar).
+const startupWindowSeconds = 3600
+
+// sidecar builds the authgate-proxy container for w.
+func sidecar(cfg Config, w wiring) corev1.Container {
+	args := []string{
+		"--config", path.Join(ConfigMountPath, ConfigKey),
+		"--labels-file", path.Join(PodInfoMountPath, PodInfoLabelsKey),
+		"--listen", fmt.Sprintf(":%d", w.listen),
+		"--admin-listen", fmt.Sprintf(":%d", cfg.AdminPort),
+		"--upstream", fmt.Sprintf("http://127.0.0.1:%d", w.upstream),
+	}
+	if w.h2c {
+		args = append(args, "--upstream-h2c")
+	}
+	args = append(args, "--log-level", cfg.LogLevel)
+	admin := intstr.FromString(AdminPortName)
+	c := corev1.Container{
+		Name:            ContainerName,
+		Image:           cfg.Image,
+		ImagePullPolicy: cfg.ImagePullPolicy,
+		Args:            args,
+		Ports: []corev1.ContainerPort{
+			{Name: PortName, ContainerPort: w.listen, Protocol: corev1.ProtocolTCP},
+			{Name: AdminPortName, ContainerPort: cfg.AdminPort, Protocol: corev1.ProtocolTCP},
+		},
+		Resources: *cfg.Resources.DeepCopy(),
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: ConfigVolumeName, MountPath: ConfigMountPath, ReadOnly: true},
+			{Name: PodInfoVolumeName, MountPath: PodInfoMountPath, ReadOnly: true},
+		},
+		// The proxy opens its admin port only once a valid configuration is
+		// loaded, and in a namespace without an AuthPolicy that may take a
+		// while. The startup probe holds the liveness probe off until then
+		// (instead of restarting a proxy that is correctly waiting, not ready);
+		// readiness follows at once.
+		StartupProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: admin, Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds:    1,
+			TimeoutSeconds:   1,
+			SuccessThreshold: 1,
+			FailureThreshold: startupWindowSeconds,
+		},
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: admin, Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds:    2,
+			TimeoutSeconds:   1,
+			SuccessThreshold: 1,
+			FailureThreshold: 2,
+		},
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: admin, Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds:    10,
+			TimeoutSeconds:   2,
+			SuccessThreshold: 1,
+			FailureThreshold: 3,
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptrTo(true),
+			RunAsUser:                ptrTo(proxyUID),
+			RunAsGroup:               ptrTo(proxyUID),
+			ReadOnlyRootFilesystem:   ptrTo(true),
+			AllowPrivilegeEscalation: ptrTo(false),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+	if w.preStop != nil {
+		c.Lifecycle = &corev1.Lifecycle{PreStop: w.preStop}
+	}
+	return c
+}
+
+// volumes are the namespace bundle (optional: until the controller writes
+// it the proxy waits, not ready) and the pod's labels.
+func volumes() []corev1.Volume {
+	return []corev1.Volume{
+		{Name: ConfigVolumeName, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName},
+			Optional:             ptrTo(true),
+		}}},
+		{Name: PodInfoVolumeName, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+			Items: []corev1.DownwardAPIVolumeFile{{
+				Path:     PodInfoLabelsKey,
+				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels"},
+			}},
+		}}},
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
