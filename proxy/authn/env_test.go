@@ -17,22 +17,16 @@ import (
 	"github.com/authgate/authgate/proxy/identity"
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/test/devissuer"
+	"github.com/authgate/authgate/test/fakeclock"
 )
 
 // testAudience is the audience every test issuer expects.
 const testAudience = "orders-api"
 
-// clock is a settable test clock.
-type clock struct{ ns atomic.Int64 }
+// clock is the shared manual test clock.
+type clock = fakeclock.Clock
 
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock() *clock { return fakeclock.New(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)) }
 
 // counter is a loopback HTTP server counting its hits; it answers 500.
 type counter struct {

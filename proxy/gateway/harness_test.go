@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/test/devissuer"
 	"github.com/authgate/authgate/test/echo"
+	"github.com/authgate/authgate/test/logbuf"
 )
 
 // partnerKey is the plaintext API key of the test partner; configs hold
@@ -46,22 +46,7 @@ type env struct {
 	now      func() time.Time
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = logbuf.Buffer
 
 type envOption func(*config.ProxyConfig)
 
@@ -181,6 +166,11 @@ func (e *env) do(req *http.Request) result {
 	if err != nil {
 		e.t.Fatalf("request: %v", err)
 	}
+	return e.result(resp, before)
+}
+
+// result reads a response and what the function received since before.
+func (e *env) result(resp *http.Response, before int) result {
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	r := result{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
@@ -266,15 +256,7 @@ func (e *env) rawGet(target string, hdr ...string) result {
 	if err != nil {
 		e.t.Fatalf("read response: %v", err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := result{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
-	_ = json.Unmarshal(raw, &r.body)
-	if e.fn.Count() > before {
-		last, _ := e.fn.Last()
-		r.received = &last
-	}
-	return r
+	return e.result(resp, before)
 }
 
 func kidOpt(i int) devissuer.MintOption {

@@ -7,32 +7,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/test/fakeclock"
 )
 
-// clock is a manual clock for tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the shared manual test clock.
+type clock = fakeclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return fakeclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 func TestAllowBurstAndRefill(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	l := New(1, 3, 100, c.now)
+	l := New(1, 3, 100, c.Now)
 	for i := range 3 {
 		if ok, retry := l.Allow("a"); !ok || retry != 0 {
 			t.Fatalf("request %d: got (%v, %v), want (true, 0)", i, ok, retry)
@@ -53,7 +40,7 @@ func TestAllowBurstAndRefill(t *testing.T) {
 		{0, false, time.Second},
 	}
 	for i, s := range steps {
-		c.add(s.advance)
+		c.Advance(s.advance)
 		ok, retry := l.Allow("a")
 		if ok != s.wantOK || retry != s.wantRetry {
 			t.Fatalf("step %d: got (%v, %v), want (%v, %v)", i, ok, retry, s.wantOK, s.wantRetry)
@@ -63,7 +50,7 @@ func TestAllowBurstAndRefill(t *testing.T) {
 
 func TestKeysAreIndependent(t *testing.T) {
 	t.Parallel()
-	l := New(1, 1, 100, newClock().now)
+	l := New(1, 1, 100, newClock().Now)
 	if ok, _ := l.Allow("a"); !ok {
 		t.Fatal("got a refused, want allowed")
 	}
@@ -78,7 +65,7 @@ func TestKeysAreIndependent(t *testing.T) {
 func TestBlockedPeeksWithoutConsuming(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	l := New(0.5, 2, 100, c.now)
+	l := New(0.5, 2, 100, c.Now)
 	if blocked, retry := l.Blocked("new"); blocked || retry != 0 {
 		t.Fatalf("got (%v, %v) for an unknown key, want (false, 0)", blocked, retry)
 	}
@@ -98,7 +85,7 @@ func TestBlockedPeeksWithoutConsuming(t *testing.T) {
 	if !blocked || retry != 2*time.Second {
 		t.Fatalf("got (%v, %v), want (true, 2s)", blocked, retry)
 	}
-	c.add(2 * time.Second)
+	c.Advance(2 * time.Second)
 	if blocked, _ := l.Blocked("k"); blocked {
 		t.Fatal("got blocked after the refill, want not blocked")
 	}
@@ -107,7 +94,7 @@ func TestBlockedPeeksWithoutConsuming(t *testing.T) {
 func TestRetryAfterIsNeverZero(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	l := New(1000, 1, 10, c.now)
+	l := New(1000, 1, 10, c.Now)
 	for i := range 2000 {
 		ok, retry := l.Allow("k")
 		if !ok && retry <= 0 {
@@ -116,18 +103,18 @@ func TestRetryAfterIsNeverZero(t *testing.T) {
 		if ok && retry != 0 {
 			t.Fatalf("step %d: got retry %v on success, want 0", i, retry)
 		}
-		c.add(time.Duration(i%7) * 100 * time.Microsecond)
+		c.Advance(time.Duration(i%7) * 100 * time.Microsecond)
 	}
 }
 
 func TestZeroRateNeverRefills(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	l := New(0, 0, 0, c.now) // burst and maxKeys raised to 1
+	l := New(0, 0, 0, c.Now) // burst and maxKeys raised to 1
 	if ok, _ := l.Allow("k"); !ok {
 		t.Fatal("got the first request refused, want the burst of 1")
 	}
-	c.add(24 * time.Hour)
+	c.Advance(24 * time.Hour)
 	if ok, retry := l.Allow("k"); ok || retry != maxRetry {
 		t.Fatalf("got (%v, %v), want (false, %v)", ok, retry, maxRetry)
 	}
@@ -139,10 +126,10 @@ func TestMemoryIsBounded(t *testing.T) {
 		t.Run(fmt.Sprint(maxKeys), func(t *testing.T) {
 			t.Parallel()
 			c := newClock()
-			l := New(1, 1, maxKeys, c.now)
+			l := New(1, 1, maxKeys, c.Now)
 			for i := range 5 * maxKeys {
 				l.Allow(fmt.Sprintf("key-%d", i))
-				c.add(time.Millisecond)
+				c.Advance(time.Millisecond)
 			}
 			if n := l.Len(); n > maxKeys || n < maxKeys/2 {
 				t.Fatalf("got %d keys, want between %d and %d", n, maxKeys/2, maxKeys)
@@ -153,7 +140,7 @@ func TestMemoryIsBounded(t *testing.T) {
 
 func TestLongKeysAreHashed(t *testing.T) {
 	t.Parallel()
-	l := New(1, 1, 10, newClock().now)
+	l := New(1, 1, 10, newClock().Now)
 	long := strings.Repeat("x", 10_000)
 	l.Allow(long)
 	if ok, _ := l.Allow(long); ok {
@@ -174,10 +161,10 @@ func TestLongKeysAreHashed(t *testing.T) {
 func TestFloodDoesNotEvictAThrottledKey(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	l := New(0.001, 1, 64, c.now)
+	l := New(0.001, 1, 64, c.Now)
 	l.Allow("attacker")
 	for i := range 10_000 {
-		c.add(time.Millisecond)
+		c.Advance(time.Millisecond)
 		if blocked, _ := l.Blocked("attacker"); !blocked {
 			t.Fatalf("after %d fresh keys: got attacker unblocked, want its bucket kept", i)
 		}
@@ -188,12 +175,12 @@ func TestFloodDoesNotEvictAThrottledKey(t *testing.T) {
 func TestEvictionPrefersFullBuckets(t *testing.T) {
 	t.Parallel()
 	c := newClock()
-	l := New(1, 2, 2, c.now)
+	l := New(1, 2, 2, c.Now)
 	l.Allow("hot")
 	l.Allow("hot") // empty, seen first
-	c.add(100 * time.Millisecond)
+	c.Advance(100 * time.Millisecond)
 	l.Allow("idle") // one token left, seen later
-	c.add(time.Second)
+	c.Advance(time.Second)
 	// Now idle is full again (harmless to drop) while hot is not.
 	l.Allow("new")
 	m := l.shards[0].m
@@ -215,7 +202,7 @@ func keys(m map[string]entry) []string {
 
 func TestConcurrentAllowNeverExceedsBurst(t *testing.T) {
 	t.Parallel()
-	l := New(1, 25, 1000, newClock().now) // frozen clock: no refill
+	l := New(1, 25, 1000, newClock().Now) // frozen clock: no refill
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
 	for g := range 8 {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,18 +12,13 @@ import (
 
 	"github.com/authgate/authgate/proxy/identity"
 	"github.com/authgate/authgate/proxy/metrics"
+	"github.com/authgate/authgate/test/fakeclock"
 )
 
-// fakeClock is a settable clock safe for concurrent reads.
-type fakeClock struct{ ns atomic.Int64 }
+// fakeClock is the shared manual test clock.
+type fakeClock = fakeclock.Clock
 
-func newClock() *fakeClock {
-	c := &fakeClock{}
-	c.ns.Store(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
-	return c
-}
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func newClock() *fakeClock { return fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 func TestKey(t *testing.T) {
 	t.Parallel()
