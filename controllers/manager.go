@@ -21,8 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
 )
 
@@ -48,6 +50,11 @@ type Options struct {
 	// Registerer for the controller's own metrics; nil uses
 	// controller-runtime's registry (served on MetricsAddr).
 	Registerer prometheus.Registerer
+	// Injector, when set, serves the sidecar injection webhook.
+	Injector *injector.Config
+	// WebhookPort and WebhookCertDir configure the webhook server.
+	WebhookPort    int
+	WebhookCertDir string
 }
 
 // Validate checks options without side effects.
@@ -99,6 +106,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "authgate-controller.authgate.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		WebhookServer:           webhook.NewServer(webhook.Options{Port: o.WebhookPort, CertDir: o.WebhookCertDir}),
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{LabelAPIKey: "true"})},
 			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*roles)},
@@ -130,6 +138,14 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
+	}
+	if o.Injector != nil {
+		if err := injector.Register(mgr, *o.Injector); err != nil {
+			return nil, fmt.Errorf("injector: %w", err)
+		}
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return nil, fmt.Errorf("readyz: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("healthz: %w", err)

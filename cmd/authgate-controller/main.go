@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/authgate/authgate/controllers"
+	"github.com/authgate/authgate/controllers/injector"
 )
 
 func main() {
@@ -36,6 +37,14 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.DefaultRefresh, "jwks-default-refresh", 10*time.Minute, "refresh interval when the JWKS response has no max-age")
 	fs.DurationVar(&o.FetchTimeout, "jwks-fetch-timeout", 10*time.Second, "timeout of one discovery + JWKS fetch")
 	fs.DurationVar(&o.MaxStaleness, "jwks-max-staleness", 24*time.Hour, "stop shipping an issuer's keys after this long without a successful refresh")
+	var (
+		ic             injector.Config
+		enableInjector bool
+	)
+	fs.BoolVar(&enableInjector, "enable-injector", false, "serve the sidecar injection webhook")
+	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "port of the webhook server")
+	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key for the webhook server")
+	ic.BindFlags(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -43,6 +52,17 @@ func run(args []string, stderr io.Writer) error {
 	}
 	if err := o.Validate(); err != nil {
 		return err
+	}
+	if enableInjector {
+		// Never inject into the gateway's own namespace.
+		if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+			ic.ExcludeNamespaces = append(ic.ExcludeNamespaces, ns)
+		}
+		ic.Default()
+		if err := ic.Validate(); err != nil {
+			return fmt.Errorf("injector: %w", err)
+		}
+		o.Injector = &ic
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))

@@ -37,8 +37,6 @@ func withLabel(k, v string) podOpt {
 	}
 }
 
-func withoutLabel(k string) podOpt { return func(p *corev1.Pod) { delete(p.Labels, k) } }
-
 func withAnnotation(k, v string) podOpt {
 	return func(p *corev1.Pod) {
 		if p.Annotations == nil {

@@ -383,7 +383,10 @@ func TestBundleNames(t *testing.T) {
 func TestMutateDoesNotShareConfigMaps(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
-	pod := mutated(t, plainPod(), namespace("shop", "enabled"))
+	pod := plainPod()
+	if changed, _, err := injector.Mutate(pod, namespace("shop", "enabled"), cfg); !changed || err != nil {
+		t.Fatalf("got changed=%v err=%v", changed, err)
+	}
 	sc := container(pod, injector.ContainerName)
 	sc.Resources.Limits[corev1.ResourceMemory] = sc.Resources.Requests[corev1.ResourceCPU]
 	if got := cfg.Resources.Limits[corev1.ResourceMemory]; got.String() != "128Mi" {

@@ -155,31 +155,44 @@ func deref(s *string) string {
 	return *s
 }
 
-// Run serves until ctx is done, then drains in-flight requests.
+// Run serves until ctx is done, then drains in-flight requests. When the
+// admin address is given by flag, /healthz answers (and /readyz says 503)
+// from the start, so a liveness probe never kills a proxy that is correctly
+// waiting for its first valid configuration.
 func (a *App) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	var adminLn net.Listener
+	adminSrv := &http.Server{Handler: admin.Handler(a.sw, a, a.registry), ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	if a.opts.AdminListen != "" {
+		var err error
+		if adminLn, err = net.Listen("tcp", a.opts.AdminListen); err != nil {
+			return fmt.Errorf("listen admin %s: %w", a.opts.AdminListen, err)
+		}
+		go func() { errc <- serve(adminSrv, adminLn) }()
+	}
 	cfg, err := a.firstConfig(ctx)
 	if err != nil {
+		_ = adminSrv.Close()
 		return err
 	}
-	listen, adminListen := cfg.Listen.Address, cfg.Listen.AdminAddress
+	listen := cfg.Listen.Address
 	if a.opts.Listen != "" {
 		listen = a.opts.Listen
 	}
-	if a.opts.AdminListen != "" {
-		adminListen = a.opts.AdminListen
-	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
+		_ = adminSrv.Close()
 		return fmt.Errorf("listen %s: %w", listen, err)
 	}
-	adminLn, err := net.Listen("tcp", adminListen)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("listen admin %s: %w", adminListen, err)
+	if adminLn == nil {
+		if adminLn, err = net.Listen("tcp", cfg.Listen.AdminAddress); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen admin %s: %w", cfg.Listen.AdminAddress, err)
+		}
+		go func() { errc <- serve(adminSrv, adminLn) }()
 	}
 	srv := newServer(a.sw, cfg.Limits, a.logger)
-	adminSrv := &http.Server{Handler: admin.Handler(a.sw, a, a.registry), ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	addr, adminAddr := ln.Addr().String(), adminLn.Addr().String()
 	a.addr.Store(&addr)
 	a.adminAddr.Store(&adminAddr)
@@ -187,9 +200,7 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWatch()
 	go a.loader.Run(watchCtx)
-	errc := make(chan error, 2)
 	go func() { errc <- serve(srv, ln) }()
-	go func() { errc <- serve(adminSrv, adminLn) }()
 	a.logger.Info("authgate-proxy serving", slog.String("address", addr), slog.String("admin_address", adminAddr))
 	close(a.started)
 

@@ -181,7 +181,6 @@ func TestNotReadyUntilValidConfig(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond)
 	if a.Ready() {
 		t.Fatal("got ready with an invalid config, want not ready")
 	}
@@ -284,5 +283,47 @@ func TestOptionsValidate(t *testing.T) {
 		if err := tt.o.Validate(); (err == nil) != tt.ok {
 			t.Errorf("%s: got %v, want ok=%v", tt.name, err, tt.ok)
 		}
+	}
+}
+
+// With the admin address given by flag (as the injector does), /healthz is
+// alive and /readyz is 503 while the proxy waits for a valid config.
+func TestAdminServesWhileWaitingForConfig(t *testing.T) {
+	fn := httptest.NewServer(echo.New())
+	defer fn.Close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.yaml")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := ln.Addr().String()
+	ln.Close()
+	a, err := app.New(app.Options{ConfigPath: path, Listen: "127.0.0.1:0", AdminListen: adminAddr, PollInterval: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	eventually(t, "/healthz before any config", func() bool {
+		resp, err := http.Get("http://" + adminAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	if got := get(t, "http://"+adminAddr+"/readyz"); got != 503 {
+		t.Fatalf("got readyz %d without config, want 503", got)
+	}
+	if err := os.WriteFile(path, []byte(configYAML(fn.URL, "/a", true)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "ready after a valid config", func() bool { return get(t, "http://"+adminAddr+"/readyz") == 200 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
