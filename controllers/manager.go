@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
 )
@@ -55,6 +57,11 @@ type Options struct {
 	// WebhookPort and WebhookCertDir configure the webhook server.
 	WebhookPort    int
 	WebhookCertDir string
+	// WebhookCerts, when set, has the controller issue, rotate and publish
+	// the webhook server's certificate (its own CA; CertDir, Client and
+	// Logger are filled in here). nil: tls.crt/tls.key in WebhookCertDir
+	// come from elsewhere (cert-manager's Secret mounted there).
+	WebhookCerts *certs.Options
 }
 
 // Validate checks options without side effects.
@@ -99,6 +106,27 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("label requirement: %w", err)
 	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	whOpts := webhook.Options{Port: o.WebhookPort, CertDir: o.WebhookCertDir}
+	var certMgr *certs.Manager
+	if o.WebhookCerts != nil {
+		// Uncached: the manager's Secret cache holds only API-key Secrets.
+		c, err := client.New(cfg, client.Options{Scheme: scheme})
+		if err != nil {
+			return nil, fmt.Errorf("webhook certificates client: %w", err)
+		}
+		co := *o.WebhookCerts
+		co.CertDir, co.Client, co.Logger = o.WebhookCertDir, c, logger
+		if certMgr, err = certs.New(co); err != nil {
+			return nil, err
+		}
+		// Serve from memory: the webhook server starts before any other
+		// runnable, when tls.crt may not exist yet.
+		whOpts.TLSOpts = append(whOpts.TLSOpts, func(t *tls.Config) { t.GetCertificate = certMgr.GetCertificate })
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
@@ -106,7 +134,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "authgate-controller.authgate.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
-		WebhookServer:           webhook.NewServer(webhook.Options{Port: o.WebhookPort, CertDir: o.WebhookCertDir}),
+		WebhookServer:           webhook.NewServer(whOpts),
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{LabelAPIKey: "true"})},
 			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*roles)},
@@ -114,10 +142,6 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
-	}
-	logger := o.Logger
-	if logger == nil {
-		logger = slog.Default()
 	}
 	reg := o.Registerer
 	if reg == nil {
@@ -138,6 +162,14 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
+	}
+	if certMgr != nil {
+		if err := mgr.Add(certMgr); err != nil {
+			return nil, fmt.Errorf("webhook certificates: %w", err)
+		}
+		if err := mgr.AddReadyzCheck("webhook-certs", certs.ReadyzCheck(certMgr)); err != nil {
+			return nil, fmt.Errorf("readyz: %w", err)
+		}
 	}
 	if o.Injector != nil {
 		if err := injector.Register(mgr, *o.Injector); err != nil {

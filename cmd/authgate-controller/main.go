@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/authgate/authgate/controllers"
+	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
 )
 
@@ -45,6 +47,17 @@ func run(args []string, stderr io.Writer) error {
 	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "port of the webhook server")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key for the webhook server")
 	ic.BindFlags(fs)
+	var (
+		manageCerts bool
+		wc          certs.Options
+	)
+	fs.BoolVar(&manageCerts, "manage-webhook-certs", true, "issue and rotate the webhook certificate (own CA, caBundle patched); false when cert-manager provides it")
+	fs.StringVar(&wc.WebhookConfigName, "webhook-config-name", "authgate-injector", "MutatingWebhookConfiguration whose caBundles get the CA")
+	fs.StringVar(&wc.ServiceName, "webhook-service-name", "authgate-webhook", "webhook Service (the certificate's DNS names)")
+	fs.StringVar(&wc.SecretName, "webhook-secret-name", "authgate-webhook-tls", "Secret holding the webhook CA and certificate, in the pod's namespace")
+	fs.DurationVar(&wc.CAValidity, "webhook-ca-validity", certs.DefaultCAValidity, "lifetime of a new webhook CA")
+	fs.DurationVar(&wc.CertValidity, "webhook-cert-validity", certs.DefaultCertValidity, "lifetime of a new webhook serving certificate")
+	fs.DurationVar(&wc.CheckInterval, "webhook-cert-check-interval", certs.DefaultCheckInterval, "how often the webhook certificates are checked")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -63,6 +76,17 @@ func run(args []string, stderr io.Writer) error {
 			return fmt.Errorf("injector: %w", err)
 		}
 		o.Injector = &ic
+		if manageCerts {
+			wc.Namespace = os.Getenv("POD_NAMESPACE")
+			if wc.Namespace == "" {
+				return errors.New("--manage-webhook-certs needs POD_NAMESPACE")
+			}
+			wc.CertDir = o.WebhookCertDir
+			if err := wc.Validate(); err != nil {
+				return fmt.Errorf("webhook certificates: %w", err)
+			}
+			o.WebhookCerts = &wc
+		}
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
