@@ -1,0 +1,32 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// Flag errors are reported before anything touches a cluster.
+func TestFlagValidation(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "authgate-system")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"refresh bounds", []string{"--jwks-min-refresh", "1h", "--jwks-max-refresh", "1m"}, "refresh bounds"},
+		{"fetch timeout", []string{"--jwks-fetch-timeout", "0s"}, "fetch timeout"},
+		{"injector without image", []string{"--enable-injector"}, "injector"},
+		{"reserved knative admin port", []string{"--enable-injector", "--injector-image", "authgate/proxy:1", "--injector-admin-port", "9090"}, "injector"},
+		{"unknown flag", []string{"--nope"}, "not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(tt.args, &out)
+			if err == nil || !strings.Contains(err.Error()+out.String(), tt.want) {
+				t.Fatalf("got %v (%s), want an error mentioning %q", err, out.String(), tt.want)
+			}
+		})
+	}
+}
