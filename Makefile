@@ -11,6 +11,8 @@ export PATH := $(BIN):$(PATH)
 
 # Pinned tool versions, installed into ./bin.
 GOLANGCI_LINT_VERSION   ?= v2.6.2
+HELM_VERSION            ?= v3.22.0
+KUSTOMIZE_VERSION       ?= v5.8.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN          := $(BIN)/controller-gen
 
@@ -63,6 +65,7 @@ generate: manifests ## Regenerate every generated file: deepcopy, CRD, RBAC, con
 manifests: controller-gen ## Generate the CRD (config/crd/bases) and RBAC (config/rbac) from markers.
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=authgate-controller paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	./hack/sync-chart-crds.sh
 
 .PHONY: verify
 verify: controller-gen ## Fail when a generated file is stale or code is unformatted.
@@ -73,7 +76,8 @@ verify: controller-gen ## Fail when a generated file is stale or code is unforma
 	  diff -ru config/crd/bases $$tmp/crd && \
 	  $(CONTROLLER_GEN) rbac:roleName=authgate-controller paths=./controllers/... output:rbac:artifacts:config=$$tmp/rbac && \
 	  diff -u config/rbac/role.yaml $$tmp/rbac/role.yaml && \
-	  $(GO) run ./hack/configdoc | diff -u docs/config-reference.md - \
+	  $(GO) run ./hack/configdoc | diff -u docs/config-reference.md - && \
+	  ./hack/sync-chart-crds.sh --check \
 	  || { echo "generated files are stale: run make generate"; exit 1; }
 	@out="$$(find . -name '*.go' -not -path './bin/*' -not -path './.git/*' -print0 | xargs -0 gofmt -l)"; \
 	  test -z "$$out" || { echo "unformatted files (run make fmt):"; echo "$$out"; exit 1; }
@@ -84,7 +88,7 @@ verify: controller-gen ## Fail when a generated file is stale or code is unforma
 test: vet verify lint unit fuzz-smoke linkcheck ## Run every test (what CI runs).
 
 .PHONY: unit
-unit: envtest ## Run unit and integration tests (real kube-apiserver + etcd) with the race detector.
+unit: envtest helm kustomize ## Run unit and integration tests (real kube-apiserver + etcd, helm, kustomize) with the race detector.
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
 .PHONY: fuzz-smoke
@@ -104,6 +108,14 @@ linkcheck: ## Prove authgate-proxy does not link client-go.
 bench: ## Run request-path benchmarks with -benchmem.
 	$(GO) test -run='^$$' -bench=. -benchmem ./proxy/...
 
+.PHONY: chart-test
+chart-test: helm kustomize envtest ## Lint, render and dry-run the Helm chart and the kustomize tree against a real API server.
+	$(GO) test -count=1 ./test/chart/
+
+.PHONY: chart-crds
+chart-crds: ## Copy the generated CRD and RBAC into charts/authgate.
+	./hack/sync-chart-crds.sh
+
 ##@ Build
 
 .PHONY: build
@@ -111,6 +123,14 @@ build: ## Build binaries into ./bin.
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
 ##@ Tools
+
+.PHONY: helm
+helm: ## Install helm into ./bin.
+	HELM_VERSION=$(HELM_VERSION) ./hack/helm.sh >/dev/null
+
+.PHONY: kustomize
+kustomize: ## Install kustomize into ./bin.
+	KUSTOMIZE_VERSION=$(KUSTOMIZE_VERSION) ./hack/kustomize.sh >/dev/null
 
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest into ./bin/k8s (cached; ~5 min cold).

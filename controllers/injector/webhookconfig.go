@@ -45,7 +45,7 @@ func WebhookConfiguration(name string, clientConfig admissionregistrationv1.Webh
 			SideEffects:             ptrTo(admissionregistrationv1.SideEffectClassNone),
 			FailurePolicy:           ptrTo(admissionregistrationv1.Fail),
 			MatchPolicy:             ptrTo(admissionregistrationv1.Equivalent),
-			ReinvocationPolicy:      ptrTo(admissionregistrationv1.NeverReinvocationPolicy),
+			ReinvocationPolicy:      ptrTo(admissionregistrationv1.IfNeededReinvocationPolicy), // idempotent: a re-run after later mutators is a no-op
 			TimeoutSeconds:          ptrTo(int32(10)),
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},

@@ -1,0 +1,200 @@
+package chart
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The chart ships copies of generated files; config/ is the source of truth
+// and hack/sync-chart-crds.sh writes the copies.
+func TestGeneratedCopiesAreIdentical(t *testing.T) {
+	t.Parallel()
+	pairs := map[string]string{
+		filepath.Join(repoRoot, "config", "rbac", "role.yaml"): filepath.Join(chartDir, "files", "controller-role.yaml"),
+	}
+	sources, err := filepath.Glob(filepath.Join(repoRoot, "config", "crd", "bases", "*.yaml"))
+	if err != nil || len(sources) == 0 {
+		t.Fatalf("no CRDs in config/crd/bases (%v)", err)
+	}
+	for _, src := range sources {
+		pairs[src] = filepath.Join(chartDir, "crds", filepath.Base(src))
+	}
+	copies, err := filepath.Glob(filepath.Join(chartDir, "crds", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range copies {
+		if _, err := os.Stat(filepath.Join(repoRoot, "config", "crd", "bases", filepath.Base(c))); err != nil {
+			t.Errorf("%s has no source in config/crd/bases: run hack/sync-chart-crds.sh", c)
+		}
+	}
+	for src, dst := range pairs {
+		want, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(dst)
+		if err != nil {
+			t.Errorf("%v: run hack/sync-chart-crds.sh", err)
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from %s: run hack/sync-chart-crds.sh", dst, src)
+		}
+	}
+}
+
+func TestLint(t *testing.T) {
+	t.Parallel()
+	for _, v := range []variant{defaults, certManager, monitoring, certManagerAndMon,
+		{name: "one-replica-no-injector", set: []string{"replicas=1", "webhook.enabled=false"}},
+		{name: "other-release", set: []string{"nameOverride=gate", "certManager.enabled=true", "certManager.issuerRef.name=corp-ca", "certManager.issuerRef.kind=ClusterIssuer"}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"lint", "--strict", chartDir, "--namespace", releaseNamespace}, v.args()...)
+			if out, err := run(helm, args...); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// Golden files of the rendered chart; go test ./test/chart -update rewrites them.
+func TestTemplateGolden(t *testing.T) {
+	t.Parallel()
+	for _, v := range []variant{defaults, certManagerAndMon} {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			got := render(t, v)
+			path := filepath.Join("testdata", v.name+".golden.yaml")
+			if *update {
+				if err := os.WriteFile(path, got, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./test/chart -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("helm template differs from %s (run go test ./test/chart -update and review the diff):\n%s", path, firstDiff(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// firstDiff shows the first differing line with a little context.
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			return "line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl
+		}
+	}
+	return ""
+}
+
+func TestSchemaRejectsBadValues(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, values, want string
+	}{
+		{"replicas not a number", `replicas: "two"`, "/replicas"},
+		{"replicas zero", `replicas: 0`, "/replicas"},
+		{"unknown pull policy", "image:\n  pullPolicy: Sometimes", "/image/pullPolicy"},
+		{"missing image repository", "image:\n  repository: null", "repository"},
+		{"empty proxy image repository", "proxy:\n  image:\n    repository: \"\"", "/proxy/image/repository"},
+		{"controller memory not a quantity", "resources:\n  limits:\n    memory: lots", "/resources/limits/memory"},
+		{"sidecar cpu not a quantity", "proxy:\n  cpuRequest: fast", "/proxy/cpuRequest"},
+		{"unknown resource", "resources:\n  requests:\n    gpu: 1", "gpu"},
+		{"duration without unit", "jwks:\n  minRefresh: \"60\"", "/jwks/minRefresh"},
+		{"unknown failure policy", "webhook:\n  failurePolicy: Maybe", "/webhook/failurePolicy"},
+		{"webhook timeout too long", "webhook:\n  timeoutSeconds: 31", "/webhook/timeoutSeconds"},
+		{"proxy on the OpenFaaS port", "proxy:\n  port: 8080", "/proxy/port"},
+		{"proxy on a Knative port", "proxy:\n  adminPort: 8012", "/proxy/adminPort"},
+		{"sidecar log level", "proxy:\n  logLevel: verbose", "/proxy/logLevel"},
+		{"controller log level", "logLevel: warn", "/logLevel"},
+		{"bad namespace name", "webhook:\n  excludeNamespaces: [Kube_System]", "/webhook/excludeNamespaces"},
+		{"typo in a key", "certManger:\n  enabled: true", "certManger"},
+		{"issuer kind", "certManager:\n  issuerRef:\n    name: x\n    kind: Vault", "/certManager/issuerRef/kind"},
+		{"digest format", "image:\n  digest: latest", "/image/digest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			file := filepath.Join(t.TempDir(), "values.yaml")
+			if err := os.WriteFile(file, []byte(tc.values+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := run(helm, "template", releaseName, chartDir, "--namespace", releaseNamespace, "-f", file)
+			if err == nil {
+				t.Fatalf("helm template accepted %q, want a schema error", tc.values)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "schema") || !strings.Contains(msg, tc.want) {
+				t.Fatalf("got error %q, want a schema error naming %q", msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestSchemaAcceptsOverrides(t *testing.T) {
+	t.Parallel()
+	values := `
+replicas: 3
+image: {repository: registry.example.com/platform/authgate-controller, tag: v0.1.0-rc.1, pullPolicy: Always}
+proxy: {image: {digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}, cpuLimit: 500m, memoryLimit: 1Gi, port: 8095}
+resources: {requests: {cpu: 0.5, memory: 1Gi}, limits: {memory: 2Gi}}
+jwks: {minRefresh: 30s, maxStaleness: 1h30m}
+webhook: {failurePolicy: Ignore, timeoutSeconds: 5, excludeNamespaces: [kube-public, istio-system]}
+certManager: {enabled: true, issuerRef: {name: corp-ca, kind: ClusterIssuer, group: cert-manager.io}}
+podDisruptionBudget: {minAvailable: 50%}
+extraArgs: [--zap-devel=false]
+monitoring: {prometheusRule: {enabled: true, denySpike: {factor: 5, minRate: 0.2, for: 15m}}}
+`
+	file := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(file, []byte(values), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(helm, "template", releaseName, chartDir, "--namespace", releaseNamespace, "-f", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := byKey(t, parseObjects(t, out))
+	dep := objs["Deployment authgate-system/authgate-controller"]
+	if dep == nil {
+		t.Fatal("no Deployment rendered")
+	}
+	args := containerArgs(t, dep)
+	for _, want := range []string{
+		"--injector-image=ghcr.io/authgate/authgate-proxy:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+		"--injector-cpu-limit=500m", "--injector-proxy-port=8095", "--manage-webhook-certs=false",
+		"--injector-exclude-namespaces=kube-public,istio-system,$(POD_NAMESPACE)", "--zap-devel=false",
+	} {
+		if !contains(args, want) {
+			t.Errorf("controller args %v lack %s", args, want)
+		}
+	}
+	if _, ok := objs["Issuer authgate-system/authgate-selfsigned"]; ok {
+		t.Error("a self-signed Issuer was rendered although certManager.issuerRef is set")
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

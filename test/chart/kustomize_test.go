@@ -1,0 +1,304 @@
+package chart
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Labels only one of the two installs sets.
+var toolLabels = []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/version"}
+
+// normalize drops what legitimately differs between `helm template` and
+// `kustomize build`: the tools' own labels, labels on the CRD (Helm does not
+// template crds/), and the restriction of MutatingWebhookConfiguration rules
+// to the chart's configuration by resourceNames (kustomize takes the
+// generated ClusterRole as it is; TestChartRBAC checks the restriction).
+func normalize(u *unstructured.Unstructured) *unstructured.Unstructured {
+	u = u.DeepCopy()
+	labels := u.GetLabels()
+	for _, l := range toolLabels {
+		delete(labels, l)
+	}
+	u.SetLabels(labels)
+	if u.GetKind() == "CustomResourceDefinition" {
+		u.SetLabels(nil)
+	}
+	if u.GetKind() == "ClusterRole" {
+		rules, _, _ := unstructured.NestedSlice(u.Object, "rules")
+		grants := expandRules(rules, true)
+		u.Object["rules"] = grants
+	}
+	return u
+}
+
+// expandRules flattens RBAC rules into sorted "group resource name verb"
+// grants, so equal permissions compare equal however they are grouped.
+func expandRules(rules []any, dropWebhookNames bool) []any {
+	set := map[string]bool{}
+	for _, r := range rules {
+		rule, _ := r.(map[string]any)
+		groups, resources, names, verbs := strs(rule["apiGroups"]), strs(rule["resources"]), strs(rule["resourceNames"]), strs(rule["verbs"])
+		if dropWebhookNames && contains(resources, "mutatingwebhookconfigurations") {
+			names = nil
+		}
+		if len(names) == 0 {
+			names = []string{"*"}
+		}
+		for _, g := range groups {
+			for _, res := range resources {
+				for _, n := range names {
+					for _, v := range verbs {
+						set[fmt.Sprintf("%q %s %s %s", g, res, n, v)] = true
+					}
+				}
+			}
+		}
+	}
+	var out []any
+	for _, k := range sortedKeys(set) {
+		out = append(out, k)
+	}
+	return out
+}
+
+func strs(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, x := range list {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+// config/default must declare the same objects as the chart's defaults
+// (release authgate in authgate-system), plus the Namespace.
+func TestKustomizeMatchesChart(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v          variant
+		prometheus bool
+	}{{defaults, false}, {monitoring, true}} {
+		t.Run(tc.v.name, func(t *testing.T) {
+			t.Parallel()
+			dir := filepath.Join(repoRoot, "config", "default")
+			if tc.prometheus {
+				dir = defaultWithPrometheus(t)
+			}
+			built, err := run(kustomize, "build", dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kust := byKey(t, parseObjects(t, built))
+			chart := byKey(t, parseObjects(t, render(t, tc.v, "--include-crds")))
+			ns := "Namespace " + releaseNamespace
+			if _, ok := kust[ns]; !ok {
+				t.Errorf("config/default has no %s", ns)
+			}
+			delete(kust, ns)
+			for _, k := range sortedKeys(chart) {
+				if _, ok := kust[k]; !ok {
+					t.Errorf("the chart renders %s, config/default does not", k)
+				}
+			}
+			for _, k := range sortedKeys(kust) {
+				c, ok := chart[k]
+				if !ok {
+					t.Errorf("config/default declares %s, the chart does not", k)
+					continue
+				}
+				got, want := normalize(kust[k]), normalize(c)
+				if !reflect.DeepEqual(got.Object, want.Object) {
+					t.Errorf("%s differs between config/ and the chart:\n%s", k, describeDiff("", want.Object, got.Object))
+				}
+			}
+		})
+	}
+}
+
+// defaultWithPrometheus writes config/default's kustomization with
+// ../prometheus enabled (as its comment tells users to) into a temp dir.
+func defaultWithPrometheus(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(repoRoot, "config", "default", "kustomization.yaml")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(data), "# - ../prometheus", "- ../prometheus", 1)
+	if text == string(data) {
+		t.Fatal("config/default/kustomization.yaml has no commented-out ../prometheus line")
+	}
+	// kustomize refuses absolute paths to other kustomizations.
+	dir := t.TempDir()
+	config, err := filepath.Abs(filepath.Join(repoRoot, "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(dir, config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = strings.ReplaceAll(text, "- ../", "- "+filepath.ToSlash(rel)+"/")
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// describeDiff lists the paths where two decoded YAML values differ.
+func describeDiff(path string, want, got any) string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			break
+		}
+		keys := map[string]bool{}
+		for k := range w {
+			keys[k] = true
+		}
+		for k := range g {
+			keys[k] = true
+		}
+		var b strings.Builder
+		for _, k := range sortedKeys(keys) {
+			b.WriteString(describeDiff(path+"."+k, w[k], g[k]))
+		}
+		return b.String()
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			break
+		}
+		var b strings.Builder
+		for i := range w {
+			b.WriteString(describeDiff(fmt.Sprintf("%s[%d]", path, i), w[i], g[i]))
+		}
+		return b.String()
+	}
+	if reflect.DeepEqual(want, got) {
+		return ""
+	}
+	return fmt.Sprintf("  %s: chart %v, config/ %v\n", path, want, got)
+}
+
+// The chart grants everything the controller's RBAC markers ask for
+// (config/rbac/role.yaml), narrows its webhook configuration rights to its
+// own object, and drops certificate rights when cert-manager owns them.
+func TestChartRBAC(t *testing.T) {
+	t.Parallel()
+	generated := parseObjects(t, mustRead(t, filepath.Join(repoRoot, "config", "rbac", "role.yaml")))
+	for _, v := range []variant{defaults, certManager} {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			objs := byKey(t, parseObjects(t, render(t, v)))
+			clusterRole := objs["ClusterRole authgate-controller"]
+			role := objs["Role "+releaseNamespace+"/authgate-controller"]
+			if clusterRole == nil || role == nil {
+				t.Fatalf("missing ClusterRole or Role authgate-controller in %v", sortedKeys(objs))
+			}
+			clusterGrants := grantSet(clusterRole)
+			nsGrants := grantSet(clusterRole, role)
+			for _, g := range generated {
+				granted := clusterGrants
+				if g.GetKind() == "Role" {
+					granted = nsGrants
+				}
+				rules, _, _ := unstructured.NestedSlice(g.Object, "rules")
+				for _, want := range expandRules(rules, false) {
+					w := want.(string)
+					if v.name == certManager.name && certRight(g, w) {
+						continue // checked below
+					}
+					if !grantedAny(granted, w) {
+						t.Errorf("config/rbac/role.yaml %s grants %s; the chart does not", g.GetKind(), w)
+					}
+				}
+			}
+			if v.name == certManager.name {
+				for g := range grantSet(role) {
+					if strings.Contains(g, " secrets ") {
+						t.Errorf("with cert-manager the chart's Role still grants %s", g)
+					}
+				}
+				for g := range clusterGrants {
+					if strings.Contains(g, " mutatingwebhookconfigurations ") {
+						t.Errorf("with cert-manager the chart's ClusterRole still grants %s", g)
+					}
+				}
+			}
+			for g := range clusterGrants {
+				if strings.Contains(g, " mutatingwebhookconfigurations ") && !strings.Contains(g, " * list") && !strings.Contains(g, " * watch") &&
+					!strings.Contains(g, " authgate-injector ") {
+					t.Errorf("the chart grants %s on every MutatingWebhookConfiguration, want it restricted to authgate-injector", g)
+				}
+			}
+		})
+	}
+}
+
+// certRight reports whether a generated grant only serves the controller's
+// own webhook certificates (--manage-webhook-certs), which cert-manager
+// replaces.
+func certRight(obj *unstructured.Unstructured, grant string) bool {
+	return strings.Contains(grant, " mutatingwebhookconfigurations ") ||
+		(obj.GetKind() == "Role" && strings.Contains(grant, " secrets "))
+}
+
+// grantSet expands the rules of RBAC objects into a set of grants.
+func grantSet(objs ...*unstructured.Unstructured) map[string]bool {
+	set := map[string]bool{}
+	for _, o := range objs {
+		rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		for _, g := range expandRules(rules, false) {
+			set[g.(string)] = true
+		}
+	}
+	return set
+}
+
+// grantedAny reports whether want ("group resource * verb") is granted, for
+// all names or (when the chart narrowed it) for some names.
+func grantedAny(granted map[string]bool, want string) bool {
+	if granted[want] {
+		return true
+	}
+	f := strings.Fields(want)
+	for g := range granted {
+		gf := strings.Fields(g)
+		if gf[0] == f[0] && gf[1] == f[1] && gf[3] == f[3] {
+			return true
+		}
+	}
+	return false
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// containerArgs returns the args of the Deployment's first container.
+func containerArgs(t *testing.T, dep *unstructured.Unstructured) []string {
+	t.Helper()
+	containers, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	if len(containers) == 0 {
+		t.Fatalf("%s has no containers", objectKey(dep))
+	}
+	c, _ := containers[0].(map[string]any)
+	args := strs(c["args"])
+	sort.Strings(args)
+	return args
+}
