@@ -31,11 +31,13 @@ var notInstalled = map[string]bool{
 	"openfaas.com/Function":                true,
 }
 
-// Every object of the rendered chart, of config/default and of the examples
-// is sent to a real kube-apiserver with server-side dry-run, so the API
-// server's own validation (schemas, webhook configuration rules, RBAC rules,
-// CEL rules of the AuthPolicy CRD) judges them. The CRD itself is installed
-// by envtest from config/crd/bases and therefore skipped.
+// The chart's own CRD (charts/authgate/crds, rendered with --include-crds)
+// is installed for real into an API server that starts without any CRD,
+// and AuthPolicies must be served afterwards. Then every other object of the
+// rendered chart, of config/default and of the examples is sent with
+// server-side dry-run, so the API server's own validation (schemas, webhook
+// configuration rules, RBAC rules, CEL rules of the AuthPolicy CRD) judges
+// them.
 func TestDryRunOnAPIServer(t *testing.T) {
 	t.Parallel()
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
@@ -45,11 +47,7 @@ func TestDryRunOnAPIServer(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
 		t.Fatalf("envtest binaries not found in %s: run make envtest", assets)
 	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets} // no CRDs: the chart installs its own below
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("start envtest: %v", err)
@@ -62,6 +60,7 @@ func TestDryRunOnAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	createNamespace(ctx, t, c, releaseNamespace)
+	installChartCRDs(ctx, t, c)
 
 	kust, err := run(kustomize, "build", filepath.Join(repoRoot, "config", "default"))
 	if err != nil {
@@ -96,7 +95,7 @@ func TestDryRunOnAPIServer(t *testing.T) {
 				gk := o.GroupVersionKind().Group + "/" + o.GetKind()
 				switch {
 				case o.GetKind() == "CustomResourceDefinition":
-					continue // installed by envtest from config/crd/bases
+					continue // installed for real by installChartCRDs
 				case o.GetKind() == "Namespace":
 					continue // created above (dry-run cannot create into it)
 				case notInstalled[gk]:
@@ -120,5 +119,38 @@ func createNamespace(ctx context.Context, t *testing.T, c client.Client, name st
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if err := c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
+	}
+}
+
+// installChartCRDs creates the chart's CRDs (helm template --include-crds)
+// and waits until the API server serves AuthPolicies.
+func installChartCRDs(ctx context.Context, t *testing.T, c client.Client) {
+	t.Helper()
+	installed := 0
+	for _, o := range parseObjects(t, render(t, defaults, "--include-crds")) {
+		if o.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		if err := c.Create(ctx, o); err != nil {
+			t.Fatalf("the API server refused the chart's CRD %s: %v", o.GetName(), err)
+		}
+		installed++
+	}
+	if installed == 0 {
+		t.Fatal("the chart rendered no CRD")
+	}
+	list := &unstructured.UnstructuredList{}
+	list.SetAPIVersion("authgate.dev/v1alpha1")
+	list.SetKind("AuthPolicyList")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := c.List(ctx, list)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("AuthPolicies are not served after installing the chart's CRD: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
