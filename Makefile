@@ -105,7 +105,15 @@ linkcheck: ## Prove authgate-proxy does not link client-go.
 	@echo "authgate-proxy does not link k8s.io/client-go"
 
 .PHONY: bench
-bench: ## Run request-path benchmarks with -benchmem.
+bench: ## Load benchmark on loopback vs a bare ReverseProxy (peers found in ./bin too); writes docs/bench/. Not part of make test.
+	./hack/bench.sh
+
+.PHONY: bench-peers
+bench-peers: ## make bench after installing wrk, OPA and oauth2-proxy into ./bin for the peer comparison.
+	./hack/bench.sh --peers
+
+.PHONY: bench-micro
+bench-micro: ## Request-path microbenchmarks (go test -bench) with -benchmem.
 	$(GO) test -run='^$$' -bench=. -benchmem ./proxy/...
 
 .PHONY: chart-test
