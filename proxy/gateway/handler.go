@@ -106,7 +106,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(rt.policies) == 0 {
 		if rt.cfg.DefaultAction == "allow" {
-			rt.forward(w, r, ev, &outcome{allow: true, reason: ReasonDefaultAllow}, nil, false)
+			rt.forward(w, r, ev, &outcome{allow: true, reason: ReasonDefaultAllow}, nil)
 			return
 		}
 		rt.finish(w, r, ev, &outcome{status: http.StatusForbidden, reason: ReasonNoPolicy, detail: "no policy selects this workload"})
@@ -187,7 +187,7 @@ func (rt *Runtime) decide(w http.ResponseWriter, r *http.Request, ev *event, can
 		// function does not need unless a policy asks for it.
 		r.Header.Del("Authorization")
 	}
-	rt.forward(w, r, ev, final, extra, forwardCred)
+	rt.forward(w, r, ev, final, extra)
 }
 
 // evalPolicy decides one policy. Every path that is not an explicit allow
@@ -314,7 +314,7 @@ func (rt *Runtime) checkLimits(rules []limitRule, ev *event, route string, id *i
 }
 
 // forward injects the verified identity and proxies to the function.
-func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o *outcome, extra map[string]string, _ bool) {
+func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o *outcome, extra map[string]string) {
 	scope := &reqScope{client: ev.client, requestID: ev.requestID}
 	if o.id != nil {
 		scope.inject = make(http.Header, 8)
