@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -69,10 +71,21 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (dec Decision, err error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
+	// OPA cancels through a topdown.Cancel. Without one it starts a
+	// goroutine per evaluation to watch ctx; context.AfterFunc registers a
+	// callback on ctx instead, run only if ctx ends (timeout or the
+	// caller's cancellation) before stop.
+	halt := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, halt.Cancel)
+	defer stop()
 	rs, err := e.pq.Eval(ctx,
 		rego.EvalParsedInput(in.value),
 		rego.EvalTime(in.now),
 		rego.EvalGenerateJSON(keepTerm),
+		rego.EvalExternalCancel(halt),
+		// Nothing reads per-evaluation metrics; the default allocates a
+		// fresh set and timers on every evaluation.
+		rego.EvalMetrics(metrics.NoOp()),
 	)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil {

@@ -184,6 +184,24 @@ func TestEvalCanceledContext(t *testing.T) {
 	}
 }
 
+// A caller's cancellation stops an evaluation under way and denies.
+func TestEvalCanceledDuringEvaluation(t *testing.T) {
+	t.Parallel()
+	e, err := compileSrc(t, time.Hour, `package authgate.authz
+decision if {
+	count([x | some i in numbers.range(1, 3200); some j in numbers.range(1, 3200); x := i * j]) > 0
+}`)
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(5*time.Millisecond, cancel)
+	dec, err := e.Eval(ctx, testInput(t))
+	if !errors.Is(err, context.Canceled) || dec.Allow || dec.Reason != ReasonRegoError {
+		t.Errorf("got (%+v, %v), want a denying %s decision wrapping context.Canceled", dec, err, ReasonRegoError)
+	}
+}
+
 func TestEvalRecoversPanic(t *testing.T) {
 	t.Parallel()
 	// A zero Engine has no prepared query: OPA dereferences nil inside.

@@ -53,18 +53,21 @@ type Input struct {
 // reach Rego.
 func NewInput(req Request, id *identity.Identity, policy, route string, now time.Time, credentialHeaders []string) *Input {
 	b := &builder{}
-	root := ast.NewObjectWithCapacity(5)
-	root.Insert(keys.request, b.term(b.request(&req, credentialHeaders)))
+	// NewObject stores all pairs in one block; Insert allocates per pair.
+	pairs := make([][2]*ast.Term, 0, 5)
+	pairs = append(pairs,
+		[2]*ast.Term{keys.request, b.term(b.request(&req, credentialHeaders))},
+		[2]*ast.Term{keys.route, b.str(route)},
+		[2]*ast.Term{keys.policy, b.str(policy)},
+		[2]*ast.Term{keys.time, b.term(ast.NewObject(
+			[2]*ast.Term{keys.unixNS, b.term(ast.Number(strconv.FormatInt(now.UnixNano(), 10)))},
+			[2]*ast.Term{keys.rfc3339, b.str(now.UTC().Format(time.RFC3339Nano))},
+		))},
+	)
 	if id != nil {
-		root.Insert(keys.identity, b.term(b.identity(id)))
+		pairs = append(pairs, [2]*ast.Term{keys.identity, identityTerm(id)})
 	}
-	root.Insert(keys.route, b.str(route))
-	root.Insert(keys.policy, b.str(policy))
-	root.Insert(keys.time, b.term(ast.NewObject(
-		[2]*ast.Term{keys.unixNS, b.term(ast.Number(strconv.FormatInt(now.UnixNano(), 10)))},
-		[2]*ast.Term{keys.rfc3339, b.str(now.UTC().Format(time.RFC3339Nano))},
-	)))
-	return &Input{value: root, now: now}
+	return &Input{value: ast.NewObject(pairs...), now: now}
 }
 
 // keys are the input document's fixed keys, built once and shared read-only
@@ -119,10 +122,12 @@ func (b *builder) request(req *Request, credentialHeaders []string) ast.Value {
 	if segs == nil {
 		segs = splitSegments(req.Path)
 	}
-	query := ast.NewObjectWithCapacity(len(req.Query))
+	// Query keys are distinct, so the pairs go to NewObject at once.
+	qpairs := make([][2]*ast.Term, 0, len(req.Query))
 	for k, vs := range req.Query {
-		query.Insert(b.str(k), b.term(b.strings(vs)))
+		qpairs = append(qpairs, [2]*ast.Term{b.str(k), b.term(b.strings(vs))})
 	}
+	query := ast.NewObject(qpairs...)
 	return ast.NewObject(
 		[2]*ast.Term{keys.method, b.str(req.Method)},
 		[2]*ast.Term{keys.path, b.str(req.Path)},
@@ -224,6 +229,42 @@ func foldDash(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// identityTerm returns input.identity for id. It is converted once per
+// Identity and kept in id.Derived, so a cached identity costs nothing per
+// request; every input built for id shares the term. OPA treats input as
+// immutable (`with input... as` deep-copies it first), and frozen values
+// are only read, so sharing it between concurrent evaluations is safe.
+func identityTerm(id *identity.Identity) *ast.Term {
+	if t, ok := id.Derived.Load(id).(*ast.Term); ok {
+		return t
+	}
+	b := &builder{}
+	t := b.term(b.identity(id))
+	freeze(t.Value)
+	if cached, ok := id.Derived.LoadOrStore(id, t).(*ast.Term); ok {
+		return cached
+	}
+	return t
+}
+
+// freeze completes the lazy state of v before it is shared: an object sorts
+// its keys in place on first ordered access (under a sync.Once), but
+// Object.Copy reads them without that guard, so a copy racing the first
+// sort could see a half-sorted slice. Sorting every object up front leaves
+// nothing to write later. Arrays need nothing: the builder makes them with
+// len == cap, so Array.Append copies rather than writing in place.
+func freeze(v ast.Value) {
+	switch t := v.(type) {
+	case ast.Object:
+		t.Foreach(func(k, e *ast.Term) {
+			freeze(k.Value)
+			freeze(e.Value)
+		})
+	case *ast.Array:
+		t.Foreach(func(e *ast.Term) { freeze(e.Value) })
+	}
 }
 
 func (b *builder) identity(id *identity.Identity) ast.Value {

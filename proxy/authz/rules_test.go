@@ -83,9 +83,10 @@ func TestCheckRoute(t *testing.T) {
 			t.Parallel()
 			var who *identity.Identity
 			if !tc.noIdentity {
-				cp := *id
-				cp.Claims = decodeClaims(t, tc.claims)
-				who = &cp
+				// A new Identity, not a copy of id: identities are never
+				// copied (Derived must not be).
+				who = &identity.Identity{Kind: id.Kind, Subject: id.Subject, Scopes: id.Scopes, Roles: id.Roles,
+					Claims: decodeClaims(t, tc.claims)}
 			}
 			ok, reason := CheckRoute(&tc.route, who)
 			if ok != tc.wantOK || reason != tc.wantReason {
