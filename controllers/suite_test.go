@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/authgate/authgate/controllers"
+	"github.com/authgate/authgate/test/k8senv"
 )
 
 // k8s is a client of a real kube-apiserver and etcd (envtest) with the
@@ -40,22 +41,13 @@ func runMain(m *testing.M) int {
 		level = zapcore.DebugLevel
 	}
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "bin", "k8s")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		fmt.Fprint(os.Stderr, "envtest binaries not found in "+assets+": run `make envtest` (make test does it)\n")
-		return 1
-	}
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
 	}
-	cfg, err := env.Start()
+	cfg, err := k8senv.Start(env, "..")
 	if err != nil {
-		fmt.Fprint(os.Stderr, "start envtest: "+err.Error()+"\n")
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() { _ = env.Stop() }()

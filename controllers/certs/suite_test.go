@@ -10,6 +10,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/authgate/authgate/test/k8senv"
 )
 
 // k8s is a client of a real kube-apiserver and etcd (envtest), shared by
@@ -22,18 +24,10 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		fmt.Fprint(os.Stderr, "envtest binaries not found in "+assets+": run `make envtest` (make test does it)\n")
-		return 1
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets}
-	cfg, err := env.Start()
+	env := &envtest.Environment{}
+	cfg, err := k8senv.Start(env, filepath.Join("..", ".."))
 	if err != nil {
-		fmt.Fprint(os.Stderr, "start envtest: "+err.Error()+"\n")
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() { _ = env.Stop() }()

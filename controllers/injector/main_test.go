@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/authgate/authgate/controllers/injector"
+	"github.com/authgate/authgate/test/k8senv"
 )
 
 // k8s is a client of a real kube-apiserver and etcd (envtest) that calls the
@@ -51,18 +52,9 @@ func runMain(m *testing.M) int {
 		level = zapcore.DebugLevel
 	}
 	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join("..", "..", "bin", "k8s")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		fmt.Fprint(os.Stderr, "envtest binaries not found in "+assets+": run `make envtest` (make test does it), or go test -short\n")
-		return 1
-	}
 	path := injector.Path
 	cfg := testConfig()
 	env := &envtest.Environment{
-		BinaryAssetsDirectory: assets,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			// envtest rewrites the Service reference into a URL to the local
 			// webhook server and fills in the CA bundle.
@@ -73,9 +65,9 @@ func runMain(m *testing.M) int {
 			},
 		},
 	}
-	restCfg, err := env.Start()
+	restCfg, err := k8senv.Start(env, filepath.Join("..", ".."))
 	if err != nil {
-		fmt.Fprint(os.Stderr, "start envtest: "+err.Error()+"\n")
+		fmt.Fprintln(os.Stderr, err, "(or go test -short)")
 		return 1
 	}
 	defer func() { _ = env.Stop() }()

@@ -2,7 +2,6 @@ package chart
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,6 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/authgate/authgate/test/k8senv"
 )
 
 // Kinds whose CRDs envtest does not install (the Prometheus Operator's and
@@ -40,17 +41,10 @@ var notInstalled = map[string]bool{
 // them.
 func TestDryRunOnAPIServer(t *testing.T) {
 	t.Parallel()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(repoRoot, "bin", "k8s")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		t.Fatalf("envtest binaries not found in %s: run make envtest", assets)
-	}
-	env := &envtest.Environment{BinaryAssetsDirectory: assets} // no CRDs: the chart installs its own below
-	cfg, err := env.Start()
+	env := &envtest.Environment{} // no CRDs: the chart installs its own below
+	cfg, err := k8senv.Start(env, repoRoot)
 	if err != nil {
-		t.Fatalf("start envtest: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})

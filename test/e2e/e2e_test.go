@@ -38,6 +38,7 @@ import (
 	"github.com/authgate/authgate/controllers/bundle"
 	"github.com/authgate/authgate/test/devissuer"
 	"github.com/authgate/authgate/test/echo"
+	"github.com/authgate/authgate/test/k8senv"
 	"github.com/authgate/authgate/test/kubelet"
 )
 
@@ -50,12 +51,8 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(repoRoot, "bin", "k8s")
-	}
-	if _, err := os.Stat(filepath.Join(assets, "kube-apiserver")); err != nil {
-		fmt.Fprintln(os.Stderr, "envtest binaries not found in", assets, "- run `make envtest` (make test does it)")
+	if _, err := k8senv.Assets(repoRoot); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	tmp, err := os.MkdirTemp("", "authgate-e2e-")
@@ -74,11 +71,10 @@ func run(m *testing.M) int {
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
 	}
-	cfg, err := env.Start()
+	cfg, err := k8senv.Start(env, repoRoot)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "start envtest:", err)
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
