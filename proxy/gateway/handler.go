@@ -158,9 +158,9 @@ func (rt *Runtime) decide(w http.ResponseWriter, r *http.Request, ev *event, can
 		}
 	}
 	authzDur := rt.deps.Now().Sub(authzStart) - st.authnDur
-	rt.observe("authz", authzDur)
+	rt.observe(stageAuthz, authzDur)
 	if st.done {
-		rt.observe("authn", st.authnDur)
+		rt.observe(stageAuthn, st.authnDur)
 	}
 	if deny != nil {
 		rt.finish(w, r, ev, deny)
@@ -335,7 +335,7 @@ func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o 
 	up := rt.deps.Now()
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	rt.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), scopeKey{}, scope)))
-	rt.observe("upstream", rt.deps.Now().Sub(up))
+	rt.observe(stageUpstream, rt.deps.Now().Sub(up))
 	ev.status = rw.status
 	rt.logDecision(ev)
 }

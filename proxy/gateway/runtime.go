@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/authgate/authgate/proxy/authn"
 	"github.com/authgate/authgate/proxy/authz"
 	"github.com/authgate/authgate/proxy/config"
@@ -59,6 +61,7 @@ type Runtime struct {
 	global    []limitRule
 	authFails *ratelimit.Limiter
 	credHdrs  []string
+	stages    [stageCount]prometheus.Observer
 }
 
 type limitRule struct {
@@ -89,6 +92,9 @@ func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map
 		d.Sample = defaultSample
 	}
 	rt := &Runtime{cfg: cfg, hash: hash, deps: d}
+	for i, name := range stageNames {
+		rt.stages[i] = d.Metrics.StageDuration.WithLabelValues(name)
+	}
 	var err error
 	rt.authn, err = authn.New(cfg, authn.Options{HTTPClient: d.HTTPClient, Now: d.Now, Metrics: d.Metrics, Logger: d.Logger})
 	if err != nil {
