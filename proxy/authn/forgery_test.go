@@ -156,7 +156,7 @@ func TestAuthenticateForgery(t *testing.T) {
 	cfg := baseConfig(clk, ic)
 	cfg.Limits.MaxTokenBytes = 16 << 10
 	a := newAuthn(t, cfg, clk)
-	// Load keys once so later refetches are governed by the cooldown.
+	// Load keys once so later refetches are governed by the refetch limit.
 	if _, err := authenticate(a, bearer(good)); err != nil {
 		t.Fatalf("valid token: got %v, want success", err)
 	}
@@ -173,8 +173,8 @@ func TestAuthenticateForgery(t *testing.T) {
 	if got := attacker.hits.Load(); got != 0 {
 		t.Errorf("got %d requests to URLs taken from tokens, want 0", got)
 	}
-	if got := is.JWKSRequests() - fetches; got > 1 {
-		t.Errorf("got %d JWKS refetches for forged tokens within one cooldown, want at most 1", got)
+	if got := is.JWKSRequests() - fetches; got > 3 {
+		t.Errorf("got %d JWKS refetches for forged tokens within one cooldown, want at most the burst of 3", got)
 	}
 }
 
@@ -213,7 +213,8 @@ func TestKeysUnavailable(t *testing.T) {
 	if got := keys.hits.Load(); got != 1 {
 		t.Fatalf("got %d fetches, want 1", got)
 	}
-	// Within the cooldown no further fetch happens and the answer stays.
+	// At the same instant (no keys: one fetch per 250 ms) no further fetch
+	// happens and the answer stays.
 	id, err = authenticate(a, bearer(is.mint(t, nil)))
 	wantReason(t, id, err, ReasonKeysUnavailable)
 	if got := keys.hits.Load(); got != 1 {

@@ -121,8 +121,13 @@ type JWKSFetch struct {
 	Timeout Duration `json:"timeout,omitempty"`
 	// MaxBytes caps the response body. Default 1 MiB.
 	MaxBytes int64 `json:"maxBytes,omitempty"`
-	// RefreshCooldown is the minimum interval between fetches triggered by an
-	// unknown key id. Default 30s.
+	// RefreshCooldown is the window of the limit on fetches triggered by an
+	// unknown key id: while usable keys are loaded, at most 3 such fetches
+	// start in any RefreshCooldown, so a key rotated in right after a fetch
+	// is picked up at once and a flood of random key ids costs at most 3
+	// fetches. While no usable key is loaded (cold start, stale keys) they
+	// are spaced 250ms apart instead and the background refresh retries
+	// with a backoff of at most 1s. Default 30s.
 	RefreshCooldown Duration `json:"refreshCooldown,omitempty"`
 	// RefreshInterval refreshes the key set in the background. Default 15m.
 	RefreshInterval Duration `json:"refreshInterval,omitempty"`

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ type env struct {
 	t        testing.TB
 	issuer   *devissuer.Issuer
 	issuerTS *httptest.Server
+	idpDown  atomic.Bool // the issuer answers 503 to every request while set
 	fn       *echo.Function
 	fnTS     *httptest.Server
 	proxy    *httptest.Server
@@ -63,7 +65,7 @@ func newEnvWith(t testing.TB, transport http.RoundTripper, opts ...envOption) *e
 		t.Fatal(err)
 	}
 	e := &env{t: t, issuer: iss, fn: echo.New(), logs: &syncBuffer{}, now: time.Now}
-	e.issuerTS = httptest.NewServer(iss.Handler())
+	e.issuerTS = httptest.NewServer(e.faultable(iss.Handler()))
 	t.Cleanup(e.issuerTS.Close)
 	iss.SetURL(e.issuerTS.URL)
 	e.fnTS = httptest.NewServer(e.fn)
@@ -96,6 +98,17 @@ func newEnvWith(t testing.TB, transport http.RoundTripper, opts ...envOption) *e
 	e.proxy = httptest.NewServer(sw)
 	t.Cleanup(e.proxy.Close)
 	return e
+}
+
+// faultable answers 503 instead of h while the issuer is down.
+func (e *env) faultable(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.idpDown.Load() {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // baseConfig: one enforcing policy with public, scoped, MFA, Rego and
@@ -262,6 +275,3 @@ func (e *env) rawGet(target string, hdr ...string) result {
 func kidOpt(i int) devissuer.MintOption {
 	return devissuer.WithKID("random-kid-" + strings.Repeat("z", i))
 }
-
-// waitABit yields between polls of an asynchronous condition.
-func waitABit() { time.Sleep(20 * time.Millisecond) }

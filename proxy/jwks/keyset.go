@@ -1,10 +1,21 @@
 // Package jwks is a hardened JSON Web Key Set for one issuer, used by
 // go-oidc's verifier in place of its RemoteKeySet. Keys come from an inline
 // set (never stale, no network), a JWKS URL or OIDC discovery. Remote
-// fetches use a dedicated client with a timeout and a body cap, refetches
-// caused by tokens are limited to one per cooldown and shared between
-// concurrent callers, a failed fetch never replaces the last good set, and
-// a remote set older than the configured staleness is no longer used.
+// fetches use a dedicated client with a timeout and a body cap, a failed
+// fetch never replaces the last good set, and a remote set older than the
+// configured staleness is no longer used.
+//
+// Only a token whose key id is unknown (or a kid-less token no key
+// verifies) may trigger a refetch; a bad signature under a known key id
+// never does. Token-triggered fetches are shared between concurrent
+// callers and limited per issuer: while usable keys are loaded, at most 3
+// may start in any RefreshCooldown window (a burst, so a key rotated in
+// right after a fetch is picked up at once while a flood of random key ids
+// costs at most 3 fetches per cooldown); while none is loaded (cold start,
+// or a stale remote set), one may start when no fetch started in the last
+// 250 ms. Run also retries with a backoff of at most 1 s while no usable
+// key is loaded, so keys return within about a second of the IdP
+// answering again, token or not. HasKey answers from the loaded keys only.
 package jwks
 
 import (
@@ -12,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -35,8 +47,8 @@ var (
 	// ErrMalformed means the token is not a compact JWS this key set accepts
 	// (syntax, algorithm, header parameters).
 	ErrMalformed = errors.New("malformed or unacceptable token")
-	// ErrCooldown means a refetch was skipped because the issuer's cooldown
-	// had not passed.
+	// ErrCooldown means a token-triggered refetch was skipped by the
+	// issuer's refetch limit (see the package documentation).
 	ErrCooldown = errors.New("key refetch suppressed by cooldown")
 )
 
@@ -109,11 +121,12 @@ type KeySet struct {
 	loadedAt time.Time
 	remote   atomic.Pointer[remoteKeys]
 
-	mu          sync.Mutex
-	inflight    *flight
-	lastAttempt time.Time
-	lastError   string
-	discovered  string // jwks_uri from discovery
+	mu         sync.Mutex
+	inflight   *flight
+	lastStart  time.Time   // when the last fetch of any kind started
+	burst      burstWindow // token-triggered fetches started with keys loaded
+	lastError  string
+	discovered string // jwks_uri from discovery
 }
 
 // New builds a key set. Inline keys (Issuer.JWKS) are loaded synchronously;
@@ -182,6 +195,34 @@ func (k *KeySet) current(now time.Time) (remote []jose.JSONWebKey, stale bool) {
 	return r.keys, false
 }
 
+// usable reports whether any key can verify a token at now.
+func (k *KeySet) usable(now time.Time) bool {
+	if len(k.inline) > 0 {
+		return true
+	}
+	remote, _ := k.current(now)
+	return len(remote) > 0
+}
+
+// HasKey reports whether a usable key (inline, or remote and not stale)
+// with key id kid is loaded right now; for kid "" whether any usable key
+// is. It does no I/O, never starts a fetch and does not allocate. A known
+// kid says nothing about the token's algorithm or signature.
+func (k *KeySet) HasKey(kid string) bool {
+	remote, _ := k.current(k.now())
+	if kid == "" {
+		return len(k.inline)+len(remote) > 0
+	}
+	for _, set := range [2][]jose.JSONWebKey{k.inline, remote} {
+		for i := range set {
+			if set[i].KeyID == kid {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // keyAge reports the age of the keys in use for the key-age metric.
 func (k *KeySet) keyAge() (float64, bool) {
 	if r := k.remote.Load(); r != nil {
@@ -224,8 +265,8 @@ func (k *KeySet) Refresh(ctx context.Context) error {
 	return f.wait(ctx)
 }
 
-// refetch is Refresh for token-triggered fetches: it starts a fetch only
-// when the cooldown has passed since the last attempt.
+// refetch is Refresh for token-triggered fetches: it joins a running fetch
+// or starts one if the refetch limit admits it, else returns ErrCooldown.
 func (k *KeySet) refetch(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("refetch keys: %w", err)
@@ -233,7 +274,7 @@ func (k *KeySet) refetch(ctx context.Context) error {
 	k.mu.Lock()
 	f := k.inflight
 	if f == nil {
-		if !k.lastAttempt.IsZero() && k.now().Sub(k.lastAttempt) < k.fetch.RefreshCooldown.Duration {
+		if !k.admitLocked(k.now()) {
 			k.mu.Unlock()
 			k.metrics.JWKSRefetchSuppressed.WithLabelValues(k.name).Inc()
 			return ErrCooldown
@@ -244,13 +285,24 @@ func (k *KeySet) refetch(ctx context.Context) error {
 	return f.wait(ctx)
 }
 
+// admitLocked applies the refetch limit to a token-triggered fetch at now:
+// with usable keys, at most refetchBurst per RefreshCooldown window;
+// without, one when no fetch started in the last coldRefetchGap. k.mu must
+// be held.
+func (k *KeySet) admitLocked(now time.Time) bool {
+	if !k.usable(now) {
+		return k.lastStart.IsZero() || now.Sub(k.lastStart) >= coldRefetchGap
+	}
+	return k.burst.admit(now, k.fetch.RefreshCooldown.Duration)
+}
+
 // startLocked starts a fetch detached from ctx's cancellation, so one
 // caller giving up does not fail the others; the fetch is bounded by the
 // fetch timeout. k.mu must be held.
 func (k *KeySet) startLocked(ctx context.Context) *flight {
 	f := &flight{done: make(chan struct{})}
 	k.inflight = f
-	k.lastAttempt = k.now()
+	k.lastStart = k.now()
 	fctx := context.WithoutCancel(ctx)
 	go func() {
 		err := k.fetchAndStore(fctx)
@@ -298,31 +350,44 @@ func (k *KeySet) fetchAndStore(ctx context.Context) error {
 }
 
 // Run refreshes the remote set every Fetch.RefreshInterval until ctx is
-// done. Without inline keys it fetches at once; after a failure it retries
-// after the cooldown. Without a remote source it only waits for ctx.
+// done. Without inline keys it fetches at once. After a failure it retries
+// after the cooldown while usable keys remain, and with a backoff from
+// 100-200 ms up to 1 s (jittered) while none does. Without a remote source
+// it only waits for ctx.
 func (k *KeySet) Run(ctx context.Context) {
 	if !k.hasRemote() {
 		<-ctx.Done()
 		return
 	}
-	interval := k.fetch.RefreshInterval.Duration
-	retry := min(k.fetch.RefreshCooldown.Duration, interval)
-	wait := interval
+	wait := k.fetch.RefreshInterval.Duration
 	if len(k.inline) == 0 {
 		wait = 0
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	cold := 0 // consecutive refreshes that left no usable key
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		}
-		wait = interval
-		if err := k.Refresh(ctx); err != nil {
-			wait = retry
-		}
+		wait, cold = k.nextRefresh(k.Refresh(ctx), cold)
 		timer.Reset(wait)
+	}
+}
+
+// nextRefresh returns the wait before Run's next refresh given the last
+// one's error and how many refreshes in a row left no usable key, and the
+// new count.
+func (k *KeySet) nextRefresh(err error, cold int) (time.Duration, int) {
+	interval := k.fetch.RefreshInterval.Duration
+	switch {
+	case !k.usable(k.now()):
+		return coldBackoff(cold, rand.Int64N), cold + 1
+	case err != nil:
+		return min(k.fetch.RefreshCooldown.Duration, interval), 0
+	default:
+		return interval, 0
 	}
 }

@@ -30,8 +30,9 @@ const (
 
 // VerifySignature parses a compact JWS, verifies it with the issuer's keys
 // and returns the payload. It implements oidc.KeySet. Only a token whose key
-// is unknown (or that has no kid) may trigger a refetch, at most one per
-// cooldown, after which verification is retried once.
+// is unknown (or that has no kid) may trigger a refetch, within the refetch
+// limit (see the package documentation), after which verification is
+// retried once. A bad signature under a known kid never fetches.
 func (k *KeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	jws, alg, kid, err := k.parse(jwt)
 	if err != nil {

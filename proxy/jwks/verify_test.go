@@ -210,13 +210,19 @@ func TestKIDLessTokenTriesEveryFittingKey(t *testing.T) {
 	}
 	mustVerify(t, f.ks, mint(t, idp.iss, devissuer.WithoutKID()))
 	mustVerify(t, f.ks, mint(t, idp.iss, devissuer.WithoutKID(), devissuer.WithAlg("ES256")))
-	// A kid-less token no key verifies may refetch, within the cooldown.
+	// A kid-less token no key verifies may refetch, within the refetch
+	// limit: the burst, then suppressed.
 	attacker, err := devissuer.New(devissuer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	attacker.SetURL(idp.URL)
-	mustFail(t, f.ks, mint(t, attacker, devissuer.WithoutKID()), ErrSignature)
+	for range refetchBurst + 1 {
+		mustFail(t, f.ks, mint(t, attacker, devissuer.WithoutKID()), ErrSignature)
+	}
+	if n := idp.jwksHits.Load(); n != 1+refetchBurst {
+		t.Fatalf("got %d jwks requests, want the initial one and the burst of %d", n, refetchBurst)
+	}
 	if got := testutil.ToFloat64(f.m.JWKSRefetchSuppressed.WithLabelValues("test")); got != 1 {
 		t.Fatalf("got %v suppressed refetches, want 1", got)
 	}

@@ -23,7 +23,8 @@ type Metrics struct {
 	StageDuration *prometheus.HistogramVec
 	// JWKSFetches counts key set fetches by issuer and result (success, error).
 	JWKSFetches *prometheus.CounterVec
-	// JWKSRefetchSuppressed counts unknown-kid refetches skipped by the cooldown.
+	// JWKSRefetchSuppressed counts unknown-kid refetches skipped by the
+	// issuer's refetch limit (see package jwks).
 	JWKSRefetchSuppressed *prometheus.CounterVec
 	// JWKSKeys is the number of usable keys per issuer.
 	JWKSKeys *prometheus.GaugeVec
@@ -65,7 +66,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"issuer", "result"}),
 		JWKSRefetchSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authgate_jwks_refetch_suppressed_total",
-			Help: "Refetches for an unknown key id skipped because the issuer's cooldown had not passed.",
+			Help: "Token-triggered key refetches (unknown key id) skipped by the issuer's refetch limit: at most 3 per refresh cooldown with keys loaded, one per 250ms without.",
 		}, []string{"issuer"}),
 		JWKSKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "authgate_jwks_keys",
