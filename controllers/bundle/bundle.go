@@ -64,10 +64,69 @@ func Render(fragments []*translate.Fragment) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rendered bundle is invalid: %w", err)
 	}
-	if _, err := authn.New(parsed, authn.Options{Logger: slog.New(slog.DiscardHandler)}); err != nil {
+	if err := checkSidecars(parsed); err != nil {
 		return nil, fmt.Errorf("rendered bundle is rejected by the proxy: %w", err)
 	}
 	return data, nil
+}
+
+// checkSidecars builds authentication the way a sidecar does: for the
+// policies that select it. Each policy is checked alone, and every two
+// policies that could select the same pod together; policies that can
+// never share a pod never constrain each other.
+func checkSidecars(cfg *config.ProxyConfig) error {
+	build := func(ps ...*config.Policy) error {
+		_, err := authn.New(cfg.Scoped(ps), authn.Options{Logger: slog.New(slog.DiscardHandler)})
+		return err
+	}
+	for i := range cfg.Policies {
+		a := &cfg.Policies[i]
+		if err := build(a); err != nil {
+			return fmt.Errorf("policy %q: %w", a.Name, err)
+		}
+		for j := range i {
+			b := &cfg.Policies[j]
+			if disjoint(a.Selector, b.Selector) {
+				continue
+			}
+			if err := build(b, a); err != nil {
+				return fmt.Errorf("policies %q and %q may select the same pod: %w", b.Name, a.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// disjoint reports selectors that provably never select the same labels:
+// one requires a label value the other excludes.
+func disjoint(a, b config.Selector) bool {
+	return excludes(a, b) || excludes(b, a)
+}
+
+func excludes(a, b config.Selector) bool {
+	for k, v := range a.MatchLabels {
+		if w, ok := b.MatchLabels[k]; ok && w != v {
+			return true
+		}
+		for _, e := range b.MatchExpressions {
+			if e.Key != k {
+				continue
+			}
+			switch e.Operator {
+			case "DoesNotExist":
+				return true
+			case "NotIn":
+				if slices.Contains(e.Values, v) {
+					return true
+				}
+			case "In":
+				if !slices.Contains(e.Values, v) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // merger accumulates fragments into the global lists of a ProxyConfig.
@@ -77,7 +136,6 @@ type merger struct {
 	keys       map[string]config.APIKey
 	keyJSON    map[string][]byte
 	keyOfHash  map[string]string
-	sources    []config.CredentialSource
 	policies   []config.Policy
 }
 
@@ -107,11 +165,6 @@ func (m *merger) add(f *translate.Fragment) error {
 			return err
 		}
 	}
-	for _, s := range f.APIKeySources {
-		if err := m.addSource(s); err != nil {
-			return err
-		}
-	}
 	m.policies = append(m.policies, f.Policy)
 	return nil
 }
@@ -137,49 +190,17 @@ func (m *merger) addKey(k config.APIKey) error {
 	return nil
 }
 
-// addSource merges a credential source the way the proxy does: one header,
-// cookie or query parameter is one source, and its users must agree on its
-// prefix.
-func (m *merger) addSource(s config.CredentialSource) error {
-	for _, have := range m.sources {
-		if sameSource(have, s) {
-			if !strings.EqualFold(have.Prefix, s.Prefix) {
-				return fmt.Errorf("api key source %s %q is configured by another policy with a different prefix", s.Type, s.Name)
-			}
-			return nil
-		}
-	}
-	m.sources = append(m.sources, s)
-	return nil
-}
-
-func sameSource(a, b config.CredentialSource) bool {
-	if a.Type != b.Type {
-		return false
-	}
-	if a.Type == config.SourceHeader {
-		return strings.EqualFold(a.Name, b.Name)
-	}
-	return a.Name == b.Name
-}
-
 func (m *merger) config() config.ProxyConfig {
 	keys := make([]config.APIKey, 0, len(m.keys))
 	for _, k := range m.keys {
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, func(a, b config.APIKey) int { return strings.Compare(a.Name, b.Name) })
-	sources := slices.Clone(m.sources)
-	slices.SortFunc(sources, func(a, b config.CredentialSource) int {
-		if c := strings.Compare(a.Type, b.Type); c != 0 {
-			return c
-		}
-		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
-	})
 	if len(keys) == 0 {
-		keys, sources = nil, nil
+		keys = nil
 	}
-	return translate.Config(m.issuers, config.APIKeys{Sources: sources, Keys: keys}, m.policies)
+	// Each policy names its own key sources; the global list stays empty.
+	return translate.Config(m.issuers, config.APIKeys{Keys: keys}, m.policies)
 }
 
 // marshal renders a config as YAML without the zero values encoding/json

@@ -85,9 +85,14 @@ func fragment(p config.Policy, issuers map[string]config.Issuer, keys map[string
 		f.APIKeys = append(f.APIKeys, k)
 	}
 	slices.SortFunc(f.APIKeys, func(a, b config.APIKey) int { return strings.Compare(a.Name, b.Name) })
-	f.APIKeySources = slices.Clone(sources)
-	if len(f.APIKeySources) == 0 {
-		f.APIKeySources = []config.CredentialSource{{Type: config.SourceHeader, Name: config.DefaultAPIKeyHeader}}
+	if len(ak.Sources) == 0 {
+		// A bundle written before policies named their own key sources.
+		access := *ak
+		access.Sources = slices.Clone(sources)
+		if len(access.Sources) == 0 {
+			access.Sources = []config.CredentialSource{{Type: config.SourceHeader, Name: config.DefaultAPIKeyHeader}}
+		}
+		f.Policy.Authentication.APIKeys = &access
 	}
 	return f, nil
 }

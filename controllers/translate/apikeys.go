@@ -168,7 +168,8 @@ func hashKey(raw []byte) string {
 }
 
 // apiKeySources converts the spec's sources, defaulting to the X-API-Key
-// header explicitly (see Fragment.APIKeySources).
+// header explicitly: a policy reads its keys only where it names, whatever
+// other policies of the namespace read.
 func apiKeySources(in []v1alpha1.CredentialSource) []config.CredentialSource {
 	if out := sources(in); len(out) > 0 {
 		return out

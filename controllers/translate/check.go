@@ -73,7 +73,7 @@ func check(ctx context.Context, f *Fragment, pm pathMap) *Problem {
 // defaultedCopy returns a deep copy of the fragment as a defaulted
 // ProxyConfig; defaulting never touches the fragment itself.
 func defaultedCopy(f *Fragment) (*config.ProxyConfig, error) {
-	src := Config(f.Issuers, config.APIKeys{Sources: f.APIKeySources, Keys: f.APIKeys}, []config.Policy{f.Policy})
+	src := Config(f.Issuers, config.APIKeys{Keys: f.APIKeys}, []config.Policy{f.Policy})
 	data, err := json.Marshal(&src)
 	if err != nil {
 		return nil, errors.New("the policy cannot be encoded (are the issuer keys valid JSON?)")
@@ -145,6 +145,8 @@ func policyPath(rest, regoSource string) string {
 		return regoSource
 	case strings.HasPrefix(rest, ".authentication.issuers"):
 		return "spec.authentication.jwt" + strings.TrimPrefix(rest, ".authentication.issuers")
+	case strings.HasPrefix(rest, ".authentication.apiKeys.sources"):
+		return "spec" + rest
 	case strings.HasPrefix(rest, ".authentication.apiKeys"):
 		return "spec.authentication.apiKeys"
 	}

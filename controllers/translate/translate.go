@@ -81,11 +81,6 @@ type Fragment struct {
 	// APIKeys holds one hashed key per selected Secret, named
 	// "<namespace>/<secret>", sorted by name.
 	APIKeys []config.APIKey
-	// APIKeySources are where this policy's keys are read. ProxyConfig has
-	// one global list, so bundles merge these. Set whenever APIKeys is, to
-	// the default X-API-Key header when the spec names none, so that
-	// merging with another policy's sources never drops this one's.
-	APIKeySources []config.CredentialSource
 }
 
 // Problem is why a policy was not accepted. Message is written for a status
@@ -153,8 +148,7 @@ func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
 			if f.APIKeys, secretOf, prob = apiKeys(p.Namespace, a.APIKeys, in.Secrets); prob != nil {
 				return nil, prob
 			}
-			f.APIKeySources = apiKeySources(a.APIKeys.Sources)
-			access := &config.APIKeyAccess{Keys: make([]string, 0, len(f.APIKeys))}
+			access := &config.APIKeyAccess{Keys: make([]string, 0, len(f.APIKeys)), Sources: apiKeySources(a.APIKeys.Sources)}
 			for _, k := range f.APIKeys {
 				access.Keys = append(access.Keys, k.Name)
 			}

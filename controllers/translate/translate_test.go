@@ -298,8 +298,8 @@ routes: [{}]`)
 		t.Fatalf("got policy key access %+v, want exactly %v", ak, wantNames)
 	}
 	wantSources := []config.CredentialSource{{Type: config.SourceHeader, Name: config.DefaultAPIKeyHeader}}
-	if !reflect.DeepEqual(f.APIKeySources, wantSources) {
-		t.Fatalf("got sources %+v, want the explicit default %+v", f.APIKeySources, wantSources)
+	if got := f.Policy.Authentication.APIKeys.Sources; !reflect.DeepEqual(got, wantSources) {
+		t.Fatalf("got sources %+v, want the explicit default %+v", got, wantSources)
 	}
 	if !strings.HasPrefix(want[0].Hash, "sha256:") || len(want[0].Hash) != len("sha256:")+64 {
 		t.Fatalf("got hash %q, want sha256:<64 hex>", want[0].Hash)
@@ -322,8 +322,8 @@ authentication:
 routes: [{}]`)
 	f := mustTranslate(t, Input{Policy: p, Secrets: []corev1.Secret{secret("k", "0123456789abcdefgh", nil)}})
 	want := []config.CredentialSource{{Type: "header", Name: "Authorization-Key", Prefix: "Key "}, {Type: "query", Name: "api_key"}}
-	if !reflect.DeepEqual(f.APIKeySources, want) {
-		t.Fatalf("got sources %+v, want %+v", f.APIKeySources, want)
+	if got := f.Policy.Authentication.APIKeys.Sources; !reflect.DeepEqual(got, want) {
+		t.Fatalf("got sources %+v, want %+v", got, want)
 	}
 }
 

@@ -91,5 +91,5 @@ func TestSharedSourceClassification(t *testing.T) {
 	wantReason(t, id, err, ReasonUnknownAPIKey)
 	// The bearer source is not configured here.
 	id, err = authenticate(a, bearer(is.mint(t, nil)))
-	wantReason(t, id, err, ReasonMissingCredential)
+	wantReason(t, id, err, ReasonNotAccepted)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,16 +40,23 @@ type Options struct {
 // Authenticator turns requests into verified identities. It is built once
 // per configuration and is safe for concurrent use.
 type Authenticator struct {
-	now     func() time.Time
-	x       extractor
-	issuers []*issuerVerifier
-	apiKeys *apiKeyIndex
-	cache   *tokencache.Cache
+	now       func() time.Time
+	x         extractor
+	verifiers []*issuerVerifier          // one per distinct verification setting
+	byName    map[string]*issuerVerifier // issuer name → its (shared) verifier
+	apiKeys   *apiKeyIndex
+	cache     *tokencache.Cache
+	all       *Scope // every issuer and key: Authenticate without a policy
 }
 
-// New builds the extractor, one key set and go-oidc verifier per issuer,
-// the API key index and the token cache. cfg must be defaulted and
-// validated. New does no network I/O.
+// New builds the extractor, one key set and go-oidc verifier per distinct
+// issuer setting, the API key index and the token cache. Issuers that differ
+// only in name share one verifier (and so one key set and cache entry);
+// issuers that differ only in what they verify share one key set. Every
+// source the config's issuers and policies name is read, so the caller
+// passes only the issuers and policies that apply (gateway.Build scopes the
+// config to the workload). cfg must be defaulted and validated. New does no
+// network I/O.
 func New(cfg *config.ProxyConfig, opts Options) (*Authenticator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -59,43 +67,97 @@ func New(cfg *config.ProxyConfig, opts Options) (*Authenticator, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New(prometheus.NewRegistry())
 	}
-	a := &Authenticator{now: opts.Now}
+	a := &Authenticator{now: opts.Now, byName: map[string]*issuerVerifier{}}
 	a.x.maxBytes = cfg.Limits.MaxTokenBytes
 	if a.x.maxBytes <= 0 {
 		a.x.maxBytes = config.DefaultMaxTokenBytes
 	}
 	a.x.byKey = map[srcKey]*source{}
-	for _, iss := range cfg.Issuers {
-		keys, err := jwks.New(jwks.Options{Issuer: iss, HTTPClient: opts.HTTPClient, Now: opts.Now, Metrics: opts.Metrics, Logger: opts.Logger})
-		if err != nil {
-			return nil, fmt.Errorf("authn: issuer %q: %w", iss.Name, err)
-		}
-		iv := newIssuerVerifier(iss, keys, opts.Now)
-		a.issuers = append(a.issuers, iv)
-		for _, s := range iss.Sources {
-			src, err := a.x.add(s)
-			if err != nil {
-				return nil, fmt.Errorf("authn: issuer %q: %w", iss.Name, err)
-			}
-			src.issuers = append(src.issuers, iv)
-		}
+	if err := a.addIssuers(cfg.Issuers, opts); err != nil {
+		return nil, err
 	}
 	idx, err := newAPIKeyIndex(cfg.APIKeys.Keys)
 	if err != nil {
 		return nil, fmt.Errorf("authn: %w", err)
 	}
 	a.apiKeys = idx
-	if len(cfg.APIKeys.Keys) > 0 {
-		for _, s := range cfg.APIKeys.Sources {
+	if err := a.addKeySources(cfg); err != nil {
+		return nil, err
+	}
+	a.cache = tokencache.New(cfg.TokenCache.MaxEntries, cfg.TokenCache.TTL.Duration, opts.Now, opts.Metrics)
+	a.all = a.everything()
+	return a, nil
+}
+
+// addIssuers builds the verifiers, sharing verifiers and key sets between
+// issuers whose settings are the same.
+func (a *Authenticator) addIssuers(issuers []config.Issuer, opts Options) error {
+	keySets := map[string]*jwks.KeySet{}
+	verifiers := map[string]*issuerVerifier{}
+	for _, iss := range issuers {
+		kfp, vfp, err := fingerprints(iss)
+		if err != nil {
+			return fmt.Errorf("authn: issuer %q: %w", iss.Name, err)
+		}
+		iv, ok := verifiers[vfp]
+		if !ok {
+			keys, ok := keySets[kfp]
+			if !ok {
+				if keys, err = jwks.New(jwks.Options{Issuer: iss, HTTPClient: opts.HTTPClient, Now: opts.Now, Metrics: opts.Metrics, Logger: opts.Logger}); err != nil {
+					return fmt.Errorf("authn: issuer %q: %w", iss.Name, err)
+				}
+				keySets[kfp] = keys
+			}
+			iv = newIssuerVerifier(iss, keys, opts.Now)
+			verifiers[vfp] = iv
+			a.verifiers = append(a.verifiers, iv)
+		}
+		a.byName[iss.Name] = iv
+		for _, s := range iss.Sources {
 			src, err := a.x.add(s)
 			if err != nil {
-				return nil, fmt.Errorf("authn: api keys: %w", err)
+				return fmt.Errorf("authn: issuer %q: %w", iss.Name, err)
+			}
+			if !slices.Contains(src.issuers, iv) {
+				src.issuers = append(src.issuers, iv)
+			}
+		}
+	}
+	return nil
+}
+
+// addKeySources registers where API keys are read: each policy's own
+// sources, or the config's apiKeys.sources for a policy that names none.
+func (a *Authenticator) addKeySources(cfg *config.ProxyConfig) error {
+	add := func(srcs []config.CredentialSource) error {
+		for _, s := range srcs {
+			src, err := a.x.add(s)
+			if err != nil {
+				return fmt.Errorf("authn: api keys: %w", err)
 			}
 			src.apiKeys = true
 		}
+		return nil
 	}
-	a.cache = tokencache.New(cfg.TokenCache.MaxEntries, cfg.TokenCache.TTL.Duration, opts.Now, opts.Metrics)
-	return a, nil
+	if len(cfg.APIKeys.Keys) > 0 && len(cfg.Policies) == 0 {
+		return add(cfg.APIKeys.Sources)
+	}
+	for i := range cfg.Policies {
+		if ak := cfg.Policies[i].Authentication.APIKeys; ak != nil {
+			if err := add(keySources(ak, cfg.APIKeys.Sources)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// keySources are the sources a policy reads API keys from.
+func keySources(ak *config.APIKeyAccess, global []config.CredentialSource) []config.CredentialSource {
+	if len(ak.Sources) > 0 {
+		return ak.Sources
+	}
+	return global
 }
 
 // add returns the source for s, creating it on first use. Two users of the
@@ -117,27 +179,39 @@ func (x *extractor) add(s config.CredentialSource) (*source, error) {
 	return src, nil
 }
 
-// Run refreshes every issuer's key set in the background until ctx is done.
+// Run refreshes every key set in the background until ctx is done.
 func (a *Authenticator) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, iv := range a.issuers {
-		wg.Go(func() { iv.keys.Run(ctx) })
+	for _, ks := range a.keySets() {
+		wg.Go(func() { ks.Run(ctx) })
 	}
 	wg.Wait()
 }
 
+// keySets lists each distinct key set once.
+func (a *Authenticator) keySets() []*jwks.KeySet {
+	var out []*jwks.KeySet
+	for _, iv := range a.verifiers {
+		if !slices.Contains(out, iv.keys) {
+			out = append(out, iv.keys)
+		}
+	}
+	return out
+}
+
 // IssuerStatus reports every issuer's key set by issuer name.
 func (a *Authenticator) IssuerStatus() map[string]jwks.Status {
-	out := make(map[string]jwks.Status, len(a.issuers))
-	for _, iv := range a.issuers {
-		out[iv.name] = iv.keys.Status()
+	out := make(map[string]jwks.Status, len(a.byName))
+	for name, iv := range a.byName {
+		out[name] = iv.keys.Status()
 	}
 	return out
 }
 
 // Extract returns the request's only credential, or an *Error:
 // missing_credential when there is none, ambiguous_credential (400) when a
-// source repeats or two sources carry one, malformed_credential and
+// source repeats, two sources carry one, or a standard credential location
+// the config does not read carries one too; malformed_credential and
 // oversized_credential otherwise.
 func (a *Authenticator) Extract(r *http.Request) (Credential, error) {
 	c, err := a.x.extract(r)
@@ -152,77 +226,15 @@ func (a *Authenticator) Extract(r *http.Request) (Credential, error) {
 // RequestURI).
 func (a *Authenticator) Strip(r *http.Request, c Credential) { strip(r, c) }
 
-// Authenticate verifies c and returns the caller's identity, or an *Error.
-// The identity is shared and must not be modified.
+// Authenticate verifies c against every configured issuer and key and
+// returns the caller's identity, or an *Error. The identity is shared and
+// must not be modified. Policies authenticate through an Attempt and their
+// own Scope instead.
 func (a *Authenticator) Authenticate(ctx context.Context, c Credential) (*identity.Identity, error) {
-	src := a.x.byKey[sourceKey(c.Source)]
-	if src == nil || c.Value == "" {
-		return nil, fail(ReasonMissingCredential, "no credential was presented")
-	}
-	if len(c.Value) > a.x.maxBytes {
-		return nil, fail(ReasonOversizedCredential, "the credential is longer than allowed")
-	}
-	var (
-		id  *identity.Identity
-		err *Error
-	)
-	if src.apiKeys && (len(src.issuers) == 0 || strings.Count(c.Value, ".") != 2) {
-		id, err = a.apiKeys.authenticate(c.Value, a.now())
-	} else {
-		id, err = a.authenticateJWT(ctx, src, c.Value)
-	}
+	at := a.NewAttempt(c, false)
+	id, err := at.Authenticate(ctx, a.all)
 	if err != nil {
 		return nil, err
 	}
-	return id, nil
-}
-
-// authenticateJWT picks the issuer by the unverified iss among those
-// serving the source, consults the cache, then verifies.
-func (a *Authenticator) authenticateJWT(ctx context.Context, src *source, tok string) (*identity.Identity, *Error) {
-	if len(src.issuers) == 1 {
-		// The same token string was fully verified by this issuer before.
-		if id, ok := a.cache.Get(tokencache.Key(src.issuers[0].name, tok)); ok {
-			return id, nil
-		}
-	}
-	u, err := parseJWT(tok)
-	if err != nil {
-		return nil, err
-	}
-	var first *Error
-	for _, iv := range src.issuers {
-		if iv.cfg.IssuerURL != u.iss {
-			continue
-		}
-		id, err := a.verifyWith(ctx, iv, tok, u, len(src.issuers) > 1)
-		if err == nil {
-			return id, nil
-		}
-		if first == nil {
-			first = err
-		}
-	}
-	if first == nil {
-		return nil, fail(ReasonUnknownIssuer, "the token issuer is not trusted")
-	}
-	return nil, first
-}
-
-func (a *Authenticator) verifyWith(ctx context.Context, iv *issuerVerifier, tok string, u unverifiedJWT, lookup bool) (*identity.Identity, *Error) {
-	if err := iv.checkHeader(u); err != nil {
-		return nil, err
-	}
-	key := tokencache.Key(iv.name, tok)
-	if lookup {
-		if id, ok := a.cache.Get(key); ok {
-			return id, nil
-		}
-	}
-	id, err := iv.verify(ctx, tok, a.now())
-	if err != nil {
-		return nil, err
-	}
-	a.cache.Put(key, id)
 	return id, nil
 }

@@ -136,10 +136,8 @@ func newAuthnWithRegistry(t testing.TB, cfg *config.ProxyConfig, clk *clock) (*A
 
 // verifications counts signature verifications of the named issuer.
 func (a *Authenticator) verifications(name string) int64 {
-	for _, iv := range a.issuers {
-		if iv.name == name {
-			return iv.capture.verifications.Load()
-		}
+	if iv, ok := a.byName[name]; ok {
+		return iv.capture.verifications.Load()
 	}
 	return -1
 }
@@ -183,8 +181,11 @@ func wantErr(t *testing.T, err error, reason string) {
 		t.Fatalf("got reason %q (%v), want %q", ae.Reason, err, reason)
 	}
 	wantStatus := http.StatusUnauthorized
-	if reason == ReasonAmbiguousCredential {
+	switch reason {
+	case ReasonAmbiguousCredential:
 		wantStatus = http.StatusBadRequest
+	case ReasonKeysUnavailable:
+		wantStatus = http.StatusServiceUnavailable
 	}
 	if ae.Status != wantStatus {
 		t.Fatalf("got status %d, want %d", ae.Status, wantStatus)

@@ -27,6 +27,9 @@ const (
 	ReasonKeysUnavailable     = "keys_unavailable"
 	ReasonUnknownAPIKey       = "unknown_api_key"
 	ReasonExpiredAPIKey       = "expired_api_key"
+	// ReasonThrottled: an offline attempt (a client throttled for failures)
+	// met a credential it could only check by fetching keys or guessing.
+	ReasonThrottled = "throttled"
 )
 
 // Error is an authentication failure. Description is safe to show clients:
@@ -35,7 +38,8 @@ const (
 type Error struct {
 	// Reason is one of the Reason constants.
 	Reason string
-	// Status is the HTTP status to answer: 400 for ambiguous requests,
+	// Status is the HTTP status to answer: 400 for ambiguous requests, 503
+	// when the gateway cannot verify (no keys), 429 when throttled,
 	// otherwise 401.
 	Status int
 	// Description explains the failure to the client.
@@ -66,10 +70,20 @@ func AsError(err error) (*Error, bool) {
 	return e, ok
 }
 
+// ServerFault reports a failure of the gateway or the IdP, not of the
+// client's credential: it is answered 503 and never counted against the
+// client.
+func (e *Error) ServerFault() bool { return e.Status >= http.StatusInternalServerError }
+
 func fail(reason, desc string) *Error {
 	status := http.StatusUnauthorized
-	if reason == ReasonAmbiguousCredential {
+	switch reason {
+	case ReasonAmbiguousCredential:
 		status = http.StatusBadRequest
+	case ReasonKeysUnavailable:
+		status = http.StatusServiceUnavailable
+	case ReasonThrottled:
+		status = http.StatusTooManyRequests
 	}
 	return &Error{Reason: reason, Status: status, Description: desc}
 }

@@ -60,7 +60,37 @@ func (x *extractor) extract(r *http.Request) (Credential, error) {
 	if n == 0 {
 		return Credential{}, fail(ReasonMissingCredential, "no credential was presented")
 	}
+	if err := unreadCredential(r, found.Source); err != nil {
+		return Credential{}, err
+	}
 	return found, nil
+}
+
+// standardQueryName is RFC 6750 2.3's access_token query parameter.
+const standardQueryName = "access_token"
+
+// unreadCredential refuses a request that, besides the credential found in
+// src, carries one in a standard place the config does not read (RFC 6750
+// allows one method per request): an Authorization header of any scheme,
+// or an access_token query parameter. Form bodies are checked by
+// FormCredential once the credential verified, so a bad credential never
+// makes the gateway read a body.
+func unreadCredential(r *http.Request, src config.CredentialSource) *Error {
+	if src.Type != config.SourceBearer && len(r.Header["Authorization"]) > 0 {
+		return fail(ReasonAmbiguousCredential, "credentials were presented in more than one place (Authorization header)")
+	}
+	if r.URL == nil || r.URL.RawQuery == "" || (src.Type == config.SourceQuery && src.Name == standardQueryName) {
+		return nil
+	}
+	for rest := r.URL.RawQuery; rest != ""; {
+		var part string
+		part, rest = cutQuery(rest)
+		k, _, _ := strings.Cut(part, "=")
+		if queryNameIs(k, standardQueryName) {
+			return fail(ReasonAmbiguousCredential, "credentials were presented in more than one place (access_token query parameter)")
+		}
+	}
+	return nil
 }
 
 func (x *extractor) read(r *http.Request, s *source) (string, bool, error) {

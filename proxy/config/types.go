@@ -256,6 +256,9 @@ type Authentication struct {
 type APIKeyAccess struct {
 	// Keys are key names; empty means all.
 	Keys []string `json:"keys,omitempty"`
+	// Sources are where this policy reads API keys; a key presented
+	// anywhere else is not accepted by this policy. Default: apiKeys.sources.
+	Sources []CredentialSource `json:"sources,omitempty"`
 }
 
 // Route is a set of requests and the rules they must satisfy.

@@ -306,6 +306,7 @@ func (pol *Policy) validate(errs *ErrorList, p path, issuers, keys map[string]bo
 				errs.add(ap.child("apiKeys.keys").index(j), "no API key named %q in apiKeys.keys", n)
 			}
 		}
+		validateSources(errs, ap.child("apiKeys.sources"), pol.Authentication.APIKeys.Sources, false)
 	}
 	hasAuthn := len(pol.Authentication.Issuers) > 0 || pol.Authentication.APIKeys != nil
 	if len(pol.Routes) == 0 {

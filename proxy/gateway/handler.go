@@ -24,12 +24,13 @@ import (
 const (
 	ReasonInvalidPath        = "invalid_path"
 	ReasonBodyTooLarge       = "body_too_large"
+	ReasonInvalidBody        = "invalid_body"
 	ReasonNoPolicy           = "no_policy"
 	ReasonDefaultAllow       = "default_allow"
 	ReasonNoRoute            = "no_route"
 	ReasonPublic             = "public_route"
 	ReasonAllowed            = "allowed"
-	ReasonNotAccepted        = "credential_not_accepted"
+	ReasonNotAccepted        = authn.ReasonNotAccepted
 	ReasonRateLimited        = "rate_limited"
 	ReasonAuthFailures       = "auth_failures"
 	ReasonRegoDenied         = "rego_denied"
@@ -50,15 +51,23 @@ type reqScope struct {
 }
 
 // authState memoises extraction and authentication across policies so a
-// credential is verified at most once per request.
+// credential is verified at most once per verifier per request, and a
+// failure counts against the client at most once.
 type authState struct {
 	cred     authn.Credential
 	credErr  error
-	done     bool
-	id       *identity.Identity
-	err      error
+	started  bool
+	blocked  bool          // the client was throttled before this request
+	retry    time.Duration // when it may try again
+	attempt  authn.Attempt
+	counted  bool
+	id       *identity.Identity // the last identity a policy accepted
 	authnDur time.Duration
 }
+
+// keysRetryAfter is the Retry-After of a 503 for unavailable keys: key
+// sets retry a failing IdP within about a second.
+const keysRetryAfter = 2 * time.Second
 
 // outcome is one policy's decision for one request.
 type outcome struct {
@@ -159,15 +168,21 @@ func (rt *Runtime) decide(w http.ResponseWriter, r *http.Request, ev *event, can
 	}
 	authzDur := rt.deps.Now().Sub(authzStart) - st.authnDur
 	rt.observe(stageAuthz, authzDur)
-	if st.done {
+	if st.started {
 		rt.observe(stageAuthn, st.authnDur)
 	}
 	if deny != nil {
 		rt.finish(w, r, ev, deny)
 		return
 	}
+	if st.credErr == nil {
+		if o := formCredential(r); o != nil {
+			rt.finish(w, r, ev, o)
+			return
+		}
+	}
 	final := &outcome{allow: true, reason: ReasonAllowed}
-	if identified == nil && st.done && st.err == nil {
+	if identified == nil && st.id != nil {
 		// Only audit policies or public routes: forward the verified identity anyway.
 		identified = &outcome{id: st.id, policy: rt.policies[0]}
 	}
@@ -190,6 +205,22 @@ func (rt *Runtime) decide(w http.ResponseWriter, r *http.Request, ev *event, can
 	rt.forward(w, r, ev, final, extra)
 }
 
+// formCredential refuses a form body carrying a second credential beside
+// the request's; it runs only once the request is allowed.
+func formCredential(r *http.Request) *outcome {
+	err := authn.FormCredential(r)
+	if err == nil {
+		return nil
+	}
+	if ae, ok := asAuthnError(err); ok {
+		return &outcome{status: ae.Status, reason: ae.Reason, detail: ae.Description}
+	}
+	if errors.Is(err, authn.ErrFormTooLarge) {
+		return &outcome{status: http.StatusRequestEntityTooLarge, reason: ReasonBodyTooLarge, detail: "a form body sent with a credential may hold at most 1 MiB"}
+	}
+	return &outcome{status: http.StatusBadRequest, reason: ReasonInvalidBody, detail: "the request body could not be read"}
+}
+
 // evalPolicy decides one policy. Every path that is not an explicit allow
 // denies (fail closed).
 func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Request, canon pathcanon.Result, ev *event, st *authState) *outcome {
@@ -202,13 +233,10 @@ func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Req
 		o.allow, o.reason = true, ReasonPublic
 		return o
 	}
-	if ao := rt.authenticate(ctx, r, ev, st); ao != nil {
+	id, ao := rt.authenticate(ctx, p, ev, st)
+	if ao != nil {
 		ao.route = route.Name
 		return ao
-	}
-	id := st.id
-	if !p.accepts(id) {
-		return &outcome{route: route.Name, status: http.StatusUnauthorized, reason: ReasonNotAccepted, detail: "policy " + p.cfg.Name + " does not accept this credential"}
 	}
 	if lo := rt.checkLimits(p.limits, ev, route.Name, id); lo != nil {
 		lo.route = route.Name
@@ -240,47 +268,54 @@ func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Req
 	return o
 }
 
-// authenticate verifies the request's credential once; it returns a denial
-// or nil with st.id set.
-func (rt *Runtime) authenticate(ctx context.Context, r *http.Request, ev *event, st *authState) *outcome {
-	if !st.done {
+// authenticate proves the request's credential within the policy's scope.
+// Only a presented credential that fails to verify counts against the
+// client: a missing credential, one the policy does not accept and a fault
+// of the gateway or the IdP (503) never do. A throttled client is refused
+// (429) unless its credential verifies from what is already known, so
+// nobody's failures can lock out a valid credential.
+func (rt *Runtime) authenticate(ctx context.Context, p *policyRuntime, ev *event, st *authState) (*identity.Identity, *outcome) {
+	if !st.started {
+		st.started = true
 		if rt.authFails != nil {
-			if blocked, retry := rt.authFails.Blocked(ev.clientString()); blocked {
-				rt.deps.Metrics.RateLimited.WithLabelValues(ReasonAuthFailures).Inc()
-				return &outcome{status: http.StatusTooManyRequests, reason: ReasonAuthFailures, retry: retry}
-			}
+			st.blocked, st.retry = rt.authFails.Blocked(ev.clientString())
 		}
-		st.done = true
-		if st.credErr != nil {
-			st.err = st.credErr
-		} else {
-			t := rt.deps.Now()
-			st.id, st.err = rt.authn.Authenticate(ctx, st.cred)
-			st.authnDur = rt.deps.Now().Sub(t)
-		}
-		if st.err != nil && rt.authFails != nil {
-			rt.authFails.Allow(ev.clientString())
-		}
+		st.attempt = rt.authn.NewAttempt(st.cred, st.blocked)
 	}
-	if st.err != nil {
-		o := &outcome{status: http.StatusUnauthorized, reason: "invalid_token"}
-		if ae, ok := asAuthnError(st.err); ok {
-			o.status, o.reason, o.detail = ae.Status, ae.Reason, ae.Description
+	if st.credErr != nil {
+		ae, _ := asAuthnError(st.credErr)
+		if ae == nil {
+			ae = &authn.Error{Reason: authn.ReasonMalformedCredential, Status: http.StatusUnauthorized}
 		}
-		return o
+		return nil, rt.authFailure(ev, st, ae)
 	}
-	ev.id = st.id
-	return nil
+	t := rt.deps.Now()
+	id, err := st.attempt.Authenticate(ctx, p.scope)
+	st.authnDur += rt.deps.Now().Sub(t)
+	if err != nil {
+		return nil, rt.authFailure(ev, st, err)
+	}
+	st.id, ev.id = id, id
+	return id, nil
 }
 
-func (p *policyRuntime) accepts(id *identity.Identity) bool {
-	switch id.Kind {
-	case identity.KindJWT:
-		return p.issuers[id.Source]
-	case identity.KindAPIKey:
-		return p.acceptKeys && (p.keys == nil || p.keys[id.KeyName])
+// authFailure turns an authentication error into the answer and decides
+// whether it counts against the client.
+func (rt *Runtime) authFailure(ev *event, st *authState, ae *authn.Error) *outcome {
+	o := &outcome{status: ae.Status, reason: ae.Reason, detail: ae.Description}
+	switch {
+	case ae.ServerFault():
+		o.retry = keysRetryAfter
+	case ae.Reason == authn.ReasonMissingCredential || ae.Reason == authn.ReasonNotAccepted:
+	case st.blocked || ae.Reason == authn.ReasonThrottled:
+		rt.deps.Metrics.RateLimited.WithLabelValues(ReasonAuthFailures).Inc()
+		o.status, o.reason, o.retry = http.StatusTooManyRequests, ReasonAuthFailures, st.retry
+		o.detail = "too many failed authentication attempts from this client"
+	case rt.authFails != nil && !st.counted:
+		st.counted = true
+		rt.authFails.Allow(ev.clientString())
 	}
-	return false
+	return o
 }
 
 // checkLimits applies token buckets; keys that are not known yet (subject

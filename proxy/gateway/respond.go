@@ -101,8 +101,10 @@ func writeError(w http.ResponseWriter, status int, reason, detail, requestID str
 		}
 	case http.StatusBadRequest:
 		h.Set("WWW-Authenticate", `Bearer realm="authgate", error="invalid_request"`)
-	case http.StatusTooManyRequests:
-		h.Set("Retry-After", ratelimit.RetryAfterSeconds(retry))
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		if retry > 0 {
+			h.Set("Retry-After", ratelimit.RetryAfterSeconds(retry))
+		}
 	}
 	w.WriteHeader(status)
 	body, _ := json.Marshal(errorBody{Error: http.StatusText(status), Reason: reason, Description: detail, RequestID: requestID})

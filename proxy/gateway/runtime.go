@@ -73,9 +73,7 @@ type policyRuntime struct {
 	cfg           *config.Policy
 	router        *authz.Router
 	engine        *authz.Engine
-	issuers       map[string]bool
-	acceptKeys    bool
-	keys          map[string]bool // nil: every key
+	scope         *authn.Scope
 	limits        []limitRule
 	enforce       bool
 	managedHeader []string
@@ -95,19 +93,19 @@ func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map
 	for i, name := range stageNames {
 		rt.stages[i] = d.Metrics.StageDuration.WithLabelValues(name)
 	}
+	selected := selectPolicies(cfg, labels)
 	var err error
-	rt.authn, err = authn.New(cfg, authn.Options{HTTPClient: d.HTTPClient, Now: d.Now, Metrics: d.Metrics, Logger: d.Logger})
+	rt.authn, err = authn.New(cfg.Scoped(selected), authn.Options{HTTPClient: d.HTTPClient, Now: d.Now, Metrics: d.Metrics, Logger: d.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("build authentication: %w", err)
 	}
 	var managed []string
-	for i := range cfg.Policies {
-		p := &cfg.Policies[i]
-		if !p.Selector.Matches(labels) {
-			continue
-		}
+	for _, p := range selected {
 		pr, err := buildPolicy(ctx, p, d)
 		if err != nil {
+			return nil, err
+		}
+		if pr.scope, err = rt.authn.Scope(p, cfg.APIKeys.Sources); err != nil {
 			return nil, err
 		}
 		rt.policies = append(rt.policies, pr)
@@ -146,20 +144,8 @@ func buildPolicy(ctx context.Context, p *config.Policy, d Deps) (*policyRuntime,
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: routes: %w", p.Name, err)
 	}
-	pr := &policyRuntime{cfg: p, router: router, enforce: p.Mode != config.ModeAudit, issuers: map[string]bool{},
+	pr := &policyRuntime{cfg: p, router: router, enforce: p.Mode != config.ModeAudit,
 		managedHeader: identityHeaderNames(&p.Headers)}
-	for _, n := range p.Authentication.Issuers {
-		pr.issuers[n] = true
-	}
-	if ak := p.Authentication.APIKeys; ak != nil {
-		pr.acceptKeys = true
-		if len(ak.Keys) > 0 {
-			pr.keys = map[string]bool{}
-			for _, k := range ak.Keys {
-				pr.keys[k] = true
-			}
-		}
-	}
 	if p.Rego != nil {
 		if pr.engine, err = authz.Compile(ctx, p.Name, p.Rego); err != nil {
 			return nil, fmt.Errorf("policy %s: rego: %w", p.Name, err)
@@ -167,6 +153,17 @@ func buildPolicy(ctx context.Context, p *config.Policy, d Deps) (*policyRuntime,
 	}
 	pr.limits = buildLimits(p.RateLimits, d.Now)
 	return pr, nil
+}
+
+// selectPolicies returns the policies whose selector matches the labels.
+func selectPolicies(cfg *config.ProxyConfig, labels map[string]string) []*config.Policy {
+	var out []*config.Policy
+	for i := range cfg.Policies {
+		if cfg.Policies[i].Selector.Matches(labels) {
+			out = append(out, &cfg.Policies[i])
+		}
+	}
+	return out
 }
 
 func buildLimits(rls []config.RateLimit, now func() time.Time) []limitRule {
@@ -206,6 +203,11 @@ func credentialHeaders(cfg *config.ProxyConfig) []string {
 		add(is.Sources)
 	}
 	add(cfg.APIKeys.Sources)
+	for i := range cfg.Policies {
+		if ak := cfg.Policies[i].Authentication.APIKeys; ak != nil {
+			add(ak.Sources)
+		}
+	}
 	return out
 }
 
