@@ -229,6 +229,23 @@ func TestIdPOutageIsNotTheClientsFault(t *testing.T) {
 	if n := metricValue(t, orders, "authgate_rate_limited_total", "limiter", "auth_failures"); n != 0 {
 		t.Fatalf("got %v auth-failure throttles, want 0: an outage is not the client's failure", n)
 	}
+	// The IdP answers again: the same client's token is accepted (the key
+	// set retries a keyless issuer within about a second; bound generous).
+	iss.down.Store(false)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := call(t, c, front.URL, "/orders/1", "Authorization", "Bearer "+tok)
+		if got.status == http.StatusOK {
+			break
+		}
+		if got.status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("after the IdP recovered: got %d %q, want 503 until the keys load, then 200", got.status, got.reason)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval, not an assertion
+	}
+	if rec, _ := orders.fn.Last(); http.Header(rec.Headers).Get("X-Authgate-Subject") != "alice" {
+		t.Fatalf("the function got subject %q, want alice", http.Header(rec.Headers).Get("X-Authgate-Subject"))
+	}
 }
 
 const ordersPolicyNoKeys = `metadata: {name: orders}
