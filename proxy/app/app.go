@@ -136,6 +136,14 @@ func New(opts Options) (*App, error) {
 	return a, nil
 }
 
+// Check runs what a reload runs (read and validate the config and the
+// labels, build the runtime with every policy's Rego compiled) with no
+// network I/O and no listener, and returns the error a reload would log.
+func (a *App) Check(ctx context.Context) error {
+	_, err := a.loader.Check(ctx)
+	return err
+}
+
 // Ready reports whether a valid config is active and the app is not draining.
 func (a *App) Ready() bool { return a.sw.Load() != nil && !a.draining.Load() }
 

@@ -84,6 +84,13 @@ type policyRuntime struct {
 // Build constructs a runtime for the workload with the given labels. It does
 // no network I/O: inline keys are loaded, remote key sets are fetched later
 // by Run or on first use. Any error means the config must not be used.
+//
+// Every policy of the bundle is built (routes, Rego compiled, limits), not
+// only those the labels select, and an error in any of them rejects the
+// bundle: the answer for a bundle does not depend on the pod's labels, which
+// can change on a reload without the bundle changing, and it is the answer
+// the controller gave when it compiled each policy. Only the selected
+// policies are kept.
 func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map[string]string, d Deps) (*Runtime, error) {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -103,19 +110,17 @@ func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map
 	var managed []string
 	for i := range cfg.Policies {
 		p := &cfg.Policies[i]
-		if !p.Selector.Matches(labels) {
-			continue
-		}
 		pr, err := buildPolicy(ctx, p, d)
 		if err != nil {
 			return nil, err
 		}
-		rt.policies = append(rt.policies, pr)
-	}
-	// Every identity header of every policy is stripped, selected or not, so
-	// a policy change can never expose a header another policy trusted.
-	for i := range cfg.Policies {
-		managed = append(managed, identityHeaderNames(&cfg.Policies[i].Headers)...)
+		if p.Selector.Matches(labels) {
+			rt.policies = append(rt.policies, pr)
+		}
+		// Every identity header of every policy is stripped, selected or
+		// not, so a policy change can never expose a header another policy
+		// trusted.
+		managed = append(managed, identityHeaderNames(&p.Headers)...)
 	}
 	rt.stripper = headers.NewStripper(managed)
 	if rt.trust, err = forwarded.NewTrust(cfg.TrustedProxies); err != nil {
