@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/proxy/app"
-	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/labels"
 )
 
@@ -46,7 +45,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long to drain in-flight requests on SIGTERM")
 	fs.DurationVar(&opts.PollInterval, "poll-interval", 5*time.Second, "config re-read interval (file events trigger faster reloads)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.BoolVar(&check, "check", false, "validate the config file and exit")
+	fs.BoolVar(&check, "check", false, "run what a reload runs (validate the config, read the labels, build the selected policies: Rego compiled, verifiers built; no network I/O, no listener), then build every other policy too, and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,17 +58,18 @@ func run(args []string, stderr io.Writer) error {
 		return fmt.Errorf("--labels: %w", err)
 	}
 	opts.Labels = lbls
+	opts.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	a, err := app.New(opts)
+	if err != nil {
+		return err
+	}
 	if check {
-		if _, _, err := config.Load(opts.ConfigPath); err != nil {
+		// The reload path itself, minus the swap: same build, same error.
+		if err := a.Check(context.Background()); err != nil {
 			return err
 		}
 		fmt.Fprintln(stderr, "config is valid")
 		return nil
-	}
-	opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	a, err := app.New(opts)
-	if err != nil {
-		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -136,6 +136,20 @@ func New(opts Options) (*App, error) {
 	return a, nil
 }
 
+// Check runs what a reload runs (read and validate the config and the
+// labels, build the runtime for the policies the labels select: Rego
+// compiled, verifiers and routers built) with no network I/O and no
+// listener, and returns the error a reload would log. A file that would
+// load is then also checked whole: every other policy is built too, so a
+// policy for another workload that could never load is reported.
+func (a *App) Check(ctx context.Context) error {
+	rt, err := a.loader.Check(ctx)
+	if err != nil {
+		return err
+	}
+	return gateway.CheckPolicies(ctx, rt.Config(), gateway.Deps{Logger: a.logger, Metrics: a.metrics})
+}
+
 // Ready reports whether a valid config is active and the app is not draining.
 func (a *App) Ready() bool { return a.sw.Load() != nil && !a.draining.Load() }
 

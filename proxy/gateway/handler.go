@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/authgate/authgate/proxy/authn"
@@ -376,11 +375,12 @@ func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o 
 }
 
 // withoutIdentityHeaders drops Rego headers that name one of the policy's
-// identity headers: verified identity always wins over policy output.
+// identity headers in any spelling a server could map onto it
+// (headers.Equivalent): verified identity always wins over policy output.
 func withoutIdentityHeaders(extra map[string]string, p *policyRuntime) map[string]string {
 	for name := range extra {
 		for _, idh := range p.managedHeader {
-			if strings.EqualFold(name, idh) {
+			if headers.Equivalent(name, idh) {
 				delete(extra, name)
 			}
 		}

@@ -82,6 +82,11 @@ type policyRuntime struct {
 // Build constructs a runtime for the workload with the given labels. It does
 // no network I/O: inline keys are loaded, remote key sets are fetched later
 // by Run or on first use. Any error means the config must not be used.
+//
+// Only the policies the labels select are built: a policy of another
+// function never changes what this one accepts or whether its config loads
+// (the controller compiles every policy before it enters a bundle; Check
+// builds them all for a whole-file verdict).
 func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map[string]string, d Deps) (*Runtime, error) {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -153,6 +158,26 @@ func buildPolicy(ctx context.Context, p *config.Policy, d Deps) (*policyRuntime,
 	}
 	pr.limits = buildLimits(p.RateLimits, d.Now)
 	return pr, nil
+}
+
+// CheckPolicies builds every policy of cfg as a sidecar it selects would
+// (its authentication, routes, Rego and limits), whatever labels select it.
+// It does no network I/O and keeps nothing.
+func CheckPolicies(ctx context.Context, cfg *config.ProxyConfig, d Deps) error {
+	for i := range cfg.Policies {
+		p := &cfg.Policies[i]
+		a, err := authn.New(cfg.Scoped([]*config.Policy{p}), authn.Options{Now: d.Now, Metrics: d.Metrics, Logger: d.Logger})
+		if err == nil {
+			_, err = a.Scope(p, cfg.APIKeys.Sources)
+		}
+		if err != nil {
+			return fmt.Errorf("policy %s: build authentication: %w", p.Name, err)
+		}
+		if _, err := buildPolicy(ctx, p, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // selectPolicies returns the policies whose selector matches the labels.

@@ -32,23 +32,28 @@ func TestStrip(t *testing.T) {
 		"X-Authgate-Subject":      {"root"},
 		"x-authgate-subject":      {"root2"},
 		"X_authgate_subject":      {"underscore"},
+		"X.authgate.subject":      {"dot"},
+		"XAuthgateSubject":        {"squashed"},
 		"x_authgate_email":        {"u@example.com"},
 		"X-AUTHGATE-SCOPES":       {"admin"},
 		"X-Authgate-Anything":     {"a", "b"},
+		"X-Authgate":              {"the bare prefix"},
+		"X-Authgatex-Subject":     {"starts with xauthgate once normalised"},
 		"X-User":                  {"root"},
 		"x_user":                  {"root"},
+		"X.User":                  {"root"},
 		"X-Tenant":                {"other"},
 		"X_TENANT":                {"other"},
-		"X-Authgate":              {"kept: no trailing dash"},
-		"X-Authgatex-Subject":     {"kept"},
+		"X-Authgate-\u00e9":       {"non-ASCII bytes are ignored"},
+		"X\u212a-Authgate-Kelvin": {"the Kelvin sign is ignored, not folded to k"},
 		"X-User-Agent-Extra":      {"kept"},
+		"X-Authgat":               {"kept: not the whole prefix"},
 		"Authorization":           {"Bearer x"},
 		"X-Forwarded-For":         {"kept for the forwarded package"},
 		"Content-Type":            {"text/plain"},
-		"X-Authgate-\u00e9":       {"non-ASCII name"},
-		"X\u212a-Authgate-Kelvin": {"kelvin sign is not K"},
+		"X-\u212aey":              {"kept: the Kelvin sign is not K"},
 	}
-	want := []string{"Authorization", "Content-Type", "X-Authgate", "X-Authgatex-Subject", "X-Forwarded-For", "X-User-Agent-Extra", "X\u212a-Authgate-Kelvin"}
+	want := []string{"Authorization", "Content-Type", "X-Authgat", "X-Forwarded-For", "X-User-Agent-Extra", "X-\u212aey"}
 	wantN := len(h) - len(want)
 	if got := s.Strip(h); got != wantN {
 		t.Fatalf("got %d removed, want %d", got, wantN)
@@ -59,6 +64,145 @@ func TestStrip(t *testing.T) {
 	}
 	if !sameSet(left, want) {
 		t.Fatalf("got remaining %q, want %q", left, want)
+	}
+}
+
+// TestStripSpellings pins the normalisation: ASCII letters folded to lower
+// case, digits kept, every other byte ignored; stripped when that equals a
+// managed name or starts with "xauthgate".
+func TestStripSpellings(t *testing.T) {
+	t.Parallel()
+	s := NewStripper([]string{"X-Authgate-Subject", "X-User-Id", "X-Tenant"})
+	tests := []struct {
+		name  string
+		strip bool
+	}{
+		{"X-Authgate-Subject", true},
+		{"x-authgate-subject", true},
+		{"X-AUTHGATE-SUBJECT", true},
+		{"x-AuThGaTe-sUbJeCt", true},
+		{"X_Authgate_Subject", true},
+		{"x_authgate_subject", true},
+		{"X_Authgate-Subject", true},
+		{"X-Authgate_Subject", true},
+		{"X.Authgate.Subject", true},
+		{"x.authgate.subject", true},
+		{"X.Authgate-Subject", true},
+		{"XAuthgateSubject", true},
+		{"xauthgatesubject", true},
+		{"X-Authgate--Subject", true},
+		{"X--Authgate-Subject", true},
+		{"-X-Authgate-Subject", true},
+		{"X-Authgate-Subject-", true},
+		{"_x_authgate_subject_", true},
+		{".X-Authgate-Subject.", true},
+		{"X~Authgate~Subject", true},
+		{"X!Authgate#Subject", true},
+		{"X'Authgate'Subject", true},
+		{"X|Authgate|Subject", true},
+		{"X*Authgate+Subject", true},
+		{"X^Authgate`Subject", true},
+		{"X$Authgate%Subject&", true},
+		{"X Authgate Subject", true},
+		{" X-Authgate-Subject", true},
+		{"X-Authgate-Subject\t", true},
+		{"X-A-Uthgate-Subject", true},
+		{"X-Authgate-Anything", true},
+		{"X_AUTHGATE_NEW_THING", true},
+		{"X-Authgate-Subject2", true},
+		{"X-Authgate", true},
+		{"X-Authgate-", true},
+		{"XAuthgate", true},
+		{"X-Authgateway", true},
+		{"X-Authgate-\u00e9", true},
+		{"X-User-Id", true},
+		{"x_user_id", true},
+		{"X.User.Id", true},
+		{"XUserId", true},
+		{"x-user--id", true},
+		{"X-USER-ID.", true},
+		{"X_Tenant", true},
+		{"x.tenant", true},
+		{"XTenant", true},
+		{"X-Auth", false},
+		{"X-Authgat", false},
+		{"X-Authgat-Subject", false},
+		{"Authgate-Subject", false},
+		{"X-Subject", false},
+		{"Authorization", false},
+		{"X-User", false},
+		{"X-User-Ids", false},
+		{"X-User-Id2", false},
+		{"X-User-Id-Extra", false},
+		{"X-Tenant-Id", false},
+		{"Tenant", false},
+		{"X-Forwarded-For", false},
+		{"X-Request-Id", false},
+		{"Content-Type", false},
+		{"", false},
+		{"-", false},
+	}
+	for _, tt := range tests {
+		if got := s.Matches(tt.name); got != tt.strip {
+			t.Errorf("Matches(%q): got %v, want %v", tt.name, got, tt.strip)
+		}
+		h := http.Header{tt.name: {"v"}, "Accept": {"*/*"}}
+		wantN := 0
+		if tt.strip {
+			wantN = 1
+		}
+		if got := s.Strip(h); got != wantN || len(h) != 2-wantN || h["Accept"] == nil {
+			t.Errorf("Strip(%q): got %d removed and %v left, want %d removed", tt.name, got, h, wantN)
+		}
+	}
+}
+
+func TestEquivalent(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"X-Authgate-Subject", "X-Authgate-Subject", true},
+		{"X-Authgate-Subject", "x_authgate_subject", true},
+		{"X-Authgate-Subject.", "X-Authgate-Subject", true},
+		{"X-Authgate-Sub.ject", "XAUTHGATESUBJECT", true},
+		{"-X-Authgate--Subject-", "x.authgate.subject", true},
+		{"X-Authgate-Subject", "X-Authgate-Subjects", false},
+		{"X-Authgate-Subjects", "X-Authgate-Subject", false},
+		{"X-Authgate-Subject", "X-Authgate-Team", false},
+		{"X-Authgate-Subject", "", false},
+		{"", "", false},
+		{"-", "_", false},
+		{"X-\u212aey", "X-Key", false},
+	}
+	for _, tt := range tests {
+		if got := Equivalent(tt.a, tt.b); got != tt.want {
+			t.Errorf("Equivalent(%q, %q): got %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+		if got := Equivalent(tt.b, tt.a); got != tt.want {
+			t.Errorf("Equivalent(%q, %q): got %v, want %v", tt.b, tt.a, got, tt.want)
+		}
+	}
+}
+
+func TestNormTable(t *testing.T) {
+	t.Parallel()
+	if len(normTable) != 256 {
+		t.Fatalf("got a table of %d bytes, want 256", len(normTable))
+	}
+	for i := range 256 {
+		c := byte(i)
+		var want byte
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			want = c
+		case 'A' <= c && c <= 'Z':
+			want = c + 'a' - 'A'
+		}
+		if got := normByte(c); got != want {
+			t.Errorf("normByte(%#x): got %#x, want %#x", c, got, want)
+		}
 	}
 }
 
@@ -76,7 +220,7 @@ func TestStripNothingToDo(t *testing.T) {
 func TestNewStripperNormalises(t *testing.T) {
 	t.Parallel()
 	s := NewStripper([]string{"X-User", "x_user", "X-USER", "X-Authgate-Foo", ""})
-	if want := []string{"x-user"}; !reflect.DeepEqual(s.managed, want) {
+	if want := []string{"xuser"}; !reflect.DeepEqual(s.managed, want) {
 		t.Fatalf("got managed %q, want %q", s.managed, want)
 	}
 }
@@ -196,6 +340,9 @@ func TestInjectIsAtomic(t *testing.T) {
 		{"invalid extra name", func(*identity.Identity) {}, map[string]string{"X-Authgate Why": "a"}, ErrInvalidName},
 		{"protected extra name", func(*identity.Identity) {}, map[string]string{"content-length": "0"}, ErrInvalidName},
 		{"protected extra alias", func(*identity.Identity) {}, map[string]string{"X_Forwarded_For": "1.2.3.4"}, ErrInvalidName},
+		{"protected extra dotted alias", func(*identity.Identity) {}, map[string]string{"X.Forwarded.For": "1.2.3.4"}, ErrInvalidName},
+		{"protected extra squashed alias", func(*identity.Identity) {}, map[string]string{"XRealIP": "1.2.3.4"}, ErrInvalidName},
+		{"protected extra padded alias", func(*identity.Identity) {}, map[string]string{"-Authorization-": "Bearer x"}, ErrInvalidName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,6 +441,8 @@ func FuzzStrip(f *testing.F) {
 	f.Add("X-Authgate-Subject\nx_authgate_email\nAccept\nX-USER\nx_user", "X-User")
 	f.Add("X-AUTHGATE-\nX-Authgate\nX-Authgate_", "x_Tenant")
 	f.Add("\xff\x00x-authgate-\n", "")
+	f.Add("x.authgate.subject\nXAuthgateSubject\nX-Authgate--Subject\n-X-Authgate-Subject-\nX-Authgat", "X.User.Id")
+	f.Add("X-User-Id\nX_USER_ID\nXUserId\nX-User-Ids\nX-Auth", "x-user--id")
 	f.Fuzz(func(t *testing.T, names, managed string) {
 		h := http.Header{}
 		for _, n := range strings.Split(names, "\n") {
@@ -305,36 +454,39 @@ func FuzzStrip(f *testing.F) {
 		if before-len(h) != removed {
 			t.Fatalf("got %d removed, want %d", removed, before-len(h))
 		}
-		m := asciiNorm(managed)
+		m := testNorm(managed)
 		for k := range h {
-			n := asciiNorm(k)
-			if strings.HasPrefix(n, "x-authgate-") || (m != "" && n == m) {
+			n := testNorm(k)
+			if strings.HasPrefix(n, "xauthgate") || (m != "" && n == m) {
 				t.Fatalf("got %q left after Strip (managed %q)", k, managed)
 			}
 		}
 		for _, k := range strings.Split(names, "\n") {
-			n := asciiNorm(k)
-			if _, ok := h[k]; !ok && !strings.HasPrefix(n, "x-authgate-") && n != m {
+			n := testNorm(k)
+			if _, ok := h[k]; !ok && !strings.HasPrefix(n, "xauthgate") && (m == "" || n != m) {
 				t.Fatalf("got %q removed, want it kept", k)
+			}
+			if got, want := Equivalent(k, managed), m != "" && n == m; got != want {
+				t.Fatalf("Equivalent(%q, %q): got %v, want %v", k, managed, got, want)
 			}
 		}
 	})
 }
 
-// asciiNorm is the test's own normalisation: header names are ASCII tokens,
-// so only ASCII letters fold (strings.ToLower would also rewrite invalid
-// UTF-8, making distinct names collide).
-func asciiNorm(s string) string {
-	b := []byte(s)
-	for i, c := range b {
+// testNorm is the test's own normalisation: ASCII letters in lower case and
+// digits; every other byte (punctuation, whitespace, non-ASCII) dropped.
+func testNorm(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
-		case c == '_':
-			b[i] = '-'
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			b.WriteByte(c)
 		case 'A' <= c && c <= 'Z':
-			b[i] = c + 'a' - 'A'
+			b.WriteByte(c + 'a' - 'A')
 		}
 	}
-	return string(b)
+	return b.String()
 }
 
 func FuzzInject(f *testing.F) {

@@ -161,13 +161,14 @@ func SafeValue(s string) bool {
 }
 
 // protected reports names Rego must never set: framing, hop-by-hop,
-// credential and forwarding headers.
+// credential and forwarding headers, in every spelling (see the package
+// doc).
 func protected(name string) bool {
-	switch http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-")) {
-	case "Host", "Content-Length", "Content-Type", "Content-Encoding", "Transfer-Encoding", "Connection",
-		"Keep-Alive", "Te", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Connection", "Proxy-Authenticate",
-		"Authorization", "Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-		"X-Real-Ip", "X-Request-Id", "Expect":
+	switch normalize(name) {
+	case "host", "contentlength", "contenttype", "contentencoding", "transferencoding", "connection",
+		"keepalive", "te", "trailer", "upgrade", "proxyauthorization", "proxyconnection", "proxyauthenticate",
+		"authorization", "cookie", "forwarded", "xforwardedfor", "xforwardedhost", "xforwardedproto",
+		"xrealip", "xrequestid", "expect":
 		return true
 	}
 	return false

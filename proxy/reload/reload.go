@@ -2,6 +2,14 @@
 // the kubelet's ..data symlink swap for mounted ConfigMaps) and swaps in a
 // new runtime only after it was loaded, validated and fully built. A bad file
 // never replaces the last good configuration.
+//
+// "Fully built" is whatever the BuildFunc builds; for authgate-proxy that is
+// gateway.Build, which compiles the Rego and builds the routes of every
+// policy in the bundle, not only of those the labels select: a bundle in
+// which any policy does not build is rejected as a whole, whatever this
+// pod's labels. Loader.Check runs the same preparation without activating
+// anything; authgate-proxy --check is built on it, so it accepts exactly
+// what a reload accepts and fails with the message a reload logs.
 package reload
 
 import (
@@ -77,34 +85,71 @@ var ErrUnchanged = errors.New("configuration unchanged")
 func (l *Loader) Load(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cfg, data, err := config.Load(l.opts.ConfigPath)
-	if err != nil && data == nil {
-		return l.fail("", err)
-	}
-	lbls, lerr := l.labels()
-	hash := config.Hash(append(data, []byte(labelsKey(lbls))...))
-	if hash == l.lastHash {
-		return ErrUnchanged
-	}
-	if err != nil {
-		return l.fail(hash, err)
-	}
-	if lerr != nil {
-		return l.fail(hash, lerr)
-	}
 	rtCtx, cancel := context.WithCancel(ctx)
-	rt, err := l.opts.Build(rtCtx, cfg, config.Hash(data), lbls)
+	c, err := l.prepare(rtCtx, l.lastHash)
 	if err != nil {
 		cancel()
-		return l.fail(hash, err)
+		if errors.Is(err, ErrUnchanged) {
+			return err
+		}
+		return l.fail(c.hash, err)
 	}
+	l.activate(rtCtx, cancel, c)
+	return nil
+}
+
+// Check runs exactly what Load runs before the swap (the same prepare:
+// read and validate the config, read the labels, build the runtime for the
+// selected policies with their Rego compiled) and returns the error Load would log. It
+// does no network I/O, activates nothing and records nothing; the returned
+// runtime is never run.
+func (l *Loader) Check(ctx context.Context) (*gateway.Runtime, error) {
+	c, err := l.prepare(ctx, "")
+	return c.rt, err
+}
+
+// candidate is a configuration that went through prepare.
+type candidate struct {
+	// hash covers the content and the labels; "" when the file could not
+	// be read.
+	hash string
+	rt   *gateway.Runtime
+}
+
+// prepare is the single path from files to a built runtime, shared by Load
+// and Check. It returns ErrUnchanged, with nothing built, when the content
+// and labels hash to active (never when active is "").
+func (l *Loader) prepare(ctx context.Context, active string) (candidate, error) {
+	cfg, data, err := config.Load(l.opts.ConfigPath)
+	if err != nil && data == nil {
+		return candidate{}, err
+	}
+	lbls, lerr := l.labels()
+	c := candidate{hash: config.Hash(append(data, []byte(labelsKey(lbls))...))}
+	switch {
+	case active != "" && c.hash == active:
+		return c, ErrUnchanged
+	case err != nil:
+		return c, err
+	case lerr != nil:
+		return c, lerr
+	}
+	if c.rt, err = l.opts.Build(ctx, cfg, config.Hash(data), lbls); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// activate swaps in a prepared runtime and starts its background work.
+func (l *Loader) activate(rtCtx context.Context, cancel context.CancelFunc, c candidate) {
+	rt := c.rt
 	go rt.Run(rtCtx)
 	old := l.opts.Switch.Store(rt)
 	if l.stopActive != nil {
 		l.stopActive()
 	}
 	l.stopActive = cancel
-	l.lastHash, l.lastFailed = hash, ""
+	l.lastHash, l.lastFailed = c.hash, ""
 	m := l.opts.Metrics
 	m.ConfigReloads.WithLabelValues("success").Inc()
 	m.ConfigLastSuccess.Set(float64(l.opts.Now().Unix()))
@@ -112,7 +157,6 @@ func (l *Loader) Load(ctx context.Context) error {
 	m.ConfigInfo.WithLabelValues(rt.Hash()).Set(1)
 	l.opts.Logger.Info("configuration loaded", slog.String("config_hash", rt.Hash()),
 		slog.Any("policies", rt.Policies()), slog.Bool("replaced", old != nil))
-	return nil
 }
 
 // fail records a failed load once per distinct bad content.
