@@ -93,6 +93,16 @@ func TestValidateReportsExactPaths(t *testing.T) {
 		{"host as credential header", func(c *ProxyConfig) {
 			c.Issuers[0].Sources = []CredentialSource{{Type: SourceHeader, Name: "Host"}}
 		}, "issuers[0].sources[0].name", "cannot carry a credential"},
+		{"authorization spelled otherwise as credential header", func(c *ProxyConfig) {
+			c.Issuers[0].Sources = []CredentialSource{{Type: SourceHeader, Name: "Author_ization"}}
+		}, "issuers[0].sources[0].name", "cannot carry a credential"},
+		{"credential header in the reserved namespace", func(c *ProxyConfig) {
+			c.Issuers[0].Sources = []CredentialSource{{Type: SourceHeader, Name: "X-Authgate-Token"}}
+		}, "issuers[0].sources[0].name", "X-Authgate- namespace"},
+		{"identity header read as the credential header", func(c *ProxyConfig) {
+			c.Policies[0].Authentication.APIKeys.Sources = []CredentialSource{{Type: SourceHeader, Name: "X-Partner-Key"}}
+			c.Policies[0].Headers.Claims = []ClaimHeader{{Header: "X_Partner_Key", Claim: "sub"}}
+		}, "policies[0].headers.claims[0].header", "read as the credential header"},
 		{"plaintext key", func(c *ProxyConfig) { c.APIKeys.Keys[0].Hash = "s3cr3t" }, "apiKeys.keys[0].hash", "sha256"},
 		{"unknown issuer ref", func(c *ProxyConfig) { c.Policies[0].Authentication.Issuers = []string{"nope"} }, "policies[0].authentication.issuers[0]", "no issuer named"},
 		{"unknown key ref", func(c *ProxyConfig) { c.Policies[0].Authentication.APIKeys.Keys = []string{"nope"} }, "policies[0].authentication.apiKeys.keys[0]", "no API key named"},

@@ -3,14 +3,16 @@ package config
 import (
 	"encoding/hex"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/authgate/authgate/proxy/headername"
 )
 
 // SupportedAlgorithms are the JWS algorithms an issuer may allow.
@@ -50,6 +52,7 @@ func (c *ProxyConfig) Validate() ErrorList {
 		}
 		policies[c.Policies[i].Name] = true
 	}
+	c.validateHeaderCollisions(&errs)
 	c.Limits.validate(&errs, "limits")
 	for i, tp := range c.TrustedProxies {
 		if _, err := ParsePrefix(tp); err != nil {
@@ -66,6 +69,54 @@ func (c *ProxyConfig) Validate() ErrorList {
 		errs.add("decisionLog.sampleRate", "must be between 0 and 1, got %v", *r)
 	}
 	return errs
+}
+
+// validateHeaderCollisions refuses an identity header that some server
+// could read as a credential header: the gateway strips identity headers
+// in every spelling before it reads the credential, so such a config could
+// never authenticate anyone.
+func (c *ProxyConfig) validateHeaderCollisions(errs *ErrorList) {
+	var creds []string
+	add := func(srcs []CredentialSource) {
+		for _, s := range srcs {
+			if s.Type == SourceHeader {
+				creds = append(creds, s.Name)
+			}
+		}
+	}
+	for i := range c.Issuers {
+		add(c.Issuers[i].Sources)
+	}
+	add(c.APIKeys.Sources)
+	for i := range c.Policies {
+		if ak := c.Policies[i].Authentication.APIKeys; ak != nil {
+			add(ak.Sources)
+		}
+	}
+	for i := range c.Policies {
+		hp := path("policies").index(i).child("headers")
+		for _, n := range c.Policies[i].Headers.names() {
+			for _, cred := range creds {
+				if headername.Equivalent(n.name, cred) {
+					errs.add(hp.child(n.field), "%q is read as the credential header %q by some servers; identity headers are stripped in every spelling, so no credential could be read", n.name, cred)
+				}
+			}
+		}
+	}
+}
+
+// reservedNormPrefix is ReservedHeaderPrefix normalised.
+const reservedNormPrefix = "xauthgate"
+
+type namedHeader struct{ field, name string }
+
+// names lists the configured identity header names with their fields.
+func (h *IdentityHeaders) names() []namedHeader {
+	out := []namedHeader{{"subject", h.Subject}, {"issuer", h.Issuer}, {"kind", h.Kind}, {"scopes", h.Scopes}, {"claimsJSON", h.ClaimsJSON}}
+	for j, ch := range h.Claims {
+		out = append(out, namedHeader{"claims[" + strconv.Itoa(j) + "].header", ch.Header})
+	}
+	return slices.DeleteFunc(out, func(n namedHeader) bool { return n.name == "" })
 }
 
 // ParsePrefix parses an IP address or CIDR into a prefix.
@@ -230,8 +281,10 @@ func validateSources(errs *ErrorList, p path, sources []CredentialSource, allowB
 		case SourceHeader:
 			if !httpguts.ValidHeaderFieldName(s.Name) {
 				errs.add(sp.child("name"), "must be a valid header name, got %q", s.Name)
-			} else if isProtectedHeader(s.Name) {
+			} else if headername.Protected(s.Name) {
 				errs.add(sp.child("name"), "%q cannot carry a credential", s.Name)
+			} else if headername.HasPrefix(s.Name, reservedNormPrefix) {
+				errs.add(sp.child("name"), "%q is in the X-Authgate- namespace, which is stripped from every request", s.Name)
 			}
 		case SourceCookie, SourceQuery:
 			if s.Name == "" || strings.ContainsAny(s.Name, " ;=,&\"\t\r\n") {
@@ -417,7 +470,7 @@ func (h *IdentityHeaders) validate(errs *ErrorList, p path) {
 		}
 		if !httpguts.ValidHeaderFieldName(name) {
 			errs.add(fp, "must be a valid header name, got %q", name)
-		} else if isProtectedHeader(name) {
+		} else if headername.Protected(name) {
 			errs.add(fp, "%q cannot be used as an identity header", name)
 		}
 	}
@@ -497,18 +550,6 @@ func validateSelector(errs *ErrorList, p path, s Selector) {
 			errs.add(ep.child("operator"), "must be In, NotIn, Exists or DoesNotExist, got %q", e.Operator)
 		}
 	}
-}
-
-// isProtectedHeader reports headers that must never carry a credential or
-// identity: hop-by-hop and framing headers.
-func isProtectedHeader(name string) bool {
-	switch http.CanonicalHeaderKey(name) {
-	case "Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Connection", "Keep-Alive",
-		"Te", "Trailer", "Upgrade", "Proxy-Authorization", "Proxy-Connection", "Cookie", "Authorization",
-		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Request-Id":
-		return true
-	}
-	return false
 }
 
 func isName(s string) bool {

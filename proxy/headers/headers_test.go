@@ -15,12 +15,13 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/headername"
 	"github.com/authgate/authgate/proxy/identity"
 )
 
 func TestReservedPrefixMatchesConfig(t *testing.T) {
 	t.Parallel()
-	if got := normalize(config.ReservedHeaderPrefix); got != reservedPrefix {
+	if got := headername.Normalize(config.ReservedHeaderPrefix); got != reservedPrefix {
 		t.Fatalf("got %q, want %q", got, reservedPrefix)
 	}
 }
@@ -182,26 +183,6 @@ func TestEquivalent(t *testing.T) {
 		}
 		if got := Equivalent(tt.b, tt.a); got != tt.want {
 			t.Errorf("Equivalent(%q, %q): got %v, want %v", tt.b, tt.a, got, tt.want)
-		}
-	}
-}
-
-func TestNormTable(t *testing.T) {
-	t.Parallel()
-	if len(normTable) != 256 {
-		t.Fatalf("got a table of %d bytes, want 256", len(normTable))
-	}
-	for i := range 256 {
-		c := byte(i)
-		var want byte
-		switch {
-		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
-			want = c
-		case 'A' <= c && c <= 'Z':
-			want = c + 'a' - 'A'
-		}
-		if got := normByte(c); got != want {
-			t.Errorf("normByte(%#x): got %#x, want %#x", c, got, want)
 		}
 	}
 }

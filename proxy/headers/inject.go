@@ -12,6 +12,7 @@ import (
 
 	"github.com/authgate/authgate/proxy/claims"
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/headername"
 	"github.com/authgate/authgate/proxy/identity"
 )
 
@@ -63,7 +64,7 @@ func Inject(h http.Header, m *config.IdentityHeaders, id *identity.Identity, ext
 		fs = add(fs, m.ClaimsJSON, base64.RawURLEncoding.EncodeToString(id.RawClaims))
 	}
 	for name, v := range extra {
-		if !httpguts.ValidHeaderFieldName(name) || protected(name) {
+		if !httpguts.ValidHeaderFieldName(name) || headername.Protected(name) {
 			return fmt.Errorf("extra header %q: %w", name, ErrInvalidName)
 		}
 		fs = add(fs, name, v)
@@ -158,18 +159,4 @@ func SafeValue(s string) bool {
 		i += size
 	}
 	return true
-}
-
-// protected reports names Rego must never set: framing, hop-by-hop,
-// credential and forwarding headers, in every spelling (see the package
-// doc).
-func protected(name string) bool {
-	switch normalize(name) {
-	case "host", "contentlength", "contenttype", "contentencoding", "transferencoding", "connection",
-		"keepalive", "te", "trailer", "upgrade", "proxyauthorization", "proxyconnection", "proxyauthenticate",
-		"authorization", "cookie", "forwarded", "xforwardedfor", "xforwardedhost", "xforwardedproto",
-		"xrealip", "xrequestid", "expect":
-		return true
-	}
-	return false
 }

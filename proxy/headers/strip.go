@@ -35,6 +35,8 @@ package headers
 
 import (
 	"net/http"
+
+	"github.com/authgate/authgate/proxy/headername"
 )
 
 // reservedPrefix is config.ReservedHeaderPrefix in normalised form (a test
@@ -52,8 +54,8 @@ type Stripper struct {
 func NewStripper(managed []string) *Stripper {
 	s := &Stripper{}
 	for _, m := range managed {
-		n := normalize(m)
-		if n == "" || hasNormPrefix(n, reservedPrefix) || contains(s.managed, n) {
+		n := headername.Normalize(m)
+		if n == "" || headername.HasPrefix(n, reservedPrefix) || contains(s.managed, n) {
 			continue
 		}
 		s.managed = append(s.managed, n)
@@ -78,114 +80,21 @@ func (s *Stripper) Strip(h http.Header) int {
 // Matches reports whether name would be stripped. Most names are told apart
 // by their first significant byte, before any comparison loop runs.
 func (s *Stripper) Matches(name string) bool {
-	i := nextNorm(name, 0)
+	i := headername.Next(name, 0)
 	if i == len(name) {
 		return false
 	}
 	name = name[i:]
-	c := normByte(name[0])
-	if c == reservedPrefix[0] && hasNormPrefix(name, reservedPrefix) {
+	c := headername.Byte(name[0])
+	if c == reservedPrefix[0] && headername.HasPrefix(name, reservedPrefix) {
 		return true
 	}
 	for _, m := range s.managed {
-		if c == m[0] && len(name) >= len(m) && equalNorm(name, m) {
+		if c == m[0] && len(name) >= len(m) && headername.Equal(name, m) {
 			return true
 		}
 	}
 	return false
-}
-
-// Equivalent reports whether a and b normalise to the same non-empty name:
-// whether some server or framework could read one as the other.
-func Equivalent(a, b string) bool {
-	i, j := nextNorm(a, 0), nextNorm(b, 0)
-	if i == len(a) {
-		return false
-	}
-	for i < len(a) && j < len(b) {
-		if normByte(a[i]) != normByte(b[j]) {
-			return false
-		}
-		i, j = nextNorm(a, i+1), nextNorm(b, j+1)
-	}
-	return i == len(a) && j == len(b)
-}
-
-// nextNorm returns the index of the first byte of s at or after i that
-// survives normalisation, or len(s).
-func nextNorm(s string, i int) int {
-	for i < len(s) && normByte(s[i]) == 0 {
-		i++
-	}
-	return i
-}
-
-// hasNormPrefix reports whether name, normalised, starts with the
-// normalised prefix.
-func hasNormPrefix(name, prefix string) bool {
-	j := 0
-	for i := 0; i < len(name) && j < len(prefix); i++ {
-		c := normByte(name[i])
-		if c == 0 {
-			continue
-		}
-		if c != prefix[j] {
-			return false
-		}
-		j++
-	}
-	return j == len(prefix)
-}
-
-// equalNorm reports whether name, normalised, equals the normalised want.
-func equalNorm(name, want string) bool {
-	j := 0
-	for i := 0; i < len(name); i++ {
-		c := normByte(name[i])
-		if c == 0 {
-			continue
-		}
-		if j == len(want) || c != want[j] {
-			return false
-		}
-		j++
-	}
-	return j == len(want)
-}
-
-// normTable is the normalisation of one byte: ASCII letters in lower case,
-// digits as themselves, 0 (ignored) for everything else. A constant, so the
-// hot path is a lookup rather than branches (TestNormTable checks it).
-const normTable = "" +
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 0x00-0x0f
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 0x10-0x1f
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 0x20-0x2f: space and punctuation
-	"0123456789" + "\x00\x00\x00\x00\x00\x00" + // 0x30-0x3f: digits, then : ; < = > ?
-	"\x00abcdefghijklmno" + // 0x40-0x4f: @, A-O
-	"pqrstuvwxyz" + "\x00\x00\x00\x00\x00" + // 0x50-0x5f: P-Z, then [ \ ] ^ _
-	"\x00abcdefghijklmno" + // 0x60-0x6f: `, a-o
-	"pqrstuvwxyz" + "\x00\x00\x00\x00\x00" + // 0x70-0x7f: p-z, then { | } ~ DEL
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
-	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" // 0x80-0xff: non-ASCII
-
-// normByte maps one byte of a name (see normTable).
-func normByte(c byte) byte { return normTable[c] }
-
-// normalize returns name in normalised form (see the package doc).
-func normalize(name string) string {
-	b := make([]byte, 0, len(name))
-	for i := 0; i < len(name); i++ {
-		if c := normByte(name[i]); c != 0 {
-			b = append(b, c)
-		}
-	}
-	return string(b)
 }
 
 func contains(list []string, s string) bool {
@@ -196,3 +105,7 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// Equivalent reports whether a and b normalise to the same non-empty name:
+// whether some server or framework could read one as the other.
+func Equivalent(a, b string) bool { return headername.Equivalent(a, b) }
