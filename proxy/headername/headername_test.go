@@ -22,7 +22,6 @@ func TestTable(t *testing.T) {
 	}
 }
 
-
 func TestEquivalentAndProtected(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
