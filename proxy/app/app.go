@@ -117,6 +117,9 @@ func New(opts Options) (*App, error) {
 		Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 4, IdleConnTimeout: 90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 10 * time.Second,
 	}}
+	// One State for the app's life: buckets, throttle, token cache and key
+	// sets survive every reload that does not change them.
+	state := gateway.NewState(gateway.StateOptions{Metrics: a.metrics, Logger: a.logger, HTTPClient: jwksClient})
 	build := func(ctx context.Context, cfg *config.ProxyConfig, hash string, lbls map[string]string) (*gateway.Runtime, error) {
 		if opts.Upstream != "" {
 			cfg.Upstream.URL = opts.Upstream
@@ -126,7 +129,7 @@ func New(opts Options) (*App, error) {
 		}
 		return gateway.Build(ctx, cfg, hash, lbls, gateway.Deps{
 			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient,
-			Transport: transports.Get(cfg.Upstream), BufferPool: pool,
+			Transport: transports.Get(cfg.Upstream), BufferPool: pool, State: state,
 		})
 	}
 	a.loader = reload.New(reload.Options{

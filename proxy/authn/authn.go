@@ -35,6 +35,18 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Logger receives key set events; nil discards them.
 	Logger *slog.Logger
+	// KeySet returns the key set for an issuer whose key settings have this
+	// fingerprint, so key sets outlive a configuration (gateway.State); nil
+	// builds a new one per issuer setting.
+	KeySet func(fingerprint string, iss config.Issuer) (*jwks.KeySet, error)
+	// KeyEpoch returns a value that changes whenever a key was removed from
+	// the inline keys of the verifier with this id since the last call, so
+	// cached identities outlive a configuration (and added keys) but never
+	// a key that was taken away; nil: verifier ids carry no epoch.
+	KeyEpoch func(verifierID string, inline *config.JSONWebKeySet) string
+	// Cache is the verified-token cache to use (gateway.State keeps one
+	// across configurations); nil builds one from the config's tokenCache.
+	Cache *tokencache.Cache
 }
 
 // Authenticator turns requests into verified identities. It is built once
@@ -45,6 +57,8 @@ type Authenticator struct {
 	verifiers []*issuerVerifier          // one per distinct verification setting
 	byName    map[string]*issuerVerifier // issuer name → its (shared) verifier
 	apiKeys   *apiKeyIndex
+	keysID    string   // the API keys' verifier id in the token cache
+	keyFPs    []string // fingerprints of the key sets in use
 	cache     *tokencache.Cache
 	all       *Scope // every issuer and key: Authenticate without a policy
 }
@@ -81,10 +95,17 @@ func New(cfg *config.ProxyConfig, opts Options) (*Authenticator, error) {
 		return nil, fmt.Errorf("authn: %w", err)
 	}
 	a.apiKeys = idx
+	if a.keysID, err = digest(cfg.APIKeys.Keys); err != nil {
+		return nil, fmt.Errorf("authn: %w", err)
+	}
+	a.keysID = apiKeyCacheID + a.keysID
 	if err := a.addKeySources(cfg); err != nil {
 		return nil, err
 	}
-	a.cache = tokencache.New(cfg.TokenCache.MaxEntries, cfg.TokenCache.TTL.Duration, opts.Now, opts.Metrics)
+	a.cache = opts.Cache
+	if a.cache == nil {
+		a.cache = tokencache.New(cfg.TokenCache.MaxEntries, cfg.TokenCache.TTL.Duration, opts.Now, opts.Metrics)
+	}
 	a.all = a.everything()
 	return a, nil
 }
@@ -94,21 +115,33 @@ func New(cfg *config.ProxyConfig, opts Options) (*Authenticator, error) {
 func (a *Authenticator) addIssuers(issuers []config.Issuer, opts Options) error {
 	keySets := map[string]*jwks.KeySet{}
 	verifiers := map[string]*issuerVerifier{}
+	newKeySet := opts.KeySet
+	if newKeySet == nil {
+		newKeySet = func(_ string, iss config.Issuer) (*jwks.KeySet, error) {
+			return jwks.New(jwks.Options{Issuer: iss, HTTPClient: opts.HTTPClient, Now: opts.Now, Metrics: opts.Metrics, Logger: opts.Logger})
+		}
+	}
 	for _, iss := range issuers {
-		kfp, vfp, err := fingerprints(iss)
+		kfp, settings, err := fingerprints(iss)
 		if err != nil {
 			return fmt.Errorf("authn: issuer %q: %w", iss.Name, err)
 		}
+		vfp := settings + "\x00" + kfp
 		iv, ok := verifiers[vfp]
 		if !ok {
 			keys, ok := keySets[kfp]
 			if !ok {
-				if keys, err = jwks.New(jwks.Options{Issuer: iss, HTTPClient: opts.HTTPClient, Now: opts.Now, Metrics: opts.Metrics, Logger: opts.Logger}); err != nil {
+				if keys, err = newKeySet(kfp, iss); err != nil {
 					return fmt.Errorf("authn: issuer %q: %w", iss.Name, err)
 				}
 				keySets[kfp] = keys
+				a.keyFPs = append(a.keyFPs, kfp)
 			}
 			iv = newIssuerVerifier(iss, keys, opts.Now)
+			iv.id = settings + "\x00" + iss.Name
+			if opts.KeyEpoch != nil {
+				iv.id += "\x00" + opts.KeyEpoch(iv.id, iss.JWKS)
+			}
 			verifiers[vfp] = iv
 			a.verifiers = append(a.verifiers, iv)
 		}
@@ -198,6 +231,22 @@ func (a *Authenticator) keySets() []*jwks.KeySet {
 	}
 	return out
 }
+
+// VerifierIDs lists the identities under which this Authenticator caches
+// verified credentials: one per verifier and one for its API keys. A
+// verifier whose settings changed has a new id, so a cache shared across
+// configurations can drop exactly what no verifier produces any more.
+func (a *Authenticator) VerifierIDs() []string {
+	out := make([]string, 0, len(a.verifiers)+1)
+	for _, iv := range a.verifiers {
+		out = append(out, iv.id)
+	}
+	return append(out, a.keysID)
+}
+
+// KeySetFingerprints are the key-setting fingerprints of the key sets in
+// use, as passed to Options.KeySet.
+func (a *Authenticator) KeySetFingerprints() []string { return slices.Clone(a.keyFPs) }
 
 // IssuerStatus reports every issuer's key set by issuer name.
 func (a *Authenticator) IssuerStatus() map[string]jwks.Status {

@@ -18,8 +18,8 @@ import (
 // in.
 const ReasonNotAccepted = "credential_not_accepted"
 
-// apiKeyCacheID is the token-cache namespace of verified API keys.
-const apiKeyCacheID = "\x00apikey"
+// apiKeyCacheID prefixes the token-cache verifier id of API keys.
+const apiKeyCacheID = "apikey\x00"
 
 // Scope is what one policy accepts: its own issuers, its own keys, each only
 // from the sources the policy names for it. Whatever else the config holds,
@@ -154,7 +154,7 @@ func (at *Attempt) apiKey() (*identity.Identity, *Error) {
 	}
 	t := &tried{}
 	at.key = t
-	ck := tokencache.Key(apiKeyCacheID, at.cred.Value)
+	ck := tokencache.Key(at.a.keysID, at.cred.Value)
 	if id, ok := at.a.cache.Get(ck); ok {
 		t.id = id
 		return id, nil
@@ -165,7 +165,7 @@ func (at *Attempt) apiKey() (*identity.Identity, *Error) {
 	}
 	t.id, t.err = at.a.apiKeys.authenticate(at.cred.Value, at.a.now())
 	if t.err == nil {
-		at.a.cache.Put(ck, t.id)
+		at.a.cache.Put(ck, at.a.keysID, t.id)
 	}
 	return t.id, t.err
 }
@@ -177,7 +177,7 @@ func (at *Attempt) jwt(ctx context.Context, verifiers []*issuerVerifier) (*ident
 		if t := at.lookup(iv); t != nil && t.err == nil {
 			return t.id, nil
 		}
-		if id, ok := at.a.cache.Get(tokencache.Key(iv.name, at.cred.Value)); ok {
+		if id, ok := at.a.cache.Get(tokencache.Key(iv.id, at.cred.Value)); ok {
 			at.tried = append(at.tried, tried{iv: iv, id: id})
 			return id, nil
 		}
@@ -234,13 +234,14 @@ func (at *Attempt) verify(ctx context.Context, iv *issuerVerifier) tried {
 	if err != nil {
 		return tried{iv: iv, err: err}
 	}
-	at.a.cache.Put(tokencache.Key(iv.name, at.cred.Value), id)
+	at.a.cache.Put(tokencache.Key(iv.id, at.cred.Value), iv.id, id)
 	return tried{iv: iv, id: id}
 }
 
-// fingerprints identify what an issuer's key set fetches and what its
-// verifier checks; issuers equal in both differ only in name and sources.
-func fingerprints(iss config.Issuer) (keys, verifier string, err error) {
+// fingerprints identify what an issuer's key set fetches (keys: including
+// its inline keys) and what its verifier checks apart from the keys
+// (settings); issuers equal in both differ only in name and sources.
+func fingerprints(iss config.Issuer) (keys, settings string, err error) {
 	ks := struct {
 		IssuerURL, JWKSURL string
 		JWKS               *config.JSONWebKeySet
@@ -251,11 +252,11 @@ func fingerprints(iss config.Issuer) (keys, verifier string, err error) {
 	if keys, err = digest(ks); err != nil {
 		return "", "", err
 	}
-	iss.Name, iss.Sources = "", nil
-	if verifier, err = digest(iss); err != nil {
+	iss.Name, iss.Sources, iss.JWKS = "", nil, nil
+	if settings, err = digest(iss); err != nil {
 		return "", "", err
 	}
-	return keys, verifier, nil
+	return keys, settings, nil
 }
 
 func digest(v any) (string, error) {

@@ -18,6 +18,7 @@ import (
 // issuerVerifier verifies the tokens of one configured issuer.
 type issuerVerifier struct {
 	name     string
+	id       string // verification settings and name: the token cache's verifier id
 	cfg      config.Issuer
 	typ      string // normalized Issuer.Type, "" when unchecked
 	keys     *jwks.KeySet

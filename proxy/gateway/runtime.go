@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/forwarded"
 	"github.com/authgate/authgate/proxy/headers"
+	"github.com/authgate/authgate/proxy/jwks"
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/proxy/ratelimit"
 	"github.com/authgate/authgate/proxy/upstream"
@@ -45,6 +47,9 @@ type Deps struct {
 	// Sample decides whether an allowed request is logged; nil uses the
 	// configured sample rate with math/rand.
 	Sample func(rate float64) bool
+	// State keeps limiter buckets, the throttle, the token cache and key
+	// sets across configurations; nil gives this runtime a state of its own.
+	State *State
 }
 
 // Runtime is one immutable, fully built configuration.
@@ -62,6 +67,8 @@ type Runtime struct {
 	authFails *ratelimit.Limiter
 	credHdrs  []string
 	stages    [stageCount]prometheus.Observer
+	state     *State
+	use       *usage
 }
 
 type limitRule struct {
@@ -94,24 +101,44 @@ func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map
 	if d.Sample == nil {
 		d.Sample = defaultSample
 	}
-	rt := &Runtime{cfg: cfg, hash: hash, deps: d}
+	if d.State == nil {
+		d.State = NewState(StateOptions{Metrics: d.Metrics, Logger: d.Logger, Now: d.Now, HTTPClient: d.HTTPClient})
+	}
+	rt := &Runtime{cfg: cfg, hash: hash, deps: d, state: d.State, use: newUsage()}
+	if err := rt.build(ctx, labels); err != nil {
+		d.State.prune()
+		return nil, err
+	}
+	return rt, nil
+}
+
+func (rt *Runtime) build(ctx context.Context, labels map[string]string) error {
+	cfg, d, st, u := rt.cfg, rt.deps, rt.state, rt.use
 	for i, name := range stageNames {
 		rt.stages[i] = d.Metrics.StageDuration.WithLabelValues(name)
 	}
 	selected := selectPolicies(cfg, labels)
 	var err error
-	rt.authn, err = authn.New(cfg.Scoped(selected), authn.Options{HTTPClient: d.HTTPClient, Now: d.Now, Metrics: d.Metrics, Logger: d.Logger})
+	rt.authn, err = authn.New(cfg.Scoped(selected), authn.Options{
+		Now: d.Now, Metrics: d.Metrics, Logger: d.Logger,
+		KeySet:   func(fp string, iss config.Issuer) (*jwks.KeySet, error) { return st.keySet(u, fp, iss) },
+		KeyEpoch: st.epoch,
+		Cache:    st.tokenCache(u, cfg.TokenCache),
+	})
 	if err != nil {
-		return nil, fmt.Errorf("build authentication: %w", err)
+		return fmt.Errorf("build authentication: %w", err)
+	}
+	for _, v := range rt.authn.VerifierIDs() {
+		u.verifiers[v] = true
 	}
 	var managed []string
 	for _, p := range selected {
-		pr, err := buildPolicy(ctx, p, d)
+		pr, err := rt.buildPolicy(ctx, p)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if pr.scope, err = rt.authn.Scope(p, cfg.APIKeys.Sources); err != nil {
-			return nil, err
+			return err
 		}
 		rt.policies = append(rt.policies, pr)
 	}
@@ -122,15 +149,15 @@ func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map
 	}
 	rt.stripper = headers.NewStripper(managed)
 	if rt.trust, err = forwarded.NewTrust(cfg.TrustedProxies); err != nil {
-		return nil, fmt.Errorf("trustedProxies: %w", err)
+		return fmt.Errorf("trustedProxies: %w", err)
 	}
-	rt.global = buildLimits(cfg.Limits.RateLimits, d.Now)
+	rt.global = rt.buildLimits("limits", cfg.Limits.RateLimits)
 	if af := cfg.Limits.AuthFailures; af.PerMinute > 0 {
-		rt.authFails = ratelimit.New(float64(af.PerMinute)/60, af.Burst, maxLimiterKeys, d.Now)
+		rt.authFails = st.limiter(u, limiterID{scope: "authFailures", key: "client", rps: float64(af.PerMinute) / 60, burst: af.Burst})
 	}
 	rt.credHdrs = credentialHeaders(cfg)
 	if rt.target, err = url.Parse(cfg.Upstream.URL); err != nil {
-		return nil, fmt.Errorf("upstream.url: %w", err)
+		return fmt.Errorf("upstream.url: %w", err)
 	}
 	transport := d.Transport
 	if transport == nil {
@@ -141,10 +168,10 @@ func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map
 		pool = upstream.NewBufferPool()
 	}
 	rt.proxy = upstream.NewReverseProxy(transport, pool, rt.rewrite, rt.upstreamError, d.Logger)
-	return rt, nil
+	return nil
 }
 
-func buildPolicy(ctx context.Context, p *config.Policy, d Deps) (*policyRuntime, error) {
+func (rt *Runtime) buildPolicy(ctx context.Context, p *config.Policy) (*policyRuntime, error) {
 	router, err := authz.NewRouter(p.Routes)
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: routes: %w", p.Name, err)
@@ -156,7 +183,15 @@ func buildPolicy(ctx context.Context, p *config.Policy, d Deps) (*policyRuntime,
 			return nil, fmt.Errorf("policy %s: rego: %w", p.Name, err)
 		}
 	}
-	pr.limits = buildLimits(p.RateLimits, d.Now)
+	pr.limits = rt.buildLimits(p.Name, p.RateLimits)
+	rt.use.policies[p.Name] = true
+	for i, r := range p.Routes {
+		name := r.Name
+		if name == "" {
+			name = "route-" + strconv.Itoa(i)
+		}
+		rt.use.routes[[2]string{p.Name, name}] = true
+	}
 	return pr, nil
 }
 
@@ -173,7 +208,8 @@ func CheckPolicies(ctx context.Context, cfg *config.ProxyConfig, d Deps) error {
 		if err != nil {
 			return fmt.Errorf("policy %s: build authentication: %w", p.Name, err)
 		}
-		if _, err := buildPolicy(ctx, p, d); err != nil {
+		scratch := &Runtime{cfg: cfg, deps: d, state: NewState(StateOptions{Now: d.Now}), use: newUsage()}
+		if _, err := scratch.buildPolicy(ctx, p); err != nil {
 			return err
 		}
 	}
@@ -191,10 +227,13 @@ func selectPolicies(cfg *config.ProxyConfig, labels map[string]string) []*config
 	return out
 }
 
-func buildLimits(rls []config.RateLimit, now func() time.Time) []limitRule {
+// buildLimits takes the rules' limiters from the State: a rule that did not
+// change keeps its buckets across configurations.
+func (rt *Runtime) buildLimits(scope string, rls []config.RateLimit) []limitRule {
 	out := make([]limitRule, 0, len(rls))
-	for _, rl := range rls {
-		out = append(out, limitRule{key: rl.Key, limiter: ratelimit.New(rl.RequestsPerSecond, rl.Burst, maxLimiterKeys, now)})
+	for i, rl := range rls {
+		id := limiterID{scope: scope, index: i, key: rl.Key, rps: rl.RequestsPerSecond, burst: rl.Burst}
+		out = append(out, limitRule{key: rl.Key, limiter: rt.state.limiter(rt.use, id)})
 	}
 	return out
 }

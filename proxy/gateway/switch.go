@@ -13,8 +13,15 @@ type Switch struct {
 	current atomic.Pointer[Runtime]
 }
 
-// Store makes rt the active runtime and returns the previous one.
-func (s *Switch) Store(rt *Runtime) *Runtime { return s.current.Swap(rt) }
+// Store makes rt the active runtime and returns the previous one. The
+// State rt was built from then drops whatever rt does not use.
+func (s *Switch) Store(rt *Runtime) *Runtime {
+	old := s.current.Swap(rt)
+	if rt != nil {
+		rt.state.activate(rt.use)
+	}
+	return old
+}
 
 // Load returns the active runtime, or nil.
 func (s *Switch) Load() *Runtime { return s.current.Load() }

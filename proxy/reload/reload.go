@@ -4,12 +4,12 @@
 // never replaces the last good configuration.
 //
 // "Fully built" is whatever the BuildFunc builds; for authgate-proxy that is
-// gateway.Build, which compiles the Rego and builds the routes of every
-// policy in the bundle, not only of those the labels select: a bundle in
-// which any policy does not build is rejected as a whole, whatever this
-// pod's labels. Loader.Check runs the same preparation without activating
-// anything; authgate-proxy --check is built on it, so it accepts exactly
-// what a reload accepts and fails with the message a reload logs.
+// gateway.Build for the policies this pod's labels select (Rego compiled,
+// verifiers and routes built), taking long-lived state (buckets, throttle,
+// token cache, key sets) from the app's gateway.State. Loader.Check runs the
+// same preparation without activating anything; authgate-proxy --check is
+// built on it, so it fails on what a reload rejects with the message a
+// reload logs (and then checks the other policies of the file as well).
 package reload
 
 import (

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,7 @@ type Cache struct {
 	ttl      time.Duration
 	now      func() time.Time
 	disabled bool
+	closed   atomic.Bool
 
 	hits, misses prometheus.Counter
 	entries      prometheus.Gauge
@@ -45,6 +47,7 @@ type shard struct {
 
 type entry struct {
 	key        [32]byte
+	verifier   string // who verified it, for Retain
 	id         *identity.Identity
 	expires    time.Time
 	prev, next *entry
@@ -147,8 +150,10 @@ func (c *Cache) Get(k [32]byte) (*identity.Identity, bool) {
 // Put stores id under k until min(id.ExpiresAt, now+ttl); a zero ExpiresAt
 // means only the TTL applies. An identity already expired is not stored. The
 // least recently used entry of the shard is evicted when it is full.
-func (c *Cache) Put(k [32]byte, id *identity.Identity) {
-	if c.disabled || id == nil {
+// verifier names who verified the identity (the verifierID of Key), so that
+// Retain can drop the entries of verifiers that no longer exist.
+func (c *Cache) Put(k [32]byte, verifier string, id *identity.Identity) {
+	if c.disabled || id == nil || c.closed.Load() {
 		return
 	}
 	now := c.now()
@@ -163,7 +168,7 @@ func (c *Cache) Put(k [32]byte, id *identity.Identity) {
 	delta := 0
 	s.mu.Lock()
 	if e, ok := s.items[k]; ok {
-		e.id, e.expires = id, exp
+		e.id, e.expires, e.verifier = id, exp, verifier
 		s.moveToFront(e)
 		s.mu.Unlock()
 		return
@@ -172,12 +177,38 @@ func (c *Cache) Put(k [32]byte, id *identity.Identity) {
 		s.remove(s.head.prev)
 		delta--
 	}
-	e := &entry{key: k, id: id, expires: exp}
+	e := &entry{key: k, verifier: verifier, id: id, expires: exp}
 	s.items[k] = e
 	s.pushFront(e)
 	delta++
 	s.mu.Unlock()
 	c.gaugeAdd(float64(delta))
+}
+
+// Retain removes every entry whose verifier keep rejects (a verifier that
+// a new configuration dropped or changed) and returns how many it removed.
+func (c *Cache) Retain(keep func(verifier string) bool) int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for _, e := range s.items {
+			if !keep(e.verifier) {
+				s.remove(e)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	c.gaugeAdd(-float64(n))
+	return n
+}
+
+// Close empties the cache for good: a replaced cache stores nothing more,
+// so the entries gauge counts only the cache in use.
+func (c *Cache) Close() {
+	c.closed.Store(true)
+	c.Retain(func(string) bool { return false })
 }
 
 // Len returns the number of stored entries, expired ones not yet removed

@@ -73,7 +73,7 @@ func TestGetPutExpiry(t *testing.T) {
 				id.ExpiresAt = clk.Now().Add(tt.expiresIn)
 			}
 			k := Key("iss", tt.name)
-			c.Put(k, id)
+			c.Put(k, "v", id)
 			clk.Advance(tt.advance)
 			got, ok := c.Get(k)
 			if ok != tt.wantHit {
@@ -93,7 +93,7 @@ func TestExpiredEntryIsRemoved(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	c := New(10, time.Minute, clk.Now, nil)
-	c.Put(Key("v", "t"), &identity.Identity{})
+	c.Put(Key("v", "t"), "v", &identity.Identity{})
 	clk.Advance(time.Minute)
 	if _, ok := c.Get(Key("v", "t")); ok {
 		t.Fatal("got hit after ttl, want miss")
@@ -111,7 +111,7 @@ func TestBoundedLRU(t *testing.T) {
 			clk := newClock()
 			c := New(max, time.Hour, clk.Now, nil)
 			for i := range max * 3 {
-				c.Put(Key("v", fmt.Sprint(i)), &identity.Identity{})
+				c.Put(Key("v", fmt.Sprint(i)), "v", &identity.Identity{})
 				if got := c.Len(); got > max {
 					t.Fatalf("got Len %d after %d puts, want at most %d", got, i+1, max)
 				}
@@ -125,13 +125,13 @@ func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 	clk := newClock()
 	c := New(3, time.Hour, clk.Now, nil) // one shard below the threshold
 	a, b, d, e := Key("v", "a"), Key("v", "b"), Key("v", "d"), Key("v", "e")
-	c.Put(a, &identity.Identity{Subject: "a"})
-	c.Put(b, &identity.Identity{Subject: "b"})
-	c.Put(d, &identity.Identity{Subject: "d"})
+	c.Put(a, "v", &identity.Identity{Subject: "a"})
+	c.Put(b, "v", &identity.Identity{Subject: "b"})
+	c.Put(d, "v", &identity.Identity{Subject: "d"})
 	if _, ok := c.Get(a); !ok { // a becomes most recent; b is now the oldest
 		t.Fatal("got miss for a, want hit")
 	}
-	c.Put(e, &identity.Identity{Subject: "e"})
+	c.Put(e, "v", &identity.Identity{Subject: "e"})
 	for _, tc := range []struct {
 		name string
 		k    [32]byte
@@ -149,8 +149,8 @@ func TestPutReplaces(t *testing.T) {
 	c := New(10, time.Hour, clk.Now, nil)
 	k := Key("v", "t")
 	first, second := &identity.Identity{Subject: "1"}, &identity.Identity{Subject: "2"}
-	c.Put(k, first)
-	c.Put(k, second)
+	c.Put(k, "v", first)
+	c.Put(k, "v", second)
 	if got, _ := c.Get(k); got != second {
 		t.Fatalf("got %v, want the second identity", got)
 	}
@@ -170,7 +170,7 @@ func TestDisabled(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			c := New(tt.max, tt.ttl, nil, nil)
-			c.Put(Key("v", "t"), &identity.Identity{})
+			c.Put(Key("v", "t"), "v", &identity.Identity{})
 			if _, ok := c.Get(Key("v", "t")); ok {
 				t.Fatal("got hit from a disabled cache, want miss")
 			}
@@ -187,11 +187,11 @@ func TestMetrics(t *testing.T) {
 	m := metrics.New(reg)
 	clk := newClock()
 	c := New(2, time.Hour, clk.Now, m)
-	c.Get(Key("v", "a"))                       // miss
-	c.Put(Key("v", "a"), &identity.Identity{}) // 1 entry
-	c.Get(Key("v", "a"))                       // hit
-	c.Put(Key("v", "b"), &identity.Identity{}) // 2 entries
-	c.Put(Key("v", "c"), &identity.Identity{}) // evicts: 2 entries
+	c.Get(Key("v", "a"))                            // miss
+	c.Put(Key("v", "a"), "v", &identity.Identity{}) // 1 entry
+	c.Get(Key("v", "a"))                            // hit
+	c.Put(Key("v", "b"), "v", &identity.Identity{}) // 2 entries
+	c.Put(Key("v", "c"), "v", &identity.Identity{}) // evicts: 2 entries
 	want := `
 # HELP authgate_token_cache_entries Tokens currently in the verified-token cache.
 # TYPE authgate_token_cache_entries gauge
@@ -222,7 +222,7 @@ func TestConcurrent(t *testing.T) {
 					t.Error("got nil identity on a hit")
 					return
 				}
-				c.Put(k, &identity.Identity{})
+				c.Put(k, "v", &identity.Identity{})
 				if i%500 == 0 {
 					clk.Advance(time.Second)
 				}
@@ -241,7 +241,7 @@ func BenchmarkGetHit(b *testing.B) {
 	keys := make([][32]byte, 1000)
 	for i := range keys {
 		keys[i] = Key("issuer", fmt.Sprint("token-", i))
-		c.Put(keys[i], &identity.Identity{ExpiresAt: time.Now().Add(time.Hour)})
+		c.Put(keys[i], "v", &identity.Identity{ExpiresAt: time.Now().Add(time.Hour)})
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -260,5 +260,29 @@ func BenchmarkKey(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = Key("issuer", tok)
+	}
+}
+
+func TestRetainDropsOnlyRemovedVerifiers(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	c := New(100, time.Hour, nil, metrics.New(reg))
+	c.Put(Key("kept", "t1"), "kept", &identity.Identity{})
+	c.Put(Key("kept", "t2"), "kept", &identity.Identity{})
+	c.Put(Key("gone", "t1"), "gone", &identity.Identity{})
+	if n := c.Retain(func(v string) bool { return v == "kept" }); n != 1 {
+		t.Fatalf("got %d removed, want 1", n)
+	}
+	if _, ok := c.Get(Key("gone", "t1")); ok {
+		t.Fatal("got an entry of a removed verifier, want it gone")
+	}
+	if _, ok := c.Get(Key("kept", "t2")); !ok {
+		t.Fatal("got no entry of a kept verifier, want it kept")
+	}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "authgate_token_cache_entries" && mf.GetMetric()[0].GetGauge().GetValue() != 2 {
+			t.Fatalf("got gauge %v, want 2 (the entries left)", mf.GetMetric()[0].GetGauge().GetValue())
+		}
 	}
 }
