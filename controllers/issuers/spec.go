@@ -13,9 +13,6 @@ import (
 	"github.com/authgate/authgate/proxy/jwks"
 )
 
-// defaultAlgorithms are used when a Spec lists none, as in the proxy.
-var defaultAlgorithms = [...]string{"RS256", "ES256"}
-
 // Spec identifies an issuer's key source. Two specs with the same Key share
 // one cache entry and one fetcher.
 type Spec struct {
@@ -33,7 +30,7 @@ type Spec struct {
 func (s Spec) normalized() Spec {
 	algs := s.Algorithms
 	if len(algs) == 0 {
-		algs = defaultAlgorithms[:]
+		algs = config.DefaultAlgorithms()
 	}
 	algs = slices.Clone(algs)
 	slices.Sort(algs)
@@ -68,8 +65,8 @@ func (s Spec) validate() error {
 		}
 	}
 	for _, a := range s.Algorithms {
-		if !slices.Contains(config.SupportedAlgorithms, a) {
-			return fmt.Errorf("unsupported algorithm %q (supported: %s)", truncate(a, 64), strings.Join(config.SupportedAlgorithms, ", "))
+		if !config.IsSupportedAlgorithm(a) {
+			return fmt.Errorf("unsupported algorithm %q (supported: %s)", truncate(a, 64), strings.Join(config.SupportedAlgorithms(), ", "))
 		}
 	}
 	return nil

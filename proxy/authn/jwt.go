@@ -102,7 +102,7 @@ func parseHeader(h string) (unverifiedJWT, *Error) {
 	if out.alg, ok = hdr["alg"].(string); !ok || out.alg == "" {
 		return unverifiedJWT{}, fail(ReasonInvalidToken, "the JOSE header has no alg")
 	}
-	if !slices.Contains(config.SupportedAlgorithms, out.alg) {
+	if !config.IsSupportedAlgorithm(out.alg) {
 		return unverifiedJWT{}, fail(ReasonUnsupportedAlg, "the signing algorithm is not accepted")
 	}
 	if v, present := hdr["kid"]; present {

@@ -33,7 +33,7 @@ func newIssuerVerifier(iss config.Issuer, keys *jwks.KeySet, now func() time.Tim
 		iv.typ = normalizeType(iss.Type)
 	}
 	iv.verifier = oidc.NewVerifier(iss.IssuerURL, ks, &oidc.Config{
-		SkipClientIDCheck:    true, // audiences and client ids are checked by checkClaims
+		SkipClientIDCheck:    true, // audiences and client ids: checkAudience
 		SkipExpiryCheck:      true, // exp, nbf and iat are checked with the issuer's skew
 		SupportedSigningAlgs: slices.Clone(iss.Algorithms),
 		Now:                  now,

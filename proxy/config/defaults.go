@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -24,8 +25,12 @@ const (
 	DefaultUpstreamIdleConn = 256
 )
 
-// DefaultAlgorithms are accepted when an issuer lists none.
-var defaultAlgorithms = []string{"RS256", "ES256"}
+// defaultAlgorithms are accepted when an issuer lists none.
+var defaultAlgorithms = [...]string{"RS256", "ES256"}
+
+// DefaultAlgorithms returns the algorithms accepted when an issuer lists
+// none, a fresh copy: the one default the proxy and the controller share.
+func DefaultAlgorithms() []string { return slices.Clone(defaultAlgorithms[:]) }
 
 // DefaultMFAAMR are amr values accepted as multi-factor evidence.
 var defaultMFAAMR = []string{"mfa", "otp", "hwk", "swk", "fido"}
@@ -64,7 +69,7 @@ func (c *ProxyConfig) Default() {
 // Default fills an issuer's unset fields.
 func (i *Issuer) Default() {
 	if len(i.Algorithms) == 0 {
-		i.Algorithms = append([]string(nil), defaultAlgorithms...)
+		i.Algorithms = DefaultAlgorithms()
 	}
 	setDur(&i.ClockSkew, 30*time.Second)
 	if len(i.Sources) == 0 {

@@ -204,7 +204,7 @@ type Policy struct {
 	// Name is unique within the config (the controller uses namespace/name).
 	Name string `json:"name"`
 	// Version identifies the policy's revision (e.g. the AuthPolicy's
-	// generation); it is part of decision cache keys and logs.
+	// generation); the decision log records it with the policy name.
 	Version string `json:"version,omitempty"`
 	// Mode is "enforce" (default) or "audit": audit evaluates, records the
 	// would-be decision and forwards anyway.

@@ -15,8 +15,15 @@ import (
 	"github.com/authgate/authgate/proxy/headername"
 )
 
-// SupportedAlgorithms are the JWS algorithms an issuer may allow.
-var SupportedAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+// supportedAlgorithms are the JWS algorithms an issuer may allow.
+var supportedAlgorithms = [...]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// SupportedAlgorithms returns the JWS algorithms an issuer may allow ("none"
+// and HMAC never are), a fresh copy.
+func SupportedAlgorithms() []string { return slices.Clone(supportedAlgorithms[:]) }
+
+// IsSupportedAlgorithm reports whether an issuer may allow alg (exact case).
+func IsSupportedAlgorithm(alg string) bool { return slices.Contains(supportedAlgorithms[:], alg) }
 
 // Validate reports every invalid field. It has no side effects and expects a
 // defaulted config.
@@ -194,8 +201,8 @@ func (i *Issuer) validate(errs *ErrorList, p path) {
 		}
 	}
 	for j, a := range i.Algorithms {
-		if !slices.Contains(SupportedAlgorithms, a) {
-			errs.add(p.child("algorithms").index(j), "unsupported algorithm %q (supported: %s)", a, strings.Join(SupportedAlgorithms, ", "))
+		if !IsSupportedAlgorithm(a) {
+			errs.add(p.child("algorithms").index(j), "unsupported algorithm %q (supported: %s)", a, strings.Join(supportedAlgorithms[:], ", "))
 		}
 	}
 	if i.ClockSkew.Duration < 0 || i.ClockSkew.Duration > 5*time.Minute {

@@ -33,10 +33,10 @@ const (
 	ReasonRateLimited        = "rate_limited"
 	ReasonAuthFailures       = "auth_failures"
 	ReasonRegoDenied         = "rego_denied"
-	ReasonRegoError          = "rego_error"
-	ReasonRegoUndefined      = "rego_undefined"
+	ReasonRegoError          = authz.ReasonRegoError
+	ReasonRegoUndefined      = authz.ReasonRegoUndefined
 	ReasonUnsafeIdentity     = "unsafe_identity_value"
-	ReasonUpstreamUnavailble = "upstream_unavailable"
+	ReasonUpstreamUnavailable = "upstream_unavailable"
 )
 
 type scopeKey struct{}
@@ -251,11 +251,14 @@ func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Req
 		}, id, p.cfg.Name, route.Name, rt.deps.Now(), rt.credHdrs)
 		dec, err := p.engine.Eval(ctx, in)
 		if err != nil {
-			reason := ReasonRegoError
-			if errors.Is(err, authz.ErrUndefined) {
-				reason = ReasonRegoUndefined
+			// The engine says why (undefined, error, timeout, panic,
+			// invalid result); the reason reaches the response, the
+			// decision log and both metrics unchanged.
+			reason := dec.Reason
+			if reason == "" {
+				reason = ReasonRegoError
 			}
-			rt.deps.Metrics.RegoEvalErrors.WithLabelValues(p.cfg.Name).Inc()
+			rt.deps.Metrics.RegoEvalErrors.WithLabelValues(p.cfg.Name, reason).Inc()
 			return &outcome{route: route.Name, status: http.StatusForbidden, reason: reason, detail: err.Error(), id: id}
 		}
 		if !dec.Allow {
@@ -361,7 +364,7 @@ func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o 
 	ev.status = http.StatusOK
 	ev.decision, ev.reason = metrics.DecisionAllow, o.reason
 	if o.policy != nil {
-		ev.policy, ev.route = o.policy.cfg.Name, o.route
+		ev.policy, ev.version, ev.route = o.policy.cfg.Name, o.policy.cfg.Version, o.route
 	} else if o.reason == ReasonDefaultAllow {
 		// No policy evaluated this request; count it once here.
 		rt.count("", "", metrics.DecisionAllow, o.reason)
@@ -405,7 +408,7 @@ func (rt *Runtime) upstreamError(w http.ResponseWriter, r *http.Request, err err
 	if r.Context().Err() == nil {
 		rt.deps.Logger.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed", errAttr(err))
 	}
-	writeError(w, http.StatusBadGateway, ReasonUpstreamUnavailble, "the function did not answer", w.Header().Get("X-Request-Id"), 0)
+	writeError(w, http.StatusBadGateway, ReasonUpstreamUnavailable, "the function did not answer", w.Header().Get("X-Request-Id"), 0)
 }
 
 func asAuthnError(err error) (*authn.Error, bool) {

@@ -62,8 +62,8 @@ func TestRegoFaultsDeny(t *testing.T) {
 	}{
 		{"undefined", "package authgate.authz\n\nimport rego.v1\n\ndecision := true if { false }\n", 0, "/api/x", "rego_undefined"},
 		{"builtin error on attacker input", "package authgate.authz\n\nimport rego.v1\n\ndecision := to_number(input.request.segments[1]) > 0\n", 0, "/api/notanumber", "rego_error"},
-		{"wrong result type", "package authgate.authz\n\ndecision := \"yes\"\n", 0, "/api/x", "rego_error"},
-		{"timeout", "package authgate.authz\n\nimport rego.v1\n\ndecision := count([x | some i in numbers.range(1, 100000000); x := i * 2]) > 0\n", time.Millisecond, "/api/x", "rego_error"},
+		{"wrong result type", "package authgate.authz\n\ndecision := \"yes\"\n", 0, "/api/x", "rego_invalid_result"},
+		{"timeout", "package authgate.authz\n\nimport rego.v1\n\ndecision := count([x | some i in numbers.range(1, 100000000); x := i * 2]) > 0\n", time.Millisecond, "/api/x", "rego_timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +71,7 @@ func TestRegoFaultsDeny(t *testing.T) {
 			e := newEnv(t, withRego(tt.src, tt.timeout))
 			r := e.get(tt.path, bearer(e.mint(nil))...)
 			r.mustDeny(t, http.StatusForbidden, tt.reason)
-			if got := testutil.ToFloat64(e.metrics.RegoEvalErrors.WithLabelValues("fn")); got != 1 {
+			if got := testutil.ToFloat64(e.metrics.RegoEvalErrors.WithLabelValues("fn", tt.reason)); got != 1 {
 				t.Fatalf("got %v rego errors counted, want 1", got)
 			}
 		})

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/authgate/authgate/proxy/authz"
 	"github.com/authgate/authgate/proxy/identity"
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/proxy/ratelimit"
@@ -29,6 +30,7 @@ type event struct {
 	reason    string
 	detail    string
 	policy    string
+	version   string
 	route     string
 	id        *identity.Identity
 	audit     []string
@@ -60,7 +62,7 @@ func (rt *Runtime) finish(w http.ResponseWriter, r *http.Request, ev *event, o *
 	ev.status, ev.decision, ev.reason, ev.detail = o.status, metrics.DecisionDeny, o.reason, o.detail
 	ev.route = o.route
 	if o.policy != nil {
-		ev.policy = o.policy.cfg.Name
+		ev.policy, ev.version = o.policy.cfg.Name, o.policy.cfg.Version
 	} else {
 		rt.count("", o.route, metrics.DecisionDeny, o.reason)
 	}
@@ -81,7 +83,7 @@ func (rt *Runtime) finish(w http.ResponseWriter, r *http.Request, ev *event, o *
 // not.
 func publicDetail(o *outcome) string {
 	switch o.reason {
-	case ReasonRegoError, ReasonRegoUndefined:
+	case authz.ReasonRegoError, authz.ReasonRegoUndefined, authz.ReasonRegoTimeout, authz.ReasonRegoPanic, authz.ReasonRegoResult:
 		return "the policy could not be evaluated"
 	}
 	return o.detail
@@ -149,6 +151,7 @@ func (rt *Runtime) logDecision(ev *event) {
 		slog.String("decision", ev.decision),
 		slog.String("reason", ev.reason),
 		slog.String("policy", ev.policy),
+		slog.String("policy_version", ev.version),
 		slog.String("route", ev.route),
 		slog.String("config", shortHash(rt.hash)),
 		slog.Duration("duration", total),

@@ -240,7 +240,7 @@ func (s *State) deleteRuleSeries(prev, u *usage) {
 	for p := range prev.policies {
 		if !u.policies[p] {
 			s.metrics.RequestsTotal.DeletePartialMatch(prometheus.Labels{"policy": p})
-			s.metrics.RegoEvalErrors.DeleteLabelValues(p)
+			s.metrics.RegoEvalErrors.DeletePartialMatch(prometheus.Labels{"policy": p})
 		}
 	}
 	for r := range prev.routes {

@@ -42,7 +42,7 @@ type Metrics struct {
 	ConfigInfo *prometheus.GaugeVec
 	// RateLimited counts 429 responses by limiter (ip, subject, apikey, route, auth_failures).
 	RateLimited *prometheus.CounterVec
-	// RegoEvalErrors counts Rego evaluation errors and timeouts by policy.
+	// RegoEvalErrors counts failed Rego evaluations by policy and reason.
 	RegoEvalErrors *prometheus.CounterVec
 
 	keyAge *keyAgeCollector
@@ -102,8 +102,8 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"limiter"}),
 		RegoEvalErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authgate_rego_eval_errors_total",
-			Help: "Rego evaluations that failed, timed out or were undefined (all deny), by policy.",
-		}, []string{"policy"}),
+			Help: "Rego evaluations that failed (all deny), by policy and reason (rego_undefined, rego_error, rego_timeout, rego_panic, rego_invalid_result).",
+		}, []string{"policy", "reason"}),
 		keyAge: &keyAgeCollector{
 			desc: prometheus.NewDesc("authgate_jwks_key_age_seconds",
 				"Seconds since the issuer's key set was last loaded successfully.", []string{"issuer"}, nil),
