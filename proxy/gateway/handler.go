@@ -21,21 +21,21 @@ import (
 
 // Reasons the pipeline itself reports (authn and authz add their own).
 const (
-	ReasonInvalidPath        = "invalid_path"
-	ReasonBodyTooLarge       = "body_too_large"
-	ReasonInvalidBody        = "invalid_body"
-	ReasonNoPolicy           = "no_policy"
-	ReasonDefaultAllow       = "default_allow"
-	ReasonNoRoute            = "no_route"
-	ReasonPublic             = "public_route"
-	ReasonAllowed            = "allowed"
-	ReasonNotAccepted        = authn.ReasonNotAccepted
-	ReasonRateLimited        = "rate_limited"
-	ReasonAuthFailures       = "auth_failures"
-	ReasonRegoDenied         = "rego_denied"
-	ReasonRegoError          = authz.ReasonRegoError
-	ReasonRegoUndefined      = authz.ReasonRegoUndefined
-	ReasonUnsafeIdentity     = "unsafe_identity_value"
+	ReasonInvalidPath         = "invalid_path"
+	ReasonBodyTooLarge        = "body_too_large"
+	ReasonInvalidBody         = "invalid_body"
+	ReasonNoPolicy            = "no_policy"
+	ReasonDefaultAllow        = "default_allow"
+	ReasonNoRoute             = "no_route"
+	ReasonPublic              = "public_route"
+	ReasonAllowed             = "allowed"
+	ReasonNotAccepted         = authn.ReasonNotAccepted
+	ReasonRateLimited         = "rate_limited"
+	ReasonAuthFailures        = "auth_failures"
+	ReasonRegoDenied          = "rego_denied"
+	ReasonRegoError           = authz.ReasonRegoError
+	ReasonRegoUndefined       = authz.ReasonRegoUndefined
+	ReasonUnsafeIdentity      = "unsafe_identity_value"
 	ReasonUpstreamUnavailable = "upstream_unavailable"
 )
 
