@@ -38,8 +38,11 @@ type Deps struct {
 	Now func() time.Time
 	// HTTPClient fetches JWKS and discovery; nil lets each key set build its own.
 	HTTPClient *http.Client
-	// Transport reaches the upstream; nil builds one from the config.
+	// Transport reaches the upstream; nil uses Transports.
 	Transport http.RoundTripper
+	// Transports returns the transport for an upstream setting (the
+	// workload's effective one, see workloadSettings); nil builds one.
+	Transports func(config.Upstream) http.RoundTripper
 	// BufferPool recycles streaming buffers; nil builds one.
 	BufferPool httputil.BufferPool
 	// Sample decides whether an allowed request is logged; nil uses the
@@ -62,6 +65,7 @@ type Runtime struct {
 	authFails *ratelimit.Limiter
 	credHdrs  []string
 	stages    [stageCount]prometheus.Observer
+	work      workload
 }
 
 type limitRule struct {
@@ -118,7 +122,10 @@ func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map
 		managed = append(managed, identityHeaderNames(&cfg.Policies[i].Headers)...)
 	}
 	rt.stripper = headers.NewStripper(managed)
-	if rt.trust, err = forwarded.NewTrust(cfg.TrustedProxies); err != nil {
+	if rt.work, err = workloadSettings(cfg, labels); err != nil {
+		return nil, fmt.Errorf("workload settings: %w", err)
+	}
+	if rt.trust, err = forwarded.NewTrust(rt.work.trustedProxies); err != nil {
 		return nil, fmt.Errorf("trustedProxies: %w", err)
 	}
 	rt.global = buildLimits(cfg.Limits.RateLimits, d.Now)
@@ -129,10 +136,7 @@ func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map
 	if rt.target, err = url.Parse(cfg.Upstream.URL); err != nil {
 		return nil, fmt.Errorf("upstream.url: %w", err)
 	}
-	transport := d.Transport
-	if transport == nil {
-		transport = upstream.NewTransport(cfg.Upstream)
-	}
+	transport := d.transportFor(rt.work.upstream)
 	pool := d.BufferPool
 	if pool == nil {
 		pool = upstream.NewBufferPool()
