@@ -71,6 +71,71 @@ type AuthPolicySpec struct {
 	// +listType=atomic
 	// +optional
 	RateLimits []RateLimit `json:"rateLimits,omitempty"`
+
+	// ClientIdentity says which hops in front of the sidecar may report the
+	// client's address, for the pods this policy selects. Default: what the
+	// injector set up for the platform (see clientIdentity.trustedProxies).
+	// +optional
+	ClientIdentity *ClientIdentity `json:"clientIdentity,omitempty"`
+
+	// Limits replaces the sidecar's timeouts and request body limit for the
+	// pods this policy selects.
+	// +optional
+	Limits *Limits `json:"limits,omitempty"`
+}
+
+// ClientIdentity says which peers the sidecar trusts to report the client.
+type ClientIdentity struct {
+	// TrustedProxies replaces, for the pods this policy selects, the hops the
+	// injector trusts on the platform's behalf (Knative: queue-proxy on
+	// loopback plus the cluster's activator and ingress ranges; OpenFaaS: the
+	// gateway's; other pods: the cluster default or the pod annotation
+	// authgate.dev/trusted-proxies). Each entry is an IP address or a CIDR,
+	// never a /0. The sidecar walks X-Forwarded-For from the right, skipping
+	// these addresses; the first address that is not one of them is the
+	// client that rate limits by ip, the authentication-failure throttle,
+	// Rego's input.request.client_ip and the function's X-Forwarded-For see.
+	// An empty list trusts nobody: the connection's peer is the client.
+	// Trusting an address lets whatever sends from it name any client, so
+	// list only hops that append to X-Forwarded-For and that clients cannot
+	// reach around. All policies that select a pod and set this must list
+	// the same addresses; otherwise the pod's sidecar refuses the new
+	// configuration and keeps its last good one.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=49
+	// +kubebuilder:validation:XValidation:rule="self.all(e, isIP(e) || isCIDR(e))",message="every entry must be an IP address or a CIDR such as 10.0.0.0/8"
+	// +kubebuilder:validation:XValidation:rule="self.all(e, !isCIDR(e) || cidr(e).prefixLength() > 0)",message="a /0 prefix would trust every address"
+	// +listType=atomic
+	TrustedProxies []string `json:"trustedProxies"`
+}
+
+// Limits replaces sidecar limits for the pods a policy selects. When several
+// policies select a pod, the largest timeouts and the smallest body limit
+// among those that set them apply.
+// +kubebuilder:validation:XValidation:rule="has(self.upstreamTimeout) || has(self.readTimeout) || has(self.maxBodyBytes)",message="set upstreamTimeout, readTimeout or maxBodyBytes"
+type Limits struct {
+	// UpstreamTimeout is how long the function may take to send its response
+	// headers before the caller gets 504. Default: the platform's request
+	// timeout (a Knative revision's timeoutSeconds, the OpenFaaS watchdog's
+	// exec_timeout or write_timeout), else 60s. At most 1h.
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="upstreamTimeout must be more than 0s and at most 1h"
+	// +optional
+	UpstreamTimeout *metav1.Duration `json:"upstreamTimeout,omitempty"`
+
+	// ReadTimeout is how long a client may take to send the request body,
+	// counted from when its headers were read, before it gets 408. Default
+	// 60s. At most 1h.
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('1h')",message="readTimeout must be more than 0s and at most 1h"
+	// +optional
+	ReadTimeout *metav1.Duration `json:"readTimeout,omitempty"`
+
+	// MaxBodyBytes is the largest request body, in bytes, the sidecar
+	// forwards; a larger one gets 413. Default 10 MiB (10485760). At most
+	// 10 GiB (10737418240).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10737418240
+	// +optional
+	MaxBodyBytes *int64 `json:"maxBodyBytes,omitempty"`
 }
 
 // Targets select function pods by name.

@@ -18,6 +18,8 @@ func TestFlagValidation(t *testing.T) {
 		{"fetch timeout", []string{"--jwks-fetch-timeout", "0s"}, "fetch timeout"},
 		{"injector without image", []string{"--enable-injector"}, "injector"},
 		{"reserved knative admin port", []string{"--enable-injector", "--injector-image", "authgate/proxy:1", "--injector-admin-port", "9090"}, "injector"},
+		{"knative hop not an address", []string{"--enable-injector", "--injector-image", "authgate/proxy:1", "--injector-knative-trusted-proxies", "10.42.0.0/16,activator"},
+			"trustedProxies.knative[1]"},
 		{"unknown flag", []string{"--nope"}, "not defined"},
 	}
 	for _, tt := range tests {

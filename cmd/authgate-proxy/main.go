@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +43,17 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&opts.AdminListen, "admin-listen", "", "override listen.adminAddress")
 	fs.StringVar(&opts.Upstream, "upstream", "", "override upstream.url (the function on localhost, e.g. http://127.0.0.1:8080)")
 	fs.BoolVar(&opts.UpstreamH2C, "upstream-h2c", false, "speak cleartext HTTP/2 (h2c) to the upstream (overrides upstream.h2c when set)")
+	fs.DurationVar(&opts.UpstreamTimeout, "upstream-timeout", 0, "override upstream.timeout: how long the function may take to send its response headers "+
+		"(a selecting AuthPolicy's limits.upstreamTimeout overrides this in turn)")
+	fs.Func("trusted-proxies", "comma-separated peer IPs or CIDRs trusted to report the client in X-Forwarded-For, added to the config's "+
+		"trustedProxies (a selecting AuthPolicy's clientIdentity.trustedProxies replaces both)", func(s string) error {
+		for _, e := range strings.Split(s, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				opts.TrustedProxies = append(opts.TrustedProxies, e)
+			}
+		}
+		return nil
+	})
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long to drain in-flight requests on SIGTERM")
 	fs.DurationVar(&opts.PollInterval, "poll-interval", 5*time.Second, "config re-read interval (file events trigger faster reloads)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

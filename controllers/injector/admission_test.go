@@ -3,6 +3,7 @@ package injector_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -169,6 +170,8 @@ func TestAdmissionDenied(t *testing.T) {
 			"has no queue-proxy container"},
 		{"plain pod without app-port", plainPod(withoutAnnotation(injector.AnnotationAppPort)),
 			"has no authgate.dev/app-port annotation"},
+		{"plain pod trusting a name", plainPod(withAnnotation(injector.AnnotationTrustedProxies, "ingress-nginx")),
+			`annotation authgate.dev/trusted-proxies: entry 0 ("ingress-nginx") is not an IP address or CIDR`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,8 +206,8 @@ func TestAdmissionIdempotent(t *testing.T) {
 	if v, _ := env(container(second, "queue-proxy"), "USER_PORT"); v != "8090" {
 		t.Errorf("got USER_PORT %q, want 8090 (not rewired twice)", v)
 	}
-	if sc := container(second, injector.ContainerName); sc.Args[len(sc.Args)-3] != "http://127.0.0.1:8080" {
-		t.Errorf("got args %q, want the upstream still the function's port", sc.Args)
+	if sc := container(second, injector.ContainerName); !slices.Equal(sc.Args, container(first, injector.ContainerName).Args) {
+		t.Errorf("got args %q, want them as first injected", sc.Args)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/authgate/authgate/proxy/config"
 )
 
 // Defaults of Config.
@@ -50,6 +52,37 @@ type Config struct {
 	ExcludeNamespaces []string
 	// LogLevel of the proxy: debug, info, warn or error. Default info.
 	LogLevel string
+	// TrustedProxies are the platform's hops the proxy trusts to report
+	// the client, per kind of pod (the proxy's --trusted-proxies).
+	TrustedProxies TrustedProxies
+}
+
+// TrustedProxies are, per kind of pod, the addresses (IPs or CIDRs) of the
+// hops in front of the proxy that append the client to X-Forwarded-For. The
+// proxy walks X-Forwarded-For from the right, skipping these, and takes the
+// first other address as the client, so a client that writes its own
+// X-Forwarded-For gains nothing; but anything sending from a trusted
+// address can name any client, so list only the platform's own components,
+// never a range clients or other tenants' pods send from. All empty by
+// default: a Knative pod then trusts only its queue-proxy (its client is
+// the hop in front of queue-proxy: the activator or the ingress), and
+// OpenFaaS and plain pods trust nobody (the client is the peer). An
+// AuthPolicy's spec.clientIdentity.trustedProxies replaces what a pod gets
+// here, for the pods it selects.
+type TrustedProxies struct {
+	// Knative is trusted in revision pods besides queue-proxy on loopback
+	// (127.0.0.1/32 and ::1/128, always trusted there): the ranges where
+	// the activator and the ingress run, which append to X-Forwarded-For
+	// (Kourier only with its use-remote-address setting).
+	Knative []string
+	// OpenFaaS is where the OpenFaaS gateway runs. The gateway passes
+	// X-Forwarded-For on as it receives it (it sets it only when absent),
+	// so trust it only when every request reaches it through an ingress
+	// that appends to X-Forwarded-For.
+	OpenFaaS []string
+	// Plain is the default for other pods; a pod's annotation
+	// authgate.dev/trusted-proxies replaces it for that pod.
+	Plain []string
 }
 
 // Default fills unset fields. It copies Resources first, so the caller's
@@ -134,6 +167,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, field.Invalid(field.NewPath("excludeNamespaces").Index(i), ns, msg))
 		}
 	}
+	errs = append(errs, c.TrustedProxies.validate(field.NewPath("trustedProxies"))...)
 	if !slices.Contains(logLevels, c.LogLevel) {
 		errs = append(errs, field.NotSupported(field.NewPath("logLevel"), c.LogLevel, logLevels))
 	}
@@ -159,19 +193,54 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Var(portValue{&c.ProxyPort}, "injector-proxy-port", "proxy port in Knative and plain pods (default 8090)")
 	fs.Var(portValue{&c.AdminPort}, "injector-admin-port", "proxy admin port: /healthz, /readyz, /metrics (default 8093)")
 	fs.Var(portValue{&c.WatchdogPort}, "injector-watchdog-port", "port the OpenFaaS watchdog moves to (default 8082)")
-	fs.Func("injector-exclude-namespaces", "comma-separated namespaces never injected (kube-system always is; add the gateway's own)", func(s string) error {
-		for _, ns := range strings.Split(s, ",") {
-			if ns = strings.TrimSpace(ns); ns != "" {
-				c.ExcludeNamespaces = append(c.ExcludeNamespaces, ns)
-			}
-		}
-		return nil
-	})
+	fs.Func("injector-exclude-namespaces", "comma-separated namespaces never injected (kube-system always is; add the gateway's own)",
+		listFlag(&c.ExcludeNamespaces))
 	fs.StringVar(&c.LogLevel, "injector-log-level", c.LogLevel, "log level of the injected proxy (debug, info, warn, error; default info)")
+	fs.Func("injector-knative-trusted-proxies", "comma-separated IPs/CIDRs of the activator and the ingress, trusted in Knative pods besides queue-proxy on loopback",
+		listFlag(&c.TrustedProxies.Knative))
+	fs.Func("injector-openfaas-trusted-proxies", "comma-separated IPs/CIDRs of the OpenFaaS gateway, trusted in OpenFaaS pods",
+		listFlag(&c.TrustedProxies.OpenFaaS))
+	fs.Func("injector-plain-trusted-proxies", "comma-separated IPs/CIDRs trusted in other pods (the annotation "+AnnotationTrustedProxies+" replaces it per pod)",
+		listFlag(&c.TrustedProxies.Plain))
 	fs.Var(quantityValue{&c.Resources.Requests, corev1.ResourceCPU}, "injector-cpu-request", "sidecar CPU request (default 50m; 0 removes it)")
 	fs.Var(quantityValue{&c.Resources.Requests, corev1.ResourceMemory}, "injector-memory-request", "sidecar memory request (default 32Mi; 0 removes it)")
 	fs.Var(quantityValue{&c.Resources.Limits, corev1.ResourceCPU}, "injector-cpu-limit", "sidecar CPU limit (default none)")
 	fs.Var(quantityValue{&c.Resources.Limits, corev1.ResourceMemory}, "injector-memory-limit", "sidecar memory limit (default 128Mi; 0 removes it)")
+}
+
+// listFlag appends the comma-separated, non-empty entries of a flag to l.
+func listFlag(l *[]string) func(string) error {
+	return func(s string) error {
+		*l = append(*l, splitList(s)...)
+		return nil
+	}
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// validate checks every entry with the proxy's own parser.
+func (t TrustedProxies) validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, l := range []struct {
+		name    string
+		entries []string
+	}{{"knative", t.Knative}, {"openfaas", t.OpenFaaS}, {"plain", t.Plain}} {
+		for i, e := range l.entries {
+			if _, err := config.ParseTrustedProxy(e); err != nil {
+				errs = append(errs, field.Invalid(p.Child(l.name).Index(i), e, "must be an IP address or CIDR: "+err.Error()))
+			}
+		}
+	}
+	return errs
 }
 
 type portValue struct{ p *int32 }

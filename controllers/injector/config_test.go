@@ -71,6 +71,14 @@ func TestConfigValidate(t *testing.T) {
 		{"port out of range", func(c *injector.Config) { c.ProxyPort = 70000 }, "proxyPort"},
 		{"bad namespace", func(c *injector.Config) { c.ExcludeNamespaces = []string{"Not_A_Name"} }, "excludeNamespaces[0]"},
 		{"bad log level", func(c *injector.Config) { c.LogLevel = "loud" }, "logLevel"},
+		{"trusted proxies", func(c *injector.Config) {
+			c.TrustedProxies.Knative = []string{"10.42.0.0/16"}
+			c.TrustedProxies.OpenFaaS = []string{"10.42.3.17", "fd00::/8"}
+			c.TrustedProxies.Plain = []string{"192.0.2.7/32"}
+		}, ""},
+		{"knative hop not an address", func(c *injector.Config) { c.TrustedProxies.Knative = []string{"10.42.0.0/16", "activator"} }, "trustedProxies.knative[1]"},
+		{"openfaas gateway trusts everyone", func(c *injector.Config) { c.TrustedProxies.OpenFaaS = []string{"0.0.0.0/0"} }, "trusts every address"},
+		{"plain default with a port", func(c *injector.Config) { c.TrustedProxies.Plain = []string{"10.0.0.1:80"} }, "trustedProxies.plain[0]"},
 		{"request over limit", func(c *injector.Config) {
 			c.Resources.Requests[corev1.ResourceMemory] = resource.MustParse("1Gi")
 		}, "resources.requests[memory]"},
@@ -100,7 +108,9 @@ func TestConfigBindFlags(t *testing.T) {
 	err := fs.Parse([]string{"--injector-image", "img:1", "--injector-image-pull-policy", "IfNotPresent",
 		"--injector-proxy-port", "7000", "--injector-admin-port", "7001", "--injector-watchdog-port", "7002",
 		"--injector-exclude-namespaces", "authgate-system, monitoring", "--injector-log-level", "debug",
-		"--injector-cpu-limit", "500m", "--injector-memory-limit", "0"})
+		"--injector-cpu-limit", "500m", "--injector-memory-limit", "0",
+		"--injector-knative-trusted-proxies", "10.42.7.0/24, 10.42.9.0/24", "--injector-openfaas-trusted-proxies", "10.42.3.17",
+		"--injector-plain-trusted-proxies", ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +121,9 @@ func TestConfigBindFlags(t *testing.T) {
 	if c.Image != "img:1" || c.ImagePullPolicy != corev1.PullIfNotPresent || c.ProxyPort != 7000 || c.AdminPort != 7001 ||
 		c.WatchdogPort != 7002 || c.LogLevel != "debug" || strings.Join(c.ExcludeNamespaces, ",") != "authgate-system,monitoring" {
 		t.Errorf("got %+v", c)
+	}
+	if tp := c.TrustedProxies; strings.Join(tp.Knative, ",") != "10.42.7.0/24,10.42.9.0/24" || strings.Join(tp.OpenFaaS, ",") != "10.42.3.17" || tp.Plain != nil {
+		t.Errorf("got trusted proxies %+v", tp)
 	}
 	if got := c.Resources.Limits[corev1.ResourceCPU]; got.String() != "500m" {
 		t.Errorf("got cpu limit %s, want 500m", got.String())

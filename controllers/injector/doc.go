@@ -63,6 +63,28 @@
 //     The Service in front of the pod must target the proxy's port (the
 //     container port named "authgate"), not the application's.
 //
+// # Client identity and timeouts
+//
+// Every request reaches the proxy from a hop (queue-proxy, the OpenFaaS
+// gateway), so the injector tells the proxy which hops may report the
+// client (--trusted-proxies) and how long the platform lets the function
+// take (--upstream-timeout); docs/platform-hops.md has the hop chains:
+//
+//   - Knative: queue-proxy on loopback (127.0.0.1/32, ::1/128) plus
+//     Config.TrustedProxies.Knative (where the activator and the ingress
+//     run); the timeout is queue-proxy's REVISION_TIMEOUT_SECONDS.
+//   - OpenFaaS: Config.TrustedProxies.OpenFaaS (the gateway); the timeout
+//     is the larger of the watchdog's exec_timeout and write_timeout env on
+//     containers[0], when set.
+//   - Plain pods: Config.TrustedProxies.Plain, or the pod annotation
+//     authgate.dev/trusted-proxies (comma-separated IPs or CIDRs, empty for
+//     none), which replaces it. The annotation only changes what the pod's
+//     own proxy believes about its callers; an invalid one denies the pod.
+//     Knative and OpenFaaS pods refuse it: their hops are the platform's.
+//
+// An AuthPolicy's spec.clientIdentity.trustedProxies and spec.limits
+// replace both for the pods it selects.
+//
 // The sidecar reads the namespace bundle (ConfigMap authgate-proxy-config,
 // key config.yaml, rendered by the controller) from /etc/authgate and its own
 // pod labels from a downward API file. The ConfigMap volume is optional: in a

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -26,6 +27,12 @@ const (
 	// AnnotationProxyPort overrides Config.ProxyPort for one pod (Knative and
 	// plain pods).
 	AnnotationProxyPort = "authgate.dev/proxy-port"
+	// AnnotationTrustedProxies replaces, for one plain pod, the cluster's
+	// default trusted proxies (Config.TrustedProxies.Plain): comma-separated
+	// IPs or CIDRs, empty to trust nobody. It only changes what the pod's own
+	// proxy believes about its callers; Knative and OpenFaaS pods take their
+	// hops from the cluster setting and are denied with it.
+	AnnotationTrustedProxies = "authgate.dev/trusted-proxies"
 
 	// NamespaceEnabled and NamespaceDisabled are LabelInject's values on a
 	// namespace; PodEnabled and PodDisabled on a pod.
@@ -75,6 +82,10 @@ type wiring struct {
 	upstream int32 // the function's port on 127.0.0.1
 	h2c      bool
 	preStop  *corev1.LifecycleHandler
+	// trustedProxies and upstreamTimeout are the platform's hops and
+	// request timeout (--trusted-proxies, --upstream-timeout).
+	trustedProxies  []string
+	upstreamTimeout time.Duration
 }
 
 // Mutate injects the authgate-proxy sidecar into pod when pod and ns opt in
@@ -204,6 +215,9 @@ func wireKnative(pod *corev1.Pod, cfg Config) (wiring, error) {
 		return wiring{}, deny("Knative revision pod (label %s) has no %s container, so the proxy cannot be put in front of the function; "+
 			"opt the pod out with the label %s=%s if it must run unprotected", LabelKnativeRevision, knativeQueueContainer, LabelInject, PodDisabled)
 	}
+	if err := noTrustAnnotation(pod, "Knative revision"); err != nil {
+		return wiring{}, err
+	}
 	qp := &pod.Spec.Containers[qi]
 	ei := slices.IndexFunc(qp.Env, func(e corev1.EnvVar) bool { return e.Name == knativeUserPortEnv })
 	if ei < 0 || qp.Env[ei].ValueFrom != nil {
@@ -224,7 +238,8 @@ func wireKnative(pod *corev1.Pod, cfg Config) (wiring, error) {
 	if listen == userPort {
 		return wiring{}, deny("the function listens on %d, the authgate proxy's port; choose another proxy port with the annotation %s", userPort, AnnotationProxyPort)
 	}
-	w := wiring{kind: "Knative revision", listen: listen, upstream: userPort}
+	w := wiring{kind: "Knative revision", listen: listen, upstream: userPort,
+		trustedProxies: trustList(knativeLoopback(), cfg.TrustedProxies.Knative), upstreamTimeout: revisionTimeout(qp)}
 	// The user container declares the user port (named "user-port" by Knative).
 	ui := slices.IndexFunc(pod.Spec.Containers, func(c corev1.Container) bool {
 		return c.Name != knativeQueueContainer && slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == userPort })
@@ -255,6 +270,9 @@ func wireOpenFaaS(pod *corev1.Pod, cfg Config) (wiring, error) {
 	if len(pod.Spec.Containers) == 0 {
 		return wiring{}, deny("OpenFaaS function pod has no containers")
 	}
+	if err := noTrustAnnotation(pod, "OpenFaaS function"); err != nil {
+		return wiring{}, err
+	}
 	if c, ok := declares(pod, cfg.WatchdogPort); ok {
 		return wiring{}, deny("OpenFaaS function pod: container %q already declares port %d, where the watchdog would move; "+
 			"the platform team can change the injector's watchdog port", c, cfg.WatchdogPort)
@@ -269,7 +287,8 @@ func wireOpenFaaS(pod *corev1.Pod, cfg Config) (wiring, error) {
 	for _, p := range []*corev1.Probe{fn.ReadinessProbe, fn.LivenessProbe, fn.StartupProbe} {
 		moveProbe(p, openFaaSPort, cfg.WatchdogPort)
 	}
-	return wiring{kind: "OpenFaaS function", listen: openFaaSPort, upstream: cfg.WatchdogPort}, nil
+	return wiring{kind: "OpenFaaS function", listen: openFaaSPort, upstream: cfg.WatchdogPort,
+		trustedProxies: trustList(cfg.TrustedProxies.OpenFaaS), upstreamTimeout: watchdogTimeout(fn)}, nil
 }
 
 func wirePlain(pod *corev1.Pod, cfg Config) (wiring, error) {
@@ -291,7 +310,11 @@ func wirePlain(pod *corev1.Pod, cfg Config) (wiring, error) {
 	if app == listen {
 		return wiring{}, deny("the application port %d is also the authgate proxy's port; choose another proxy port with the annotation %s", app, AnnotationProxyPort)
 	}
-	return wiring{kind: "pod", listen: listen, upstream: app}, nil
+	trusted, err := plainTrust(pod, cfg)
+	if err != nil {
+		return wiring{}, err
+	}
+	return wiring{kind: "pod", listen: listen, upstream: app, trustedProxies: trusted}, nil
 }
 
 // appPort resolves the app-port annotation: a number, or the name of a

@@ -136,7 +136,8 @@ func TestKnative(t *testing.T) {
 		t.Fatalf("got last container %q, want the sidecar", sc.Name)
 	}
 	wantArgs := []string{"--config", "/etc/authgate/config.yaml", "--labels-file", "/etc/podinfo/labels", "--listen", ":8090",
-		"--admin-listen", ":8093", "--upstream", "http://127.0.0.1:8080", "--log-level", "info"}
+		"--admin-listen", ":8093", "--upstream", "http://127.0.0.1:8080", "--upstream-timeout", "5m0s",
+		"--trusted-proxies", "127.0.0.1/32,::1/128", "--log-level", "info"}
 	if !slices.Equal(sc.Args, wantArgs) {
 		t.Errorf("got args %q, want %q", sc.Args, wantArgs)
 	}
@@ -336,6 +337,7 @@ func TestGolden(t *testing.T) {
 		{"knative", knativePod(), namespace("functions", "enabled")},
 		{"openfaas", openFaaSPod(withLabel(injector.LabelInject, "true")), namespace("openfaas-fn", "")},
 		{"plain", plainPod(), namespace("shop", "enabled")},
+		{"plain-trusted-proxies", plainPod(withAnnotation(injector.AnnotationTrustedProxies, "10.0.0.0/8, 192.0.2.7")), namespace("shop", "enabled")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -123,6 +123,9 @@ func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
 		Mode:    string(spec.Mode),
 		Routes:  routes(spec.Routes),
 		Headers: headers(spec.Headers),
+
+		ClientIdentity: clientIdentity(spec.ClientIdentity),
+		Limits:         limits(spec.Limits),
 	}}
 	if f.Policy.Mode == "" {
 		f.Policy.Mode = config.ModeEnforce

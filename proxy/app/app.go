@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,15 @@ type Options struct {
 	// upstream.h2c): the injector sets it for Knative h2c revisions, since
 	// the namespace bundle cannot know each function's protocol.
 	UpstreamH2C bool
+	// UpstreamTimeout, when positive, replaces upstream.timeout (how long
+	// the function may take to send its response headers): the injector
+	// passes the platform's request timeout. A selecting policy's
+	// limits.upstreamTimeout replaces it in turn.
+	UpstreamTimeout time.Duration
+	// TrustedProxies are added to the config's trustedProxies (the union of
+	// both applies): the injector passes the platform's hops. A selecting
+	// policy's clientIdentity.trustedProxies replaces the union.
+	TrustedProxies []string
 	// ShutdownTimeout bounds draining in-flight requests on shutdown.
 	ShutdownTimeout time.Duration
 	// PollInterval re-reads the config as a fallback to file events.
@@ -76,6 +86,14 @@ func (o *Options) Validate() error {
 	}
 	if o.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must not be negative"))
+	}
+	if o.UpstreamTimeout < 0 {
+		errs = append(errs, errors.New("--upstream-timeout must not be negative"))
+	}
+	for _, tp := range o.TrustedProxies {
+		if _, err := config.ParseTrustedProxy(tp); err != nil {
+			errs = append(errs, fmt.Errorf("--trusted-proxies %q: must be an IP address or CIDR: %w", tp, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -127,9 +145,13 @@ func New(opts Options) (*App, error) {
 		if opts.UpstreamH2C {
 			cfg.Upstream.H2C = true
 		}
+		if opts.UpstreamTimeout > 0 {
+			cfg.Upstream.Timeout = config.D(opts.UpstreamTimeout)
+		}
+		cfg.TrustedProxies = union(cfg.TrustedProxies, opts.TrustedProxies)
 		return gateway.Build(ctx, cfg, hash, lbls, gateway.Deps{
-			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient,
-			Transport: transports.Get(cfg.Upstream), BufferPool: pool, State: state,
+			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient, BufferPool: pool, State: state,
+			Transports: func(u config.Upstream) http.RoundTripper { return transports.Get(u) },
 		})
 	}
 	a.loader = reload.New(reload.Options{
@@ -279,6 +301,17 @@ func newServer(h http.Handler, l config.Limits, logger *slog.Logger) *http.Serve
 		},
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+}
+
+// union returns a followed by the entries of b it lacks.
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, e := range b {
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func serve(srv *http.Server, ln net.Listener) error {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -118,6 +119,14 @@ func TestValidateReportsExactPaths(t *testing.T) {
 			c.Policies[0].RateLimits = []RateLimit{{Key: "user", RequestsPerSecond: 1, Burst: 1}}
 		}, "policies[0].rateLimits[0].key", "must be ip"},
 		{"trusted proxy", func(c *ProxyConfig) { c.TrustedProxies = []string{"10.0.0.0/33"} }, "trustedProxies[0]", "IP address or CIDR"},
+		{"trusted proxy trusts everyone", func(c *ProxyConfig) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "trustedProxies[0]", "trusts every address"},
+		{"policy trusted proxy", func(c *ProxyConfig) {
+			c.Policies[0].ClientIdentity = &ClientIdentity{TrustedProxies: []string{"127.0.0.1/32", "::/0"}}
+		}, "policies[0].clientIdentity.trustedProxies[1]", "trusts every address"},
+		{"policy upstream timeout too long", func(c *ProxyConfig) { c.Policies[0].Limits = &PolicyLimits{UpstreamTimeout: D(2 * time.Hour)} }, "policies[0].limits.upstreamTimeout", "between 0"},
+		{"policy read timeout negative", func(c *ProxyConfig) { c.Policies[0].Limits = &PolicyLimits{ReadTimeout: D(-time.Second)} }, "policies[0].limits.readTimeout", "between 0"},
+		{"policy body limit too large", func(c *ProxyConfig) { c.Policies[0].Limits = &PolicyLimits{MaxBodyBytes: 11 << 30} }, "policies[0].limits.maxBodyBytes", "between 0"},
+		{"policy body limit unlimited", func(c *ProxyConfig) { c.Policies[0].Limits = &PolicyLimits{MaxBodyBytes: -1} }, "policies[0].limits.maxBodyBytes", "between 0"},
 		{"selector op", func(c *ProxyConfig) {
 			c.Policies[0].Selector.MatchExpressions = []SelectorRequirement{{Key: "a", Operator: "Like"}}
 		}, "policies[0].selector.matchExpressions[0].operator", "must be In"},

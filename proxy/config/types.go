@@ -38,6 +38,10 @@ type ProxyConfig struct {
 	Limits Limits `json:"limits,omitempty"`
 	// TrustedProxies lists peer addresses or CIDRs whose X-Forwarded-* and
 	// X-Request-Id headers are trusted. Empty by default: nobody is trusted.
+	// The proxy's --trusted-proxies flag adds to this list (the union of
+	// both applies); a selecting policy's clientIdentity.trustedProxies
+	// replaces both for its workloads. A prefix of length 0 (trust every
+	// address) is refused.
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 	// TokenCache bounds the verified-token cache.
 	TokenCache TokenCache `json:"tokenCache,omitempty"`
@@ -223,6 +227,43 @@ type Policy struct {
 	Headers IdentityHeaders `json:"headers,omitempty"`
 	// RateLimits applied to requests this policy handles.
 	RateLimits []RateLimit `json:"rateLimits,omitempty"`
+	// ClientIdentity, when set, replaces how the proxy finds the client for
+	// the workloads this policy selects (see ClientIdentity).
+	ClientIdentity *ClientIdentity `json:"clientIdentity,omitempty"`
+	// Limits, when set, replaces proxy-wide timeouts and the body limit for
+	// the workloads this policy selects (see PolicyLimits).
+	Limits *PolicyLimits `json:"limits,omitempty"`
+}
+
+// ClientIdentity says which peers may report the client's address.
+type ClientIdentity struct {
+	// TrustedProxies replaces, for the workloads this policy selects, the
+	// proxy's trusted proxies (the --trusted-proxies flag together with the
+	// top-level trustedProxies): peer addresses or CIDRs whose
+	// X-Forwarded-For the proxy walks from the right to find the client.
+	// An empty list trusts nobody (the peer is the client). When several
+	// policies select a workload, all of them that set it must set the same
+	// set of addresses, or the configuration is refused for that workload
+	// (the last good one stays in force).
+	TrustedProxies []string `json:"trustedProxies"`
+}
+
+// PolicyLimits overrides proxy-wide limits for the workloads a policy
+// selects. Zero fields inherit. When several policies select a workload, the
+// largest timeout and the smallest body limit among those that set them
+// apply.
+type PolicyLimits struct {
+	// UpstreamTimeout replaces upstream.timeout (and --upstream-timeout):
+	// how long the function may take to send its response headers. At most
+	// 1h.
+	UpstreamTimeout Duration `json:"upstreamTimeout,omitempty"`
+	// ReadTimeout replaces limits.readTimeout: how long the client may take
+	// to send the request body, counted from when its headers were read. At
+	// most 1h.
+	ReadTimeout Duration `json:"readTimeout,omitempty"`
+	// MaxBodyBytes replaces limits.maxBodyBytes: the largest request body,
+	// 1 byte to 10 GiB.
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
 }
 
 // Selector is a label selector with the semantics of Kubernetes'

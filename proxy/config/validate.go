@@ -61,11 +61,7 @@ func (c *ProxyConfig) Validate() ErrorList {
 	}
 	c.validateHeaderCollisions(&errs)
 	c.Limits.validate(&errs, "limits")
-	for i, tp := range c.TrustedProxies {
-		if _, err := ParsePrefix(tp); err != nil {
-			errs.add(path("trustedProxies").index(i), "must be an IP address or CIDR, got %q", tp)
-		}
-	}
+	validateTrustedProxies(&errs, "trustedProxies", c.TrustedProxies)
 	if c.TokenCache.MaxEntries < -1 {
 		errs.add("tokenCache.maxEntries", "must be -1 (disabled) or positive")
 	}
@@ -407,6 +403,7 @@ func (pol *Policy) validate(errs *ErrorList, p path, issuers, keys map[string]bo
 	}
 	pol.Headers.validate(errs, p.child("headers"))
 	validateRateLimits(errs, p.child("rateLimits"), pol.RateLimits)
+	pol.validateOverrides(errs, p)
 }
 
 func (r *Route) validate(errs *ErrorList, p path) {

@@ -32,7 +32,7 @@ type Trust struct {
 func NewTrust(entries []string) (*Trust, error) {
 	t := &Trust{}
 	for i, e := range entries {
-		p, err := config.ParsePrefix(e)
+		p, err := config.ParseTrustedProxy(e)
 		if err != nil {
 			return nil, fmt.Errorf("trusted proxy %d (%q): %w", i, e, err)
 		}
@@ -154,12 +154,39 @@ func parseHop(s string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// RequestID returns the request's id: the X-Request-Id a trusted proxy sent
-// when it is a single value of 1 to 128 characters from [A-Za-z0-9._-],
-// otherwise a new process-unique id.
+// vouched reports whether the forwarding headers a trusted peer passed on
+// (X-Forwarded-Proto, -Host, X-Request-Id, ...) may be believed. A peer at
+// 127.0.0.1 or ::1 is another container of the pod forwarding to localhost,
+// such as Knative's queue-proxy: it appends its own peer to X-Forwarded-For
+// but passes the other headers on as it received them, so they are only as
+// good as the hop in front of it. They are believed when that hop (the
+// rightmost X-Forwarded-For element) is trusted too, or when there is none
+// (the request started in the pod). Any other trusted peer is believed.
+func (t *Trust) vouched(h http.Header, peer netip.Addr) bool {
+	if len(t.prefixes) == 0 || !t.trusted(peer) {
+		return false
+	}
+	if peer != netip.AddrFrom4([4]byte{127, 0, 0, 1}) && peer != netip.IPv6Loopback() {
+		return true
+	}
+	vals := forwardedFor(h)
+	if len(vals) == 0 {
+		return true
+	}
+	last := vals[len(vals)-1]
+	if j := strings.LastIndexByte(last, ','); j >= 0 {
+		last = last[j+1:]
+	}
+	a, ok := parseHop(last)
+	return ok && t.trusted(a)
+}
+
+// RequestID returns the request's id: the X-Request-Id a trusted proxy
+// vouches for (see vouched) when it is a single value of 1 to 128
+// characters from [A-Za-z0-9._-], otherwise a new process-unique id.
 func (t *Trust) RequestID(r *http.Request) string {
 	if len(t.prefixes) > 0 {
-		if v := r.Header["X-Request-Id"]; len(v) == 1 && validRequestID(v[0]) && t.trusted(Peer(r)) {
+		if v := r.Header["X-Request-Id"]; len(v) == 1 && validRequestID(v[0]) && t.vouched(r.Header, Peer(r)) {
 			return v[0]
 		}
 	}

@@ -248,3 +248,27 @@ func BenchmarkRequestID(b *testing.B) {
 		tr.RequestID(r)
 	}
 }
+
+func TestClassifyEverySpelling(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		want int
+	}{
+		{"X-Forwarded-For", kindClientAddr},
+		{"X.Forwarded.For", kindClientAddr},
+		{"x_forwarded_for", kindClientAddr},
+		{"X-Forwarded-For-", kindClientAddr},
+		{"XRealIp", kindClientAddr},
+		{"True.Client.IP", kindClientAddr},
+		{"X.Forwarded.Proto", kindForwarding},
+		{"X.Original.Url", kindOverride},
+		{"X-Http-Method-Override.", kindOverride},
+		{"X-Forwarded-Fork", kindOther},
+		{"Accept", kindOther},
+	} {
+		if got := classify(tt.name); got != tt.want {
+			t.Errorf("classify(%q) = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}

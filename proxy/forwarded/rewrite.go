@@ -5,40 +5,45 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"strings"
+
+	"github.com/authgate/authgate/proxy/headername"
 )
 
 // Header kinds for scrubbing.
 const (
 	kindOther      = iota
-	kindForwarding // says who the client is or how it connected
+	kindClientAddr // names the client's address: always rebuilt or removed
+	kindForwarding // says how the client connected: kept only when vouched for
 	kindOverride   // makes the function route differently from the policy
 )
 
-// classify sorts a header name, in any spelling ('_' for '-', any case).
+// classify sorts a header name in every spelling a server or framework
+// could read as the same name (headername's normalisation: case, '-', '_',
+// '.' and other punctuation ignored), so X.Forwarded.For, XRealIp or
+// X-Forwarded-For- are what they look like to a function.
 func classify(name string) int {
 	var buf [32]byte
-	if len(name) > len(buf) {
-		return kindOther
-	}
-	b := buf[:len(name)]
+	n := 0
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		case c == '_':
-			c = '-'
+		c := headername.Byte(name[i])
+		if c == 0 {
+			continue
 		}
-		b[i] = c
+		if n == len(buf) {
+			return kindOther
+		}
+		buf[n] = c
+		n++
 	}
-	switch string(b) {
-	case "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port",
-		"x-forwarded-prefix", "x-forwarded-server", "x-forwarded-scheme", "x-forwarded-ssl", "x-forwarded-uri",
-		"x-forwarded-method", "x-forwarded", "forwarded-for", "x-original-forwarded-for", "x-real-ip",
-		"x-client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-cluster-client-ip",
-		"x-request-id", "front-end-https", "x-url-scheme":
+	switch string(buf[:n]) {
+	case "forwarded", "xforwardedfor", "xforwarded", "forwardedfor", "xoriginalforwardedfor", "xrealip",
+		"xclientip", "trueclientip", "cfconnectingip", "fastlyclientip", "xclusterclientip":
+		return kindClientAddr
+	case "xforwardedhost", "xforwardedproto", "xforwardedport", "xforwardedprefix", "xforwardedserver",
+		"xforwardedscheme", "xforwardedssl", "xforwardeduri", "xforwardedmethod", "xrequestid",
+		"frontendhttps", "xurlscheme":
 		return kindForwarding
-	case "x-original-url", "x-rewrite-url", "x-http-method-override", "x-http-method", "x-method-override":
+	case "xoriginalurl", "xrewriteurl", "xhttpmethodoverride", "xhttpmethod", "xmethodoverride":
 		return kindOverride
 	}
 	return kindOther
@@ -52,14 +57,17 @@ func classify(name string) int {
 //   - X-Forwarded-For: from a trusted peer, the client, the trusted hops and
 //     the peer (anything left of the client is dropped); otherwise just the
 //     client.
-//   - X-Forwarded-Host: the request's Host, unless a trusted peer sent one.
-//   - X-Forwarded-Proto: http or https from the connection, unless a
-//     trusted peer sent one of those.
+//   - Forwarded (RFC 7239) and X-Real-Ip: from a trusted peer, rebuilt from
+//     that same chain (the client's element carries host and proto);
+//     otherwise removed. Every other client-address header (True-Client-Ip,
+//     X-Client-Ip, Cf-Connecting-Ip, ...) is removed always: the function
+//     never sees an address the gateway did not verify.
+//   - X-Forwarded-Host and X-Forwarded-Proto: those a vouching peer sent
+//     (see vouched), else the request's Host and the connection's scheme.
+//   - X-Forwarded-Port, -Prefix and the other connection headers: kept when
+//     the peer vouches for them; spellings with '_' (which CGI-style servers
+//     read as '-') are removed always.
 //   - X-Request-Id: requestID.
-//   - Forwarded, X-Real-Ip and the other client-address headers
-//     (True-Client-Ip, X-Client-Ip, ...) are removed unless the peer is
-//     trusted; spellings with '_' (X_Real_IP, which CGI-style servers read
-//     as X-Real-IP) are removed always.
 //   - Path and method overrides (X-Original-Url, X-Rewrite-Url,
 //     X-Http-Method-Override, ...) are removed always: the policy decided on
 //     the request's own path and method.
@@ -67,53 +75,111 @@ func (t *Trust) SetForwarded(pr *httputil.ProxyRequest, client netip.Addr, reque
 	in, out := pr.In, pr.Out.Header
 	peer := Peer(in)
 	trusted := len(t.prefixes) > 0 && t.trusted(peer)
-	for k := range out {
-		switch classify(k) {
-		case kindOverride:
-			delete(out, k)
-		case kindForwarding:
-			if !trusted || strings.IndexByte(k, '_') >= 0 {
-				delete(out, k)
-			}
-		}
-	}
+	vouched := trusted && t.vouched(in.Header, peer)
+	scrub(out, vouched)
+	host, proto := forwardedHost(in, vouched), forwardedProto(in, vouched)
 	// One backing array for the values set here; each slice is capped so an
 	// append elsewhere cannot overwrite its neighbour.
-	vals := make([]string, 4)
+	vals := make([]string, 6)
 	set := func(i int, name, v string) {
 		vals[i] = v
 		out[name] = vals[i : i+1 : i+1]
 	}
 	if trusted {
-		if v := in.Header["Forwarded"]; len(v) > 0 {
-			out["Forwarded"] = v // ReverseProxy removed it before Rewrite
-		}
-		set(0, "X-Forwarded-For", t.chain(in.Header, peer))
+		hops := t.hops(in.Header, peer)
+		set(0, "X-Forwarded-For", joinHops(hops))
+		set(4, "Forwarded", forwardedElements(hops, host, proto))
+		set(5, "X-Real-Ip", hops[0].String())
 	} else if client.IsValid() {
 		set(0, "X-Forwarded-For", client.String())
 	}
-	if host := forwardedHost(in, trusted); host != "" {
+	if host != "" {
 		set(1, "X-Forwarded-Host", host)
 	}
-	set(2, "X-Forwarded-Proto", forwardedProto(in, trusted))
+	set(2, "X-Forwarded-Proto", proto)
 	set(3, "X-Request-Id", requestID)
 }
 
-// chain renders the X-Forwarded-For a trusted peer's request continues
-// with: the client, the trusted hops after it, then the peer.
-func (t *Trust) chain(h http.Header, peer netip.Addr) string {
+// scrub removes the forwarding headers the gateway does not pass on.
+func scrub(h http.Header, vouched bool) {
+	for k := range h {
+		switch classify(k) {
+		case kindOverride, kindClientAddr:
+			delete(h, k)
+		case kindForwarding:
+			if !vouched || strings.IndexByte(k, '_') >= 0 {
+				delete(h, k)
+			}
+		}
+	}
+}
+
+// hops returns the chain a trusted peer's request continues with, client
+// first: the client, the trusted hops after it, then the peer. A malformed
+// chain is just the peer (ClientIP then reports the peer too).
+func (t *Trust) hops(h http.Header, peer netip.Addr) []netip.Addr {
 	var arr [8]netip.Addr
-	hops := arr[:0]
-	if _, _, ok := t.walkCollect(h, &hops); !ok {
-		hops = hops[:0]
+	rev := arr[:0]
+	if _, _, ok := t.walkCollect(h, &rev); !ok {
+		rev = rev[:0]
 	}
+	out := make([]netip.Addr, 0, len(rev)+1)
+	for i := len(rev) - 1; i >= 0; i-- {
+		out = append(out, rev[i])
+	}
+	return append(out, peer)
+}
+
+// chain renders hops as an X-Forwarded-For value.
+func (t *Trust) chain(h http.Header, peer netip.Addr) string { return joinHops(t.hops(h, peer)) }
+
+func joinHops(hops []netip.Addr) string {
 	var b strings.Builder
-	for i := len(hops) - 1; i >= 0; i-- {
-		b.WriteString(hops[i].String())
-		b.WriteString(", ")
+	for i, a := range hops {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(a.String())
 	}
-	b.WriteString(peer.String())
 	return b.String()
+}
+
+// forwardedElements renders hops as a Forwarded header: one for= element per
+// hop, the first one with the host and proto the function is told about.
+func forwardedElements(hops []netip.Addr, host, proto string) string {
+	var b strings.Builder
+	for i, a := range hops {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("for=")
+		if a.Is6() {
+			b.WriteString(forwardedValue("[" + a.String() + "]"))
+		} else {
+			b.WriteString(a.String())
+		}
+		if i == 0 {
+			if host != "" {
+				b.WriteString(";host=" + forwardedValue(host))
+			}
+			b.WriteString(";proto=" + proto)
+		}
+	}
+	return b.String()
+}
+
+// forwardedValue renders v as an RFC 7239 value: a token as it is, anything
+// else as a quoted string.
+func forwardedValue(v string) string {
+	token := v != ""
+	for i := 0; i < len(v) && token; i++ {
+		c := v[i]
+		token = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+	}
+	if token {
+		return v
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
 }
 
 func forwardedHost(in *http.Request, trusted bool) string {

@@ -167,7 +167,8 @@ func TestTrustedChainIsKept(t *testing.T) {
 	want(t, h, "X-Forwarded-For", "1.1.1.1, 10.0.0.2, 127.0.0.1")
 	want(t, h, "X-Forwarded-Host", "fn.example.com")
 	want(t, h, "X-Forwarded-Proto", "https")
-	want(t, h, "Forwarded", "for=1.1.1.1;proto=https")
+	// Forwarded and X-Real-Ip are rebuilt from the verified chain.
+	want(t, h, "Forwarded", "for=1.1.1.1;host=fn.example.com;proto=https, for=10.0.0.2, for=127.0.0.1")
 	want(t, h, "X-Real-Ip", "1.1.1.1") // the '_' spelling is gone
 	want(t, h, "X-Original-Url")
 	want(t, h, "X-Request-Id", "lb-42.a_b")

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httputil"
@@ -37,6 +36,8 @@ const (
 	ReasonRegoUndefined       = authz.ReasonRegoUndefined
 	ReasonUnsafeIdentity      = "unsafe_identity_value"
 	ReasonUpstreamUnavailable = "upstream_unavailable"
+	ReasonUpstreamTimeout     = "upstream_timeout"
+	ReasonRequestTimeout      = "request_timeout"
 )
 
 type scopeKey struct{}
@@ -47,6 +48,7 @@ type reqScope struct {
 	client    netip.Addr
 	requestID string
 	inject    http.Header
+	body      *bodyReader
 }
 
 // authState memoises extraction and authentication across policies so a
@@ -101,12 +103,9 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pathcanon.Apply(r.URL, canon)
 	ev.path = canon.Path
 
-	if max := rt.cfg.Limits.MaxBodyBytes; max > 0 {
-		if r.ContentLength > max {
-			rt.finish(w, r, ev, &outcome{status: http.StatusRequestEntityTooLarge, reason: ReasonBodyTooLarge})
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, max)
+	if o := rt.limitBody(w, r, ev); o != nil {
+		rt.finish(w, r, ev, o)
+		return
 	}
 	if o := rt.checkLimits(rt.global, ev, "", nil); o != nil {
 		rt.finish(w, r, ev, o)
@@ -352,7 +351,7 @@ func (rt *Runtime) checkLimits(rules []limitRule, ev *event, route string, id *i
 
 // forward injects the verified identity and proxies to the function.
 func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o *outcome, extra map[string]string) {
-	scope := &reqScope{client: ev.client, requestID: ev.requestID}
+	scope := &reqScope{client: ev.client, requestID: ev.requestID, body: ev.body}
 	if o.id != nil {
 		scope.inject = make(http.Header, 8)
 		if err := headers.Inject(scope.inject, &o.policy.cfg.Headers, o.id, withoutIdentityHeaders(extra, o.policy)); err != nil {
@@ -402,13 +401,6 @@ func (rt *Runtime) rewrite(pr *httputil.ProxyRequest) {
 	for k, v := range scope.inject {
 		pr.Out.Header[k] = v
 	}
-}
-
-func (rt *Runtime) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() == nil {
-		rt.deps.Logger.LogAttrs(r.Context(), slog.LevelWarn, "upstream request failed", errAttr(err))
-	}
-	writeError(w, http.StatusBadGateway, ReasonUpstreamUnavailable, "the function did not answer", w.Header().Get("X-Request-Id"), 0)
 }
 
 func asAuthnError(err error) (*authn.Error, bool) {

@@ -45,6 +45,7 @@ type env struct {
 	metrics  *metrics.Metrics
 	logs     *syncBuffer
 	rt       *gateway.Runtime
+	sw       *gateway.Switch
 	now      func() time.Time
 }
 
@@ -93,9 +94,9 @@ func newEnvWith(t testing.TB, transport http.RoundTripper, opts ...envOption) *e
 		t.Fatalf("build: %v", err)
 	}
 	e.rt = rt
-	sw := &gateway.Switch{}
-	sw.Store(rt)
-	e.proxy = httptest.NewServer(sw)
+	e.sw = &gateway.Switch{}
+	e.sw.Store(rt)
+	e.proxy = httptest.NewServer(e.sw)
 	t.Cleanup(e.proxy.Close)
 	return e
 }

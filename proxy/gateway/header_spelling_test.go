@@ -194,3 +194,30 @@ decision := {"allow": true, "headers": {
 		}
 	}
 }
+
+// TestForwardingHeaderSpellingsNeverReachTheFunction: an untrusted client's
+// forwarding and override headers, in spellings a framework reads as the
+// real ones, are removed like the canonical names.
+func TestForwardingHeaderSpellingsNeverReachTheFunction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	spoofs := []string{"X.Forwarded.For", "x_forwarded_for", "X-Forwarded-For-", "XRealIp", "True.Client.IP",
+		"X.Forwarded.Host", "X.Original.Url", "X_HTTP_Method_Override"}
+	hdr := bearer(e.mint(nil))
+	for _, name := range spoofs {
+		hdr = append(hdr, name, "10.6.6.6")
+	}
+	rec := e.get("/orders/1", hdr...).mustForward(t)
+	for name := range rec.Headers {
+		for _, s := range spoofs {
+			if name == s {
+				t.Errorf("the function got the client's %s", name)
+			}
+		}
+		for _, v := range rec.Headers[name] {
+			if strings.Contains(v, "10.6.6.6") {
+				t.Errorf("the function got the spoofed value in %s: %q", name, v)
+			}
+		}
+	}
+}

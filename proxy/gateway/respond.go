@@ -34,6 +34,7 @@ type event struct {
 	route     string
 	id        *identity.Identity
 	audit     []string
+	body      *bodyReader
 }
 
 // clientString keys per-client limits; peers without an IP address (a Unix

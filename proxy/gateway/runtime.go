@@ -40,8 +40,11 @@ type Deps struct {
 	Now func() time.Time
 	// HTTPClient fetches JWKS and discovery; nil lets each key set build its own.
 	HTTPClient *http.Client
-	// Transport reaches the upstream; nil builds one from the config.
+	// Transport reaches the upstream; nil uses Transports.
 	Transport http.RoundTripper
+	// Transports returns the transport for an upstream setting (the
+	// workload's effective one, see workloadSettings); nil builds one.
+	Transports func(config.Upstream) http.RoundTripper
 	// BufferPool recycles streaming buffers; nil builds one.
 	BufferPool httputil.BufferPool
 	// Sample decides whether an allowed request is logged; nil uses the
@@ -69,6 +72,7 @@ type Runtime struct {
 	stages    [stageCount]prometheus.Observer
 	state     *State
 	use       *usage
+	work      workload
 }
 
 type limitRule struct {
@@ -148,7 +152,10 @@ func (rt *Runtime) build(ctx context.Context, labels map[string]string) error {
 		managed = append(managed, identityHeaderNames(&cfg.Policies[i].Headers)...)
 	}
 	rt.stripper = headers.NewStripper(managed)
-	if rt.trust, err = forwarded.NewTrust(cfg.TrustedProxies); err != nil {
+	if rt.work, err = workloadSettings(cfg, selected); err != nil {
+		return fmt.Errorf("workload settings: %w", err)
+	}
+	if rt.trust, err = forwarded.NewTrust(rt.work.trustedProxies); err != nil {
 		return fmt.Errorf("trustedProxies: %w", err)
 	}
 	rt.global = rt.buildLimits("limits", cfg.Limits.RateLimits)
@@ -159,10 +166,7 @@ func (rt *Runtime) build(ctx context.Context, labels map[string]string) error {
 	if rt.target, err = url.Parse(cfg.Upstream.URL); err != nil {
 		return fmt.Errorf("upstream.url: %w", err)
 	}
-	transport := d.Transport
-	if transport == nil {
-		transport = upstream.NewTransport(cfg.Upstream)
-	}
+	transport := d.transportFor(rt.work.upstream)
 	pool := d.BufferPool
 	if pool == nil {
 		pool = upstream.NewBufferPool()

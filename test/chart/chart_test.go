@@ -130,6 +130,9 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"typo in a key", "certManger:\n  enabled: true", "certManger"},
 		{"issuer kind", "certManager:\n  issuerRef:\n    name: x\n    kind: Vault", "/certManager/issuerRef/kind"},
 		{"digest format", "image:\n  digest: latest", "/image/digest"},
+		{"trusted proxy not an address", "proxy:\n  trustedProxies:\n    knative: [activator]", "/proxy/trustedProxies/knative/0"},
+		{"trusted proxy trusting everyone", "proxy:\n  trustedProxies:\n    openfaas: [0.0.0.0/0]", "/proxy/trustedProxies/openfaas/0"},
+		{"trusted proxies unknown platform", "proxy:\n  trustedProxies:\n    lambda: [10.0.0.0/8]", "lambda"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -153,7 +156,8 @@ func TestSchemaAcceptsOverrides(t *testing.T) {
 	values := `
 replicas: 3
 image: {repository: registry.example.com/platform/authgate-controller, tag: v0.1.0-rc.1, pullPolicy: Always}
-proxy: {image: {digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}, cpuLimit: 500m, memoryLimit: 1Gi, port: 8095}
+proxy: {image: {digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}, cpuLimit: 500m, memoryLimit: 1Gi, port: 8095,
+  trustedProxies: {knative: [10.42.7.0/24, "fd00:42::/64"], openfaas: [10.42.3.17]}}
 resources: {requests: {cpu: 0.5, memory: 1Gi}, limits: {memory: 2Gi}}
 jwks: {minRefresh: 30s, maxStaleness: 1h30m}
 webhook: {failurePolicy: Ignore, timeoutSeconds: 5, excludeNamespaces: [kube-public, istio-system]}
@@ -180,9 +184,15 @@ monitoring: {prometheusRule: {enabled: true, denySpike: {factor: 5, minRate: 0.2
 		"--injector-image=ghcr.io/authgate/authgate-proxy:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 		"--injector-cpu-limit=500m", "--injector-proxy-port=8095", "--manage-webhook-certs=false",
 		"--injector-exclude-namespaces=kube-public,istio-system,$(POD_NAMESPACE)", "--zap-devel=false",
+		"--injector-knative-trusted-proxies=10.42.7.0/24,fd00:42::/64", "--injector-openfaas-trusted-proxies=10.42.3.17",
 	} {
 		if !contains(args, want) {
 			t.Errorf("controller args %v lack %s", args, want)
+		}
+	}
+	for _, a := range args {
+		if strings.HasPrefix(a, "--injector-plain-trusted-proxies") {
+			t.Errorf("got %s, want no flag for an empty list", a)
 		}
 	}
 	if _, ok := objs["Issuer authgate-system/authgate-selfsigned"]; ok {
