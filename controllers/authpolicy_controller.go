@@ -14,9 +14,12 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers/bundle"
@@ -28,6 +31,11 @@ import (
 // Reconciler renders every AuthPolicy of a namespace into that namespace's
 // bundle ConfigMap and reports each policy's status. Requests are keyed by
 // namespace (Name holds the namespace) so one bundle has one writer.
+//
+// Reconcile never waits for the network: it reads what Issuers knows now.
+// Issuers' refresher fetches keys on its own schedule and, through
+// IssuerChanged (wire it as issuers.Options.OnChange), re-enqueues the
+// namespaces that use an issuer whose keys or status changed.
 type Reconciler struct {
 	Client client.Client
 	// APIReader reads the bundle uncached (it may be edited by hand).
@@ -38,43 +46,17 @@ type Reconciler struct {
 	Now       func() time.Time
 	// MaxRequeue bounds how long until a namespace is looked at again.
 	MaxRequeue time.Duration
+	// Workers is how many namespaces are reconciled at once; 0 means
+	// DefaultReconcileWorkers.
+	Workers int
 
 	mu sync.Mutex
 	// used records, per namespace, the issuers its policies trust, so keys
-	// of issuers no policy trusts anymore are forgotten.
+	// of issuers no policy trusts anymore are forgotten and a change of an
+	// issuer re-renders the namespaces that use it.
 	used map[string]map[string]bool
-}
-
-// trackIssuers records the issuers a namespace uses and forgets the ones no
-// namespace uses.
-func (r *Reconciler) trackIssuers(ns string, results []*policyResult) {
-	keys := map[string]bool{}
-	for _, pr := range results {
-		if pr.policy.Spec.Authentication == nil {
-			continue
-		}
-		for _, j := range pr.policy.Spec.Authentication.JWT {
-			keys[issuerSpec(j).Key()] = true
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.used == nil {
-		r.used = map[string]map[string]bool{}
-	}
-	r.used[ns] = keys
-	r.Issuers.Forget(func(s issuers.Spec) bool {
-		for _, set := range r.used {
-			if set[s.Key()] {
-				return true
-			}
-		}
-		return false
-	})
-}
-
-func issuerSpec(j v1alpha1.JWTIssuer) issuers.Spec {
-	return issuers.Spec{IssuerURL: j.IssuerURL, JWKSURL: j.JWKSURL, Algorithms: j.Algorithms}
+	// changed carries issuer changes into the workqueue (SetupWithManager).
+	changed chan event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=authgate.dev,resources=authpolicies,verbs=get;list;watch
@@ -94,6 +76,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 		return reconcile.Result{}, fmt.Errorf("list authpolicies: %w", err)
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+	// Record the issuers before reading their keys: a fetch that ends after
+	// the read below then re-enqueues this namespace.
+	r.trackIssuers(ns, list.Items)
 	inputs, err := r.gather(ctx, ns)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -108,20 +93,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 		lastGood = nil
 	}
 
-	results := make([]*policyResult, 0, len(list.Items))
-	var fragments []*translate.Fragment
-	next := r.Now().Add(r.MaxRequeue)
-	for i := range list.Items {
-		pr := r.evaluate(ctx, &list.Items[i], inputs, lastGood)
-		results = append(results, pr)
-		if pr.rendered != nil {
-			fragments = append(fragments, pr.rendered)
-		}
-		if !pr.nextRefresh.IsZero() && pr.nextRefresh.Before(next) {
-			next = pr.nextRefresh
-		}
+	results, fragments, next := r.evaluateAll(ctx, list.Items, inputs, lastGood)
+	requeue := reconcile.Result{RequeueAfter: max(next.Sub(r.Now()), time.Second)}
+	if url := pendingIssuer(results); url != "" && current != nil {
+		// An issuer's first fetch has not ended: after a restart or a
+		// leader change that is every issuer. Keep the bundle, which may
+		// ship its keys, rather than replace it by one without, and write
+		// no status, until the fetch ends (FetchTimeout at most; the
+		// refresher re-enqueues the namespace then). A namespace without a
+		// bundle has nothing to lose and is rendered at once.
+		logger.V(1).Info("keeping the bundle until the first key fetch of an issuer ends", "issuer", url)
+		return requeue, nil
 	}
-	r.trackIssuers(ns, results)
 	data, renderErr := bundle.Render(fragments)
 	if renderErr == nil {
 		renderErr = r.writeBundle(ctx, ns, data, current)
@@ -134,7 +117,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 	if renderErr != nil {
 		return reconcile.Result{}, fmt.Errorf("render bundle for namespace %s: %w", ns, renderErr)
 	}
-	return reconcile.Result{RequeueAfter: max(next.Sub(r.Now()), time.Second)}, nil
+	return requeue, nil
+}
+
+// evaluateAll evaluates every policy and returns the results, the rendered
+// fragments and when to look at the namespace again: after MaxRequeue, or
+// when a pending first key fetch will have ended (a safety net; the
+// refresher re-enqueues the namespace when it does).
+func (r *Reconciler) evaluateAll(ctx context.Context, items []v1alpha1.AuthPolicy, in *nsInputs, lastGood map[string]*translate.Fragment) ([]*policyResult, []*translate.Fragment, time.Time) {
+	results := make([]*policyResult, 0, len(items))
+	var fragments []*translate.Fragment
+	next := r.Now().Add(r.MaxRequeue)
+	for i := range items {
+		pr := r.evaluate(ctx, &items[i], in, lastGood)
+		results = append(results, pr)
+		if pr.rendered != nil {
+			fragments = append(fragments, pr.rendered)
+		}
+		if !pr.pendingUntil.IsZero() && pr.pendingUntil.Before(next) {
+			next = pr.pendingUntil
+		}
+	}
+	return results, fragments, next
 }
 
 // nsInputs are the namespace's opted-in Secrets and Rego ConfigMaps.
@@ -161,13 +165,14 @@ func (r *Reconciler) gather(ctx context.Context, ns string) (*nsInputs, error) {
 
 // policyResult is what one reconcile decided about one policy.
 type policyResult struct {
-	policy      *v1alpha1.AuthPolicy
-	problem     *translate.Problem
-	rendered    *translate.Fragment // this generation, or the last good one
-	stale       bool                // rendered is an older generation
-	issuers     []v1alpha1.IssuerStatus
-	issuerErr   string
-	nextRefresh time.Time
+	policy       *v1alpha1.AuthPolicy
+	problem      *translate.Problem
+	rendered     *translate.Fragment // this generation, or the last good one
+	stale        bool                // rendered is an older generation
+	issuers      []v1alpha1.IssuerStatus
+	issuerErr    string
+	pending      string    // an issuer whose first key fetch has not ended
+	pendingUntil time.Time // when it will have ended at the latest
 }
 
 func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *nsInputs, lastGood map[string]*translate.Fragment) *policyResult {
@@ -175,32 +180,12 @@ func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *n
 	if p.DeletionTimestamp != nil {
 		return pr
 	}
-	if p.Spec.Authentication != nil {
-		for _, j := range p.Spec.Authentication.JWT {
-			st := r.Issuers.Ensure(ctx, issuerSpec(j))
-			is := v1alpha1.IssuerStatus{IssuerURL: j.IssuerURL, Keys: int32(st.KeyCount), Error: st.LastError}
-			if !st.LastSuccess.IsZero() {
-				t := metav1.NewTime(st.LastSuccess)
-				is.LastRefresh = &t
-			}
-			if st.LastError != "" && pr.issuerErr == "" {
-				pr.issuerErr = j.IssuerURL + ": " + st.LastError
-			}
-			pr.issuers = append(pr.issuers, is)
-			if pr.nextRefresh.IsZero() || (!st.NextRefresh.IsZero() && st.NextRefresh.Before(pr.nextRefresh)) {
-				pr.nextRefresh = st.NextRefresh
-			}
-		}
-	}
+	keys := r.issuerKeys(p, pr)
 	frag, problem := translate.Translate(ctx, translate.Input{
 		Policy: p, Secrets: in.secrets, ConfigMaps: in.configMaps,
 		Keys: func(issuerURL string) (config.JSONWebKeySet, bool) {
-			for _, j := range p.Spec.Authentication.JWT {
-				if j.IssuerURL == issuerURL {
-					return r.Issuers.Lookup(issuerSpec(j))
-				}
-			}
-			return config.JSONWebKeySet{}, false
+			k, ok := keys[issuerURL]
+			return k, ok
 		},
 	})
 	if problem != nil {
@@ -215,6 +200,51 @@ func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *n
 	}
 	pr.rendered = frag
 	return pr
+}
+
+// issuerKeys reads, without any network call, what Issuers knows about each
+// issuer the policy trusts: it fills the policy's issuer status and returns
+// the usable keys by issuer URL (the first entry of a URL, as before). The
+// status and the rendered keys come from the same read.
+func (r *Reconciler) issuerKeys(p *v1alpha1.AuthPolicy, pr *policyResult) map[string]config.JSONWebKeySet {
+	keys := map[string]config.JSONWebKeySet{}
+	if p.Spec.Authentication == nil {
+		return keys
+	}
+	seen := map[string]bool{}
+	for _, j := range p.Spec.Authentication.JWT {
+		st := r.Issuers.Current(issuerSpec(j))
+		is := v1alpha1.IssuerStatus{IssuerURL: j.IssuerURL, Keys: int32(st.KeyCount), Error: st.LastError}
+		if !st.LastSuccess.IsZero() {
+			t := metav1.NewTime(st.LastSuccess)
+			is.LastRefresh = &t
+		}
+		pr.issuers = append(pr.issuers, is)
+		switch {
+		case st.Pending && pr.pending == "":
+			pr.pending, pr.pendingUntil = j.IssuerURL, st.NextRefresh
+		case st.LastError != "" && pr.issuerErr == "":
+			pr.issuerErr = j.IssuerURL + ": " + st.LastError
+		}
+		if !seen[j.IssuerURL] {
+			seen[j.IssuerURL] = true
+			if st.KeyCount > 0 {
+				keys[j.IssuerURL] = st.Keys
+			}
+		}
+	}
+	return keys
+}
+
+// pendingIssuer returns an issuer whose first key fetch has not ended, of
+// any policy; "" when there is none.
+func pendingIssuer(results []*policyResult) string {
+	for _, pr := range results {
+		if pr.pending != "" {
+			return pr.pending
+		}
+	}
+	return ""
 }
 
 func (r *Reconciler) currentBundle(ctx context.Context, ns string) ([]byte, error) {
@@ -257,15 +287,36 @@ func (r *Reconciler) writeBundle(ctx context.Context, ns string, data, current [
 }
 
 // SetupWithManager registers the controller: every AuthPolicy, opted-in
-// Secret, Rego ConfigMap and bundle maps to its namespace.
+// Secret, Rego ConfigMap and bundle maps to its namespace, and so does
+// every issuer change (IssuerChanged). It adds the issuer refresher to the
+// manager: like the controller it runs on the leader only.
+//
+// Every request is keyed by namespace alone ({Name: namespace}), and the
+// workqueue never hands one key to two workers at once (it holds a key
+// being processed back until Done, then requeues it if it was added
+// meanwhile), so with any number of workers the reconciles of one
+// namespace stay serialised and in order, while namespaces run in parallel.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.Add(r.Issuers); err != nil {
+		return fmt.Errorf("issuer refresher: %w", err)
+	}
+	r.changed = make(chan event.GenericEvent, changedBuffer)
 	toNamespace := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetNamespace()}}}
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("authpolicy").
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.workers()}).
 		Watches(&v1alpha1.AuthPolicy{}, toNamespace).
 		Watches(&corev1.Secret{}, toNamespace).
 		Watches(&corev1.ConfigMap{}, toNamespace).
+		WatchesRawSource(source.Channel(r.changed, toNamespace)).
 		Complete(r)
+}
+
+func (r *Reconciler) workers() int {
+	if r.Workers <= 0 {
+		return DefaultReconcileWorkers
+	}
+	return r.Workers
 }

@@ -40,6 +40,10 @@ type Options struct {
 	LeaderElection bool
 	// LeaderElectionNamespace holds the lease; empty uses the in-cluster namespace.
 	LeaderElectionNamespace string
+	// ReconcileWorkers is how many namespaces are reconciled at once (one
+	// namespace is never reconciled twice at once); 0 means
+	// DefaultReconcileWorkers, at most MaxReconcileWorkers.
+	ReconcileWorkers int
 	// JWKS refresh bounds and fetch timeout.
 	MinRefresh, MaxRefresh, DefaultRefresh, FetchTimeout time.Duration
 	// MaxStaleness stops shipping an issuer's keys after this long without a
@@ -75,6 +79,10 @@ func (o *Options) Validate() error {
 	}
 	if o.FetchTimeout <= 0 || o.FetchTimeout > time.Minute {
 		errs = append(errs, errors.New("fetch timeout must be between 0 and 1m"))
+	}
+	if o.ReconcileWorkers < 0 || o.ReconcileWorkers > MaxReconcileWorkers {
+		errs = append(errs, fmt.Errorf("reconcile workers must be between 1 and %d (0: the default %d), got %d",
+			MaxReconcileWorkers, DefaultReconcileWorkers, o.ReconcileWorkers))
 	}
 	return errors.Join(errs...)
 }
@@ -148,18 +156,19 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		reg = ctrlmetrics.Registry
 	}
 	r := &Reconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Issuers: issuers.New(issuers.Options{
-			HTTPClient: o.HTTPClient, Logger: logger, Registerer: reg,
-			MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,
-			MaxStaleness: o.MaxStaleness,
-		}),
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
 		Recorder:   mgr.GetEventRecorder("authgate-controller"),
 		Metrics:    NewMetrics(reg),
 		Now:        time.Now,
 		MaxRequeue: o.MaxRefresh,
+		Workers:    o.ReconcileWorkers,
 	}
+	r.Issuers = issuers.New(issuers.Options{
+		HTTPClient: o.HTTPClient, Logger: logger, Registerer: reg,
+		MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,
+		MaxStaleness: o.MaxStaleness, OnChange: r.IssuerChanged,
+	})
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
 	}

@@ -27,6 +27,7 @@ const (
 	ReasonNoJWTIssuers       = "NoJWTIssuers"
 	ReasonRefreshFailed      = "RefreshFailed"
 	ReasonFetchFailed        = "FetchFailed"
+	ReasonKeysPending        = "KeysPending"
 )
 
 // conditions computes the three conditions of a policy; each is a small
@@ -82,6 +83,9 @@ func issuersCondition(pr *policyResult, gen int64) metav1.Condition {
 		}
 	}
 	switch {
+	case pr.pending != "":
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonKeysPending
+		c.Message = "the first key fetch of " + pr.pending + " has not ended; the policy is rendered again when it does"
 	case pr.issuerErr == "":
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonKeysFetched
 		c.Message = fmt.Sprintf("%d issuer(s), %d key(s) shipped inline to the sidecars", len(pr.issuers), keys)

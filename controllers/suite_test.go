@@ -31,6 +31,9 @@ var (
 	registry = prometheus.NewRegistry()
 )
 
+// suiteFetchTimeout bounds one issuer key fetch of the suite's controller.
+const suiteFetchTimeout = 3 * time.Second
+
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
@@ -62,7 +65,7 @@ func runMain(m *testing.M) int {
 	}
 	mgr, err := controllers.NewManager(rest.CopyConfig(cfg), controllers.Options{
 		MetricsAddr: "0", ProbeAddr: "0",
-		MinRefresh: 300 * time.Millisecond, MaxRefresh: time.Minute, DefaultRefresh: 30 * time.Second, FetchTimeout: time.Second,
+		MinRefresh: 300 * time.Millisecond, MaxRefresh: time.Minute, DefaultRefresh: 30 * time.Second, FetchTimeout: suiteFetchTimeout,
 		Logger: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Registerer: registry,
 	})
 	if err != nil {
@@ -82,3 +85,25 @@ func runMain(m *testing.M) int {
 }
 
 type eventsList = eventsv1.EventList
+
+// eventually polls until cond holds; the controller works asynchronously.
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	eventuallyWithin(t, 20*time.Second, 50*time.Millisecond, what, cond)
+}
+
+// eventuallyWithin polls cond every poll until it holds or timeout passed.
+func eventuallyWithin(t *testing.T, timeout, poll time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(poll)
+	}
+	t.Fatalf("timed out waiting for %s; last state: %s", what, last)
+}

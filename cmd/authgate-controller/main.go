@@ -34,6 +34,8 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "enable leader election (required with more than one replica)")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader lease (default: the pod's)")
+	fs.IntVar(&o.ReconcileWorkers, "reconcile-workers", controllers.DefaultReconcileWorkers,
+		fmt.Sprintf("namespaces reconciled at once, at most %d, 0 for the default (one namespace is never reconciled twice at once)", controllers.MaxReconcileWorkers))
 	fs.DurationVar(&o.MinRefresh, "jwks-min-refresh", time.Minute, "lower bound of an issuer's key refresh interval (also the retry after a failure)")
 	fs.DurationVar(&o.MaxRefresh, "jwks-max-refresh", time.Hour, "upper bound of an issuer's key refresh interval")
 	fs.DurationVar(&o.DefaultRefresh, "jwks-default-refresh", 10*time.Minute, "refresh interval when the JWKS response has no max-age")

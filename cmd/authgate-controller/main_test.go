@@ -16,6 +16,8 @@ func TestFlagValidation(t *testing.T) {
 	}{
 		{"refresh bounds", []string{"--jwks-min-refresh", "1h", "--jwks-max-refresh", "1m"}, "refresh bounds"},
 		{"fetch timeout", []string{"--jwks-fetch-timeout", "0s"}, "fetch timeout"},
+		{"negative reconcile workers", []string{"--reconcile-workers", "-1"}, "reconcile workers"},
+		{"too many reconcile workers", []string{"--reconcile-workers", "65"}, "reconcile workers"},
 		{"injector without image", []string{"--enable-injector"}, "injector"},
 		{"reserved knative admin port", []string{"--enable-injector", "--injector-image", "authgate/proxy:1", "--injector-admin-port", "9090"}, "injector"},
 		{"knative hop not an address", []string{"--enable-injector", "--injector-image", "authgate/proxy:1", "--injector-knative-trusted-proxies", "10.42.0.0/16,activator"},

@@ -120,8 +120,8 @@ func TestEnsureStopsWaitingWhenCallerGivesUp(t *testing.T) {
 	<-idp.arrived
 	cancel()
 	st := <-done
-	if st.KeyCount != 0 || st.LastError == "" || !st.NextRefresh.Equal(f.clk.Now().Add(2*time.Second)) {
-		t.Fatalf("got state %s, want no keys, a pending note and a retry after the fetch timeout", summary(st))
+	if st.KeyCount != 0 || !st.Pending || st.LastError != "" || !st.NextRefresh.Equal(f.clk.Now().Add(2*time.Second)) {
+		t.Fatalf("got state %s, want no keys, pending, no error yet and a retry after the fetch timeout", summary(st))
 	}
 	close(idp.unblock)
 	// The refresh went on without the caller.

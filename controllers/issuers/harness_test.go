@@ -233,6 +233,6 @@ func summary(st State) string {
 		_ = json.Unmarshal(raw, &k)
 		kids = append(kids, k.KID)
 	}
-	return fmt.Sprintf("{kids:%v count:%d lastSuccess:%v lastError:%q nextRefresh:%v}",
-		kids, st.KeyCount, st.LastSuccess, st.LastError, st.NextRefresh)
+	return fmt.Sprintf("{kids:%v count:%d lastSuccess:%v lastError:%q pending:%v nextRefresh:%v}",
+		kids, st.KeyCount, st.LastSuccess, st.LastError, st.Pending, st.NextRefresh)
 }

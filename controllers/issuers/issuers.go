@@ -5,6 +5,11 @@
 // schedule: a refresh interval taken from the JWKS response's cache headers
 // and clamped into bounds, a quick retry after a failure, fetches shared
 // between concurrent callers, and metrics.
+//
+// The controller never waits for the network: Current registers an issuer
+// and reports what is known now, and the Manager's refresher (Start, a
+// controller-runtime Runnable) fetches on the schedule and tells OnChange
+// when what Current reports has changed.
 package issuers
 
 import (
@@ -58,14 +63,22 @@ type Options struct {
 	// DefaultRefresh is the interval when the response declares no
 	// lifetime, clamped into the bounds too. Default 10m.
 	DefaultRefresh time.Duration
-	// FetchTimeout bounds one refresh (discovery and key set together) and
-	// so how long Ensure blocks. Default 10s.
+	// FetchTimeout bounds one refresh (discovery and key set together), so
+	// how long an issuer stays pending and how long Ensure blocks. Default
+	// 10s.
 	FetchTimeout time.Duration
 	// MaxStaleness is how long the last good keys are kept while refreshes
 	// fail, as the proxy does for remote keys (inline keys never go stale
 	// in the proxy, so the bound must hold here). Default 24h, at least
 	// MaxRefresh.
 	MaxStaleness time.Duration
+	// OnChange is told, without locks held, after a refresh changed what
+	// Current reports for an issuer (keys, last error or last success),
+	// including when its first fetch ended. It runs on the refresh's
+	// goroutine, so a slow OnChange delays only that issuer; ctx ends when
+	// the refresher stops (for a refresh Ensure started, it is the
+	// caller's, without its cancellation). nil: no one is told.
+	OnChange func(ctx context.Context, s Spec)
 }
 
 // withDefaults fills unset options and makes the bounds consistent.
@@ -102,7 +115,11 @@ type State struct {
 	LastSuccess time.Time
 	// LastError is the last refresh's error, "" after a success.
 	LastError string
-	// NextRefresh is when Ensure fetches again.
+	// Pending: the first fetch has not ended yet (no keys, no error). It
+	// ends within FetchTimeout of its start.
+	Pending bool
+	// NextRefresh is when the keys are fetched again; while pending, when
+	// the first fetch will have ended at the latest.
 	NextRefresh time.Time
 }
 
@@ -114,6 +131,10 @@ type Manager struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry // by Spec.Key
+
+	// wake tells the refresher to look at the schedule again: an issuer
+	// was registered or a refresh ended.
+	wake chan struct{}
 }
 
 // entry is one issuer's fetcher and refresh schedule.
@@ -126,7 +147,8 @@ type entry struct {
 	lastError string    // of the last refresh
 	next      time.Time // when the next refresh is due
 	flight    *flight   // the running refresh, nil if none
-	forgotten bool      // dropped by Forget: record no more metrics
+	forgotten bool      // dropped by Forget: record no more metrics, tell no one
+	reported  string    // fingerprint of the state last given to OnChange
 }
 
 // flight is one refresh shared by every Ensure that asked while it ran.
@@ -138,34 +160,61 @@ type flight struct {
 // New returns a Manager. It never touches the network.
 func New(opts Options) *Manager {
 	o := opts.withDefaults()
-	return &Manager{opts: o, metrics: newMetrics(o.Registerer, o.Logger), entries: map[string]*entry{}}
+	return &Manager{opts: o, metrics: newMetrics(o.Registerer, o.Logger), entries: map[string]*entry{}, wake: make(chan struct{}, 1)}
 }
 
-// Ensure returns the issuer's state, first refreshing its keys when they
-// were never fetched or NextRefresh has passed. A refresh is shared by
-// concurrent callers and bounded by FetchTimeout; Ensure stops waiting when
-// ctx is done (the refresh goes on). A failed refresh keeps the last good
-// keys, up to MaxStaleness, records LastError and is retried after
-// MinRefresh. An invalid spec is reported in LastError and never fetched.
+// Current returns what is known now about the issuer's keys, without any
+// network call: on first use the issuer is registered, reported Pending,
+// and the refresher (Start) fetches it at once. An invalid spec is reported
+// in LastError and never fetched.
+func (m *Manager) Current(s Spec) State {
+	e, err := m.entry(s)
+	if err != nil {
+		return m.invalid(err)
+	}
+	return m.state(e)
+}
+
+// Ensure is Current for callers that may wait: it first refreshes the keys
+// when they were never fetched or NextRefresh has passed. A refresh is
+// shared by concurrent callers (and the refresher) and bounded by
+// FetchTimeout; Ensure stops waiting when ctx is done (the refresh goes
+// on). A failed refresh keeps the last good keys, up to MaxStaleness,
+// records LastError and is retried after MinRefresh.
 func (m *Manager) Ensure(ctx context.Context, s Spec) State {
 	e, err := m.entry(s)
 	if err != nil {
-		return State{Keys: emptySet(), LastError: truncate(err.Error(), maxErrorBytes), NextRefresh: m.opts.Now().Add(m.opts.MaxRefresh)}
+		return m.invalid(err)
 	}
-	e.mu.Lock()
-	if e.attempted && m.opts.Now().Before(e.next) {
-		e.mu.Unlock()
-		return m.state(e)
+	if f := m.startIfDue(context.WithoutCancel(ctx), e, nil); f != nil {
+		f.wait(ctx)
 	}
-	f := e.flight
-	if f == nil {
-		f = &flight{done: make(chan struct{})}
-		e.flight = f
-		go m.refresh(context.WithoutCancel(ctx), e, f)
-	}
-	e.mu.Unlock()
-	f.wait(ctx)
 	return m.state(e)
+}
+
+func (m *Manager) invalid(err error) State {
+	return State{Keys: emptySet(), LastError: truncate(err.Error(), maxErrorBytes), NextRefresh: m.opts.Now().Add(m.opts.MaxRefresh)}
+}
+
+// startIfDue returns the entry's running refresh, starting one (on wg when
+// given) if its keys were never fetched or are due; nil when not due.
+func (m *Manager) startIfDue(ctx context.Context, e *entry, wg *sync.WaitGroup) *flight {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.flight != nil {
+		return e.flight
+	}
+	if e.attempted && m.opts.Now().Before(e.next) {
+		return nil
+	}
+	f := &flight{done: make(chan struct{})}
+	e.flight = f
+	if wg != nil {
+		wg.Go(func() { m.refresh(ctx, e, f) })
+	} else {
+		go m.refresh(ctx, e, f)
+	}
+	return f
 }
 
 // Lookup returns the cached usable keys of an issuer Ensure has seen,
@@ -242,6 +291,7 @@ func (m *Manager) entry(s Spec) (*entry, error) {
 	}
 	e := &entry{spec: n, ks: ks}
 	m.entries[key] = e
+	m.poke()
 	return e, nil
 }
 
@@ -278,11 +328,33 @@ func (m *Manager) newKeySet(s Spec) (*jwks.KeySet, error) {
 	return ks, nil
 }
 
-// refresh runs one shared refresh and schedules the next.
+// refresh runs one shared refresh, schedules the next and tells OnChange
+// when what Current reports changed. When ctx ends first (the refresher
+// stops) the entry is left as it was.
 func (m *Manager) refresh(ctx context.Context, e *entry, f *flight) {
-	ctx, cancel := context.WithTimeout(ctx, m.opts.FetchTimeout)
-	err := e.ks.Refresh(ctx)
-	if err != nil && ctx.Err() != nil {
+	state, wait, err := m.fetch(ctx, e)
+	if ctx.Err() != nil {
+		m.settle(e, f, nil, nil)
+		return
+	}
+	changed := m.settle(e, f, &state, err)
+	if changed && m.opts.OnChange != nil {
+		m.opts.OnChange(ctx, e.spec.clone())
+	}
+	if err != nil {
+		m.opts.Logger.Warn("issuers: key refresh failed, keeping the last good keys",
+			"issuer", e.spec.IssuerURL, "keys", state.KeyCount, "retryIn", wait, "error", state.LastError)
+		return
+	}
+	m.opts.Logger.Debug("issuers: keys refreshed", "issuer", e.spec.IssuerURL, "keys", state.KeyCount, "nextIn", wait)
+}
+
+// fetch refreshes the key set within FetchTimeout and returns the state it
+// leaves and the wait until the next refresh.
+func (m *Manager) fetch(ctx context.Context, e *entry) (State, time.Duration, error) {
+	fctx, cancel := context.WithTimeout(ctx, m.opts.FetchTimeout)
+	err := e.ks.Refresh(fctx)
+	if err != nil && fctx.Err() != nil {
 		err = fmt.Errorf("key fetch did not finish within %s: %w", m.opts.FetchTimeout, err)
 	}
 	cancel()
@@ -297,24 +369,30 @@ func (m *Manager) refresh(ctx context.Context, e *entry, f *flight) {
 	if err != nil {
 		state.LastError = truncate(err.Error(), maxErrorBytes)
 	}
+	return state, wait, err
+}
 
+// settle ends the flight, recording state (nil: none, the entry stays as it
+// was) with its metrics. It reports whether the state differs from the one
+// OnChange was last told about.
+func (m *Manager) settle(e *entry, f *flight, state *State, err error) bool {
 	e.mu.Lock()
-	e.attempted = true
-	e.lastError = state.LastError
-	e.next = state.NextRefresh
 	e.flight = nil
-	if !e.forgotten {
-		m.metrics.observe(e.spec.IssuerURL, state, err)
+	changed := false
+	if state != nil {
+		e.attempted = true
+		e.lastError = state.LastError
+		e.next = state.NextRefresh
+		if !e.forgotten {
+			m.metrics.observe(e.spec.IssuerURL, *state, err)
+			sig := fingerprint(*state)
+			changed, e.reported = sig != e.reported, sig
+		}
 	}
 	e.mu.Unlock()
 	close(f.done)
-
-	if err != nil {
-		m.opts.Logger.Warn("issuers: key refresh failed, keeping the last good keys",
-			"issuer", e.spec.IssuerURL, "keys", state.KeyCount, "retryIn", wait, "error", state.LastError)
-		return
-	}
-	m.opts.Logger.Debug("issuers: keys refreshed", "issuer", e.spec.IssuerURL, "keys", state.KeyCount, "nextIn", wait)
+	m.poke()
+	return changed
 }
 
 // interval is the refresh interval after a success: the response's
@@ -327,7 +405,7 @@ func (m *Manager) interval(st jwks.Status) time.Duration {
 }
 
 // state reports an entry now: keys past MaxStaleness are no longer
-// included. Before the first refresh finished (the caller stopped waiting)
+// included. Before the first refresh finished it is Pending, and
 // NextRefresh is when the running one will have ended.
 func (m *Manager) state(e *entry) State {
 	keys := e.ks.Export()
@@ -336,7 +414,7 @@ func (m *Manager) state(e *entry) State {
 	defer e.mu.Unlock()
 	s := State{Keys: keys, KeyCount: len(keys.Keys), LastSuccess: st.LastSuccess, LastError: e.lastError, NextRefresh: e.next}
 	if !e.attempted {
-		s.LastError = "the first key fetch has not finished"
+		s.Pending = true
 		s.NextRefresh = m.opts.Now().Add(m.opts.FetchTimeout)
 	}
 	return s

@@ -126,6 +126,8 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"proxy on a Knative port", "proxy:\n  adminPort: 8012", "/proxy/adminPort"},
 		{"sidecar log level", "proxy:\n  logLevel: verbose", "/proxy/logLevel"},
 		{"controller log level", "logLevel: warn", "/logLevel"},
+		{"no reconcile workers", "reconcileWorkers: 0", "/reconcileWorkers"},
+		{"too many reconcile workers", "reconcileWorkers: 65", "/reconcileWorkers"},
 		{"bad namespace name", "webhook:\n  excludeNamespaces: [Kube_System]", "/webhook/excludeNamespaces"},
 		{"typo in a key", "certManger:\n  enabled: true", "certManger"},
 		{"issuer kind", "certManager:\n  issuerRef:\n    name: x\n    kind: Vault", "/certManager/issuerRef/kind"},

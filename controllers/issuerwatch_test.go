@@ -1,0 +1,108 @@
+package controllers
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/controllers/issuers"
+)
+
+func policyTrusting(urls ...string) v1alpha1.AuthPolicy {
+	p := v1alpha1.AuthPolicy{Spec: v1alpha1.AuthPolicySpec{Authentication: &v1alpha1.Authentication{}}}
+	for _, u := range urls {
+		p.Spec.Authentication.JWT = append(p.Spec.Authentication.JWT, v1alpha1.JWTIssuer{IssuerURL: u})
+	}
+	return p
+}
+
+func TestIssuerChangedEnqueuesTheNamespacesUsingIt(t *testing.T) {
+	t.Parallel()
+	const a, b = "https://a.example.com", "https://b.example.com"
+	r := &Reconciler{Issuers: issuers.New(issuers.Options{})}
+	r.IssuerChanged(t.Context(), issuers.Spec{IssuerURL: a}) // before SetupWithManager: nothing, no block
+	r.changed = make(chan event.GenericEvent, 8)
+	r.trackIssuers("ns-2", []v1alpha1.AuthPolicy{policyTrusting(a), policyTrusting(b)})
+	r.trackIssuers("ns-1", []v1alpha1.AuthPolicy{policyTrusting(a)})
+	r.trackIssuers("ns-3", []v1alpha1.AuthPolicy{policyTrusting(b)})
+	r.trackIssuers("ns-3", nil) // its policies are gone
+
+	r.IssuerChanged(t.Context(), issuers.Spec{IssuerURL: a})
+	close(r.changed)
+	var got []string
+	for ev := range r.changed {
+		got = append(got, ev.Object.GetNamespace())
+	}
+	if want := []string{"ns-1", "ns-2"}; !slices.Equal(got, want) {
+		t.Fatalf("got namespaces %v enqueued, want %v", got, want)
+	}
+	if _, ok := r.used["ns-3"]; ok {
+		t.Fatal("got a namespace without policies still tracked, want it dropped")
+	}
+}
+
+func TestIssuerChangedStopsWithItsContext(t *testing.T) {
+	t.Parallel()
+	const a = "https://a.example.com"
+	r := &Reconciler{Issuers: issuers.New(issuers.Options{}), changed: make(chan event.GenericEvent)} // nobody reads
+	r.trackIssuers("ns", []v1alpha1.AuthPolicy{policyTrusting(a)})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	r.IssuerChanged(ctx, issuers.Spec{IssuerURL: a}) // returns once ctx ends
+	if ctx.Err() == nil {
+		t.Fatal("got IssuerChanged returning before its context ended with nobody reading, want it to wait")
+	}
+}
+
+// A new issuer is read without any network call and reported pending.
+func TestIssuerKeysOfANewIssuerArePending(t *testing.T) {
+	t.Parallel()
+	r := &Reconciler{Issuers: issuers.New(issuers.Options{FetchTimeout: 7 * time.Second})}
+	p := policyTrusting("https://127.0.0.1:1/never-fetched")
+	pr := &policyResult{policy: &p}
+	start := time.Now()
+	keys := r.issuerKeys(&p, pr)
+	if len(keys) != 0 || pr.pending != "https://127.0.0.1:1/never-fetched" || pr.issuerErr != "" {
+		t.Fatalf("got keys %v, pending %q, error %q; want none, the issuer pending, no error", keys, pr.pending, pr.issuerErr)
+	}
+	if d := pr.pendingUntil.Sub(start); d < 7*time.Second || d > 8*time.Second {
+		t.Fatalf("got pending until %v after the read, want about the 7s fetch timeout", d)
+	}
+	if got := issuersCondition(pr, 3); got.Status != metav1.ConditionFalse || got.Reason != ReasonKeysPending || got.ObservedGeneration != 3 {
+		t.Fatalf("got condition %+v, want False/%s for generation 3", got, ReasonKeysPending)
+	}
+}
+
+func TestIssuersCondition(t *testing.T) {
+	t.Parallel()
+	one := []v1alpha1.IssuerStatus{{IssuerURL: "https://a", Keys: 2}}
+	none := []v1alpha1.IssuerStatus{{IssuerURL: "https://a"}}
+	tests := []struct {
+		name   string
+		pr     policyResult
+		status metav1.ConditionStatus
+		reason string
+	}{
+		{"no issuers", policyResult{}, metav1.ConditionTrue, ReasonNoJWTIssuers},
+		{"keys", policyResult{issuers: one}, metav1.ConditionTrue, ReasonKeysFetched},
+		{"pending", policyResult{issuers: none, pending: "https://a"}, metav1.ConditionFalse, ReasonKeysPending},
+		{"pending before another's error", policyResult{issuers: append(none, none...), pending: "https://a", issuerErr: "https://b: down"},
+			metav1.ConditionFalse, ReasonKeysPending},
+		{"refresh failed", policyResult{issuers: one, issuerErr: "https://a: down"}, metav1.ConditionFalse, ReasonRefreshFailed},
+		{"fetch failed", policyResult{issuers: none, issuerErr: "https://a: down"}, metav1.ConditionFalse, ReasonFetchFailed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := issuersCondition(&tc.pr, 5)
+			if got.Status != tc.status || got.Reason != tc.reason || got.ObservedGeneration != 5 || got.Message == "" {
+				t.Fatalf("got %+v, want %s/%s with a message for generation 5", got, tc.status, tc.reason)
+			}
+		})
+	}
+}
