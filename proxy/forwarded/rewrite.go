@@ -23,19 +23,16 @@ const (
 // X-Forwarded-For- are what they look like to a function.
 func classify(name string) int {
 	var buf [32]byte
-	n := 0
+	b := buf[:0]
 	for i := 0; i < len(name); i++ {
-		c := headername.Byte(name[i])
-		if c == 0 {
-			continue
+		if c := headername.Byte(name[i]); c != 0 {
+			if len(b) == cap(b) {
+				return kindOther // longer than every name below
+			}
+			b = append(b, c)
 		}
-		if n == len(buf) {
-			return kindOther
-		}
-		buf[n] = c
-		n++
 	}
-	switch string(buf[:n]) {
+	switch string(b) {
 	case "forwarded", "xforwardedfor", "xforwarded", "forwardedfor", "xoriginalforwardedfor", "xrealip",
 		"xclientip", "trueclientip", "cfconnectingip", "fastlyclientip", "xclusterclientip":
 		return kindClientAddr
