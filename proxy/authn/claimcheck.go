@@ -29,7 +29,7 @@ func decodeClaims(payload []byte) (map[string]any, *Error) {
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil || m == nil {
-		return nil, failErr(ReasonInvalidClaims, "the token claims are not a JSON object", err)
+		return nil, failErr(ReasonInvalidClaims, "the token claims are not a JSON object", errors.Join(errNotObject, err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fail(ReasonInvalidClaims, "the token claims hold trailing data")
@@ -45,13 +45,15 @@ func decodeClaims(payload []byte) (map[string]any, *Error) {
 }
 
 // identity checks the claims against the issuer and builds the identity.
+// The issuer itself was matched to pick this verifier and is checked on the
+// verified token by go-oidc.
 func (iv *issuerVerifier) identity(m map[string]any, raw []byte, now time.Time) (*identity.Identity, *Error) {
+	if err := checkRegisteredTypes(m); err != nil {
+		return nil, err
+	}
 	exp, err := iv.checkTimes(m, now)
 	if err != nil {
 		return nil, err
-	}
-	if iss, _ := m["iss"].(string); iss != iv.cfg.IssuerURL {
-		return nil, fail(ReasonUnknownIssuer, "the token issuer is not trusted")
 	}
 	if err := iv.checkAudience(m); err != nil {
 		return nil, err
@@ -192,4 +194,29 @@ func anyIn(have, accepted []string) bool {
 		}
 	}
 	return false
+}
+
+// checkRegisteredTypes refuses registered claims of the wrong JSON type
+// (go-oidc would refuse them too, with a less precise error): iss, sub,
+// nonce and at_hash strings, aud a string or an array of strings.
+func checkRegisteredTypes(m map[string]any) *Error {
+	for _, k := range [...]string{"iss", "sub", "nonce", "at_hash"} {
+		if v, ok := m[k]; ok {
+			if _, isString := v.(string); !isString {
+				return fail(ReasonInvalidClaims, "the "+k+" claim is not a string")
+			}
+		}
+	}
+	switch v := m["aud"].(type) {
+	case nil, string:
+	case []any:
+		for _, e := range v {
+			if _, ok := e.(string); !ok {
+				return fail(ReasonInvalidClaims, "the aud claim holds a value that is not a string")
+			}
+		}
+	default:
+		return fail(ReasonInvalidClaims, "the aud claim is neither a string nor an array of strings")
+	}
+	return nil
 }

@@ -137,7 +137,7 @@ func newAuthnWithRegistry(t testing.TB, cfg *config.ProxyConfig, clk *clock) (*A
 // verifications counts signature verifications of the named issuer.
 func (a *Authenticator) verifications(name string) int64 {
 	if iv, ok := a.byName[name]; ok {
-		return iv.capture.verifications.Load()
+		return iv.counted.verifications.Load()
 	}
 	return -1
 }

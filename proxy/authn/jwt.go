@@ -3,32 +3,34 @@ package authn
 import (
 	"encoding/base64"
 	"encoding/json"
-	"slices"
+	"errors"
 	"strings"
 
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/jwks"
 )
 
-// Structural limits applied before any signature work.
-const (
-	maxHeaderB64 = 2048 // encoded JOSE header
-	maxKIDBytes  = 256
-)
-
-// forbiddenHeaders are JOSE header parameters never accepted: keys or key
-// locations chosen by the sender, critical extensions, and encryption or
-// compression parameters that do not belong in a JWS.
-var forbiddenHeaders = [...]string{"jwk", "jku", "x5u", "x5c", "crit", "enc", "zip", "b64"}
+// maxHeaderB64 bounds the encoded JOSE header, checked before any decoding.
+const maxHeaderB64 = 2048
 
 // knownHeaders are header names that must be spelled exactly.
 var knownHeaders = [...]string{"alg", "kid", "typ", "cty", "jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256", "crit", "enc", "zip", "b64"}
 
 // unverifiedJWT is what the structural pre-check learns from a compact JWS
-// without verifying it. Only used to pick the issuer and refuse early.
+// without verifying it: the header fields, and the payload decoded once
+// (claims). The claims are checked before the signature (cheap refusals
+// first) and become the identity only after go-oidc verified the very same
+// payload bytes.
 type unverifiedJWT struct {
 	alg, typ, kid string
 	iss           string
+	payload       []byte
+	claims        map[string]any
+	claimsErr     *Error
 }
+
+// errNotObject: the payload is not a JSON object at all.
+var errNotObject = errors.New("claims are not a JSON object")
 
 // parseJWT runs the cheap checks on a compact JWS: three base64url parts, a
 // bounded header that is a JSON object with a supported alg and no forbidden
@@ -65,16 +67,21 @@ func parseJWT(tok string) (unverifiedJWT, *Error) {
 	if derr != nil {
 		return unverifiedJWT{}, fail(ReasonInvalidToken, "the payload is not base64url")
 	}
-	var claims struct {
-		Iss *string `json:"iss"`
+	out.payload = payload
+	out.claims, out.claimsErr = decodeClaims(payload)
+	if out.claimsErr != nil {
+		if errors.Is(out.claimsErr, errNotObject) {
+			return unverifiedJWT{}, fail(ReasonInvalidToken, "the payload is not a JSON object with a string iss")
+		}
+		return unverifiedJWT{}, out.claimsErr
 	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return unverifiedJWT{}, fail(ReasonInvalidToken, "the payload is not a JSON object with a string iss")
-	}
-	if claims.Iss == nil {
+	iss, present := out.claims["iss"]
+	if !present {
 		return unverifiedJWT{}, fail(ReasonMissingClaim, "the token has no iss claim")
 	}
-	out.iss = *claims.Iss
+	if out.iss, present = iss.(string); !present {
+		return unverifiedJWT{}, fail(ReasonInvalidToken, "the payload is not a JSON object with a string iss")
+	}
 	return out, nil
 }
 
@@ -88,7 +95,7 @@ func parseHeader(h string) (unverifiedJWT, *Error) {
 		return unverifiedJWT{}, fail(ReasonInvalidToken, "the JOSE header is not a JSON object")
 	}
 	for k := range hdr {
-		if slices.Contains(forbiddenHeaders[:], k) {
+		if jwks.IsForbiddenHeader(k) {
 			return unverifiedJWT{}, fail(ReasonInvalidToken, "the JOSE header parameter "+k+" is not accepted")
 		}
 		for _, known := range knownHeaders {
@@ -106,7 +113,7 @@ func parseHeader(h string) (unverifiedJWT, *Error) {
 		return unverifiedJWT{}, fail(ReasonUnsupportedAlg, "the signing algorithm is not accepted")
 	}
 	if v, present := hdr["kid"]; present {
-		if out.kid, ok = v.(string); !ok || len(out.kid) > maxKIDBytes {
+		if out.kid, ok = v.(string); !ok || len(out.kid) > jwks.MaxKIDBytes {
 			return unverifiedJWT{}, fail(ReasonInvalidToken, "the kid header must be a short string")
 		}
 	}

@@ -230,7 +230,7 @@ func (at *Attempt) verify(ctx context.Context, iv *issuerVerifier) tried {
 	if at.offline && (at.u.kid == "" || !iv.keys.HasKey(at.u.kid)) {
 		return tried{iv: iv, err: fail(ReasonThrottled, "too many failed attempts from this client")}
 	}
-	id, err := iv.verify(ctx, at.cred.Value, at.a.now())
+	id, err := iv.verify(ctx, at.cred.Value, at.u, at.a.now())
 	if err != nil {
 		return tried{iv: iv, err: err}
 	}

@@ -1,7 +1,9 @@
 package authn
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -15,28 +17,34 @@ import (
 	"github.com/authgate/authgate/proxy/jwks"
 )
 
-// issuerVerifier verifies the tokens of one configured issuer.
+// issuerVerifier verifies the tokens of one configured issuer: go-oidc
+// checks the signature (through the issuer's hardened key set), the issuer
+// and the expiry (with the issuer's clock skew); checkClaims adds what
+// go-oidc does not check (audiences, client ids, nbf and iat with the skew,
+// typ, required claims) on the verified payload, decoded once.
 type issuerVerifier struct {
 	name     string
 	id       string // verification settings and name: the token cache's verifier id
 	cfg      config.Issuer
 	typ      string // normalized Issuer.Type, "" when unchecked
 	keys     *jwks.KeySet
-	capture  *capturingKeySet
+	counted  *countingKeySet
 	verifier *oidc.IDTokenVerifier
 }
 
 func newIssuerVerifier(iss config.Issuer, keys *jwks.KeySet, now func() time.Time) *issuerVerifier {
-	ks := &capturingKeySet{inner: keys}
-	iv := &issuerVerifier{name: iss.Name, cfg: iss, keys: keys, capture: ks}
+	ks := &countingKeySet{inner: keys}
+	iv := &issuerVerifier{name: iss.Name, cfg: iss, keys: keys, counted: ks}
 	if iss.Type != "" {
 		iv.typ = normalizeType(iss.Type)
 	}
+	skew := iss.ClockSkew.Duration
 	iv.verifier = oidc.NewVerifier(iss.IssuerURL, ks, &oidc.Config{
-		SkipClientIDCheck:    true, // audiences and client ids: checkAudience
-		SkipExpiryCheck:      true, // exp, nbf and iat are checked with the issuer's skew
+		SkipClientIDCheck:    true, // several audiences and client ids: checkAudience
 		SupportedSigningAlgs: slices.Clone(iss.Algorithms),
-		Now:                  now,
+		// go-oidc refuses exp before Now: shifting Now back by the skew
+		// tolerates exactly the configured skew on exp.
+		Now: func() time.Time { return now().Add(-skew) },
 	})
 	return iv
 }
@@ -53,56 +61,52 @@ func (iv *issuerVerifier) checkHeader(u unverifiedJWT) *Error {
 	return nil
 }
 
-// verify checks the signature with go-oidc over the issuer's key set, then
-// every claim from one decoding of the verified payload.
-func (iv *issuerVerifier) verify(ctx context.Context, tok string, now time.Time) (*identity.Identity, *Error) {
-	c := &capture{}
-	if _, err := iv.verifier.Verify(context.WithValue(ctx, captureKey{}, c), tok); err != nil {
-		switch {
-		case !c.called:
-			// go-jose parse errors may quote token bytes: keep them out.
-			return nil, fail(ReasonInvalidToken, "the token could not be parsed")
-		case errors.Is(c.err, jwks.ErrNoKeys):
-			return nil, failErr(ReasonKeysUnavailable, "no verification keys are available for this issuer", c.err)
-		case c.err != nil:
-			return nil, failErr(ReasonInvalidToken, "the token signature is not valid", c.err)
-		default:
-			return nil, failErr(ReasonInvalidClaims, "the token claims could not be decoded", err)
-		}
+// verify checks the claims the pre-check decoded (so a token that fails on
+// its claims costs no signature work), has go-oidc verify the token, and
+// returns the identity once the payload go-oidc verified is the one those
+// claims came from.
+func (iv *issuerVerifier) verify(ctx context.Context, tok string, u unverifiedJWT, now time.Time) (*identity.Identity, *Error) {
+	id, cerr := iv.identity(u.claims, u.payload, now)
+	if cerr != nil {
+		return nil, cerr
 	}
-	claimSet, err := decodeClaims(c.payload)
+	t, err := iv.verifier.Verify(ctx, tok)
 	if err != nil {
-		return nil, err
+		return nil, iv.verifyError(err)
 	}
-	return iv.identity(claimSet, c.payload, now)
+	var verified json.RawMessage
+	if err := t.Claims(&verified); err != nil || !bytes.Equal(verified, u.payload) {
+		return nil, fail(ReasonInvalidToken, "the token could not be verified")
+	}
+	return id, nil
 }
 
-// captureKey carries a *capture through go-oidc to the key set.
-type captureKey struct{}
-
-// capture records what the key set returned, so the verified payload is
-// read from the key set itself and its error keeps its type (go-oidc
-// flattens it into a string).
-type capture struct {
-	called  bool
-	payload []byte
-	err     error
+// verifyError classifies a go-oidc failure. go-oidc flattens the key set's
+// errors into text, so the key set is asked directly whether it has keys.
+// No error text reaches the client: go-jose errors may quote token bytes.
+func (iv *issuerVerifier) verifyError(err error) *Error {
+	var expired *oidc.TokenExpiredError
+	switch {
+	case errors.As(err, &expired) && expired.Expiry.IsZero():
+		return fail(ReasonMissingClaim, "the token has no exp claim")
+	case errors.As(err, &expired):
+		return fail(ReasonExpired, "the token has expired")
+	case !iv.keys.HasKey(""):
+		return failErr(ReasonKeysUnavailable, "no verification keys are available for this issuer", jwks.ErrNoKeys)
+	}
+	return fail(ReasonInvalidToken, "the token could not be verified")
 }
 
-// capturingKeySet wraps the issuer's key set for go-oidc.
-type capturingKeySet struct {
+// countingKeySet counts signature verifications for tests and diagnostics.
+type countingKeySet struct {
 	inner         oidc.KeySet
-	verifications atomic.Int64 // signature verifications attempted
+	verifications atomic.Int64
 }
 
 // VerifySignature implements oidc.KeySet.
-func (k *capturingKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+func (k *countingKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	k.verifications.Add(1)
-	p, err := k.inner.VerifySignature(ctx, jwt)
-	if c, ok := ctx.Value(captureKey{}).(*capture); ok {
-		c.called, c.payload, c.err = true, p, err
-	}
-	return p, err
+	return k.inner.VerifySignature(ctx, jwt)
 }
 
 // hasUnsafeChars reports CR, LF or NUL, which must never reach a header.

@@ -13,10 +13,23 @@ import (
 // MaxKIDBytes is the longest key id accepted in a token header.
 const MaxKIDBytes = 256
 
-// forbiddenHeaders name keys or key locations a token must not carry: the
-// key set never trusts or fetches anything a token points at. crit and b64
-// are refused too: no JWT extension is supported.
-var forbiddenHeaders = [...]jose.HeaderKey{"jku", "x5u", "jwk", "x5c", "crit", "b64"}
+// forbiddenHeaders name keys or key locations a token must not carry (the
+// key set never trusts or fetches anything a token points at), critical
+// extensions and b64 (no JWT extension is supported), and the encryption
+// and compression parameters that do not belong in a JWS. The one list:
+// authn's structural pre-check refuses the same names (IsForbiddenHeader).
+var forbiddenHeaders = [...]jose.HeaderKey{"jku", "x5u", "jwk", "x5c", "crit", "b64", "enc", "zip"}
+
+// IsForbiddenHeader reports a JOSE header parameter no accepted token
+// carries (exact spelling; authn refuses case variants of known names).
+func IsForbiddenHeader(name string) bool {
+	for _, f := range forbiddenHeaders {
+		if string(f) == name {
+			return true
+		}
+	}
+	return false
+}
 
 // outcome of trying the cached keys.
 type outcome uint8
