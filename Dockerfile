@@ -2,7 +2,7 @@
 # Builds one authgate binary into a distroless image (no shell, non-root):
 #   docker build --build-arg BINARY=authgate-controller -t ghcr.io/authgate/authgate-controller:0.1.0 .
 #   docker build --build-arg BINARY=authgate-proxy      -t ghcr.io/authgate/authgate-proxy:0.1.0 .
-# BINARY is a directory under cmd/. Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 ...
+# BINARY is one of the shipped binaries: authgate-proxy, authgate-controller, authgate. Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 ...
 
 ARG GO_VERSION=1.26
 
@@ -18,10 +18,12 @@ RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY api/ api/
 COPY cmd/ cmd/
 COPY controllers/ controllers/
+COPY internal/ internal/
 COPY proxy/ proxy/
 COPY policies/ policies/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    test -d "cmd/${BINARY}" || { echo "unknown BINARY ${BINARY}: one of $(ls cmd)"; exit 1; }; \
+    case "${BINARY}" in authgate-proxy|authgate-controller|authgate) ;; \
+      *) echo "BINARY ${BINARY} is not shipped: one of authgate-proxy, authgate-controller, authgate"; exit 1 ;; esac; \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags "-s -w" -o /out/app "./cmd/${BINARY}"
 

@@ -40,7 +40,7 @@ demo: ## Run the local demo: dev OIDC issuer, sample function, proxy, real reque
 
 .PHONY: demo-cluster
 demo-cluster: envtest ## The whole system: real kube-apiserver + etcd, controller, AuthPolicies applied, proxy reading the rendered config.
-	$(GO) run ./cmd/authgate demo-cluster
+	$(GO) run ./cmd/authgate-demo-cluster
 
 ##@ Development
 
@@ -100,9 +100,12 @@ fuzz: ## Run each fuzz target longer (FUZZTIME_LONG=2m).
 	FUZZTIME=$(FUZZTIME_LONG) ./hack/fuzz.sh
 
 .PHONY: linkcheck
-linkcheck: ## Prove authgate-proxy does not link client-go.
+linkcheck: ## Prove authgate-proxy does not link client-go and no shipped binary links envtest or test code.
 	@if $(GO) list -deps ./cmd/authgate-proxy | grep -q '^k8s.io/client-go'; then echo "authgate-proxy links k8s.io/client-go"; exit 1; fi
-	@echo "authgate-proxy does not link k8s.io/client-go"
+	@for b in authgate authgate-proxy authgate-controller; do \
+	  if $(GO) list -deps ./cmd/$$b | grep -qE '^sigs.k8s.io/controller-runtime/pkg/envtest|^github.com/authgate/authgate/test/'; then \
+	    echo "$$b links envtest or test/ code"; exit 1; fi; done
+	@echo "authgate-proxy does not link k8s.io/client-go; no shipped binary links envtest or test/"
 
 .PHONY: bench
 bench: ## Load benchmark on loopback vs a bare ReverseProxy (peers found in ./bin too); writes docs/bench/. Not part of make test.

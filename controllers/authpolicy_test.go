@@ -25,8 +25,8 @@ import (
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/bundle"
+	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
-	"github.com/authgate/authgate/test/devissuer"
 )
 
 func newNamespace(t *testing.T) string {

@@ -23,7 +23,7 @@ import (
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/bundle"
 	"github.com/authgate/authgate/controllers/issuers"
-	"github.com/authgate/authgate/test/devissuer"
+	"github.com/authgate/authgate/internal/devissuer"
 )
 
 // tarpit is an identity provider that accepts connections and never

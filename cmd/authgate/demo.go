@@ -19,9 +19,11 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/internal/echo"
+	"github.com/authgate/authgate/internal/keygen"
+	"github.com/authgate/authgate/internal/serve"
 	"github.com/authgate/authgate/proxy/app"
-	"github.com/authgate/authgate/test/devissuer"
-	"github.com/authgate/authgate/test/echo"
 )
 
 // demoEnv is everything the demo started.
@@ -82,14 +84,14 @@ func startDemo(ctx context.Context, out io.Writer) (*demoEnv, func() error, erro
 		return nil, nil, fmt.Errorf("listen: %w", err)
 	}
 	iss.SetURL("http://" + issLn.Addr().String())
-	go func() { _ = serveUntil(ctx, issLn, iss.Handler()) }()
+	go func() { _ = serve.Until(ctx, issLn, iss.Handler()) }()
 	fnLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen: %w", err)
 	}
-	go func() { _ = serveUntil(ctx, fnLn, echo.New()) }()
+	go func() { _ = serve.Until(ctx, fnLn, echo.New()) }()
 
-	key, err := GenerateKey()
+	key, err := keygen.Generate()
 	if err != nil {
 		return nil, nil, err
 	}

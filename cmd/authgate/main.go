@@ -17,7 +17,6 @@ const usage = `authgate — developer tools for the authgate auth gateway
 
 Usage:
   authgate demo [--keep]              run issuer + function + proxy locally and walk through real requests
-  authgate demo-cluster               the whole system: real kube-apiserver + etcd, controller, AuthPolicies, proxy
   authgate dev-issuer [--listen ADDR] a development OIDC issuer (discovery, JWKS, /token minting)
   authgate echo [--listen ADDR]       the sample function: echoes what it receives as JSON
   authgate hash-key [KEY]             print the sha256 hash of an API key (reads stdin without KEY)
@@ -42,7 +41,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "demo-cluster":
-		return runDemoCluster(ctx, args[1:], stdout, stderr)
+		return errors.New("the cluster demo is its own command: make demo-cluster (go run ./cmd/authgate-demo-cluster)")
 	case "dev-issuer":
 		return runDevIssuer(ctx, args[1:], stdout, stderr)
 	case "echo":

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -70,25 +69,5 @@ func TestUnknownCommand(t *testing.T) {
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"nope"}, nil, &out, &out); err == nil {
 		t.Fatal("got nil error for an unknown command")
-	}
-}
-
-// TestDemoCluster runs `make demo-cluster` in-process against a real
-// kube-apiserver and etcd (envtest binaries from make envtest).
-func TestDemoCluster(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var out, errOut bytes.Buffer
-	args := []string{"demo-cluster", "--assets", "../../bin/k8s", "--crds", "../../config/crd/bases"}
-	if a := os.Getenv("KUBEBUILDER_ASSETS"); a != "" {
-		args[2] = a
-	}
-	if err := run(ctx, args, strings.NewReader(""), &out, &errOut); err != nil {
-		t.Fatalf("demo-cluster failed: %v\n%s\n%s", err, out.String(), errOut.String())
-	}
-	for _, want := range []string{"RegoCompileError", "enforced by the running proxy", "last good generation is still enforced"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("demo-cluster output lacks %q:\n%s", want, out.String())
-		}
 	}
 }

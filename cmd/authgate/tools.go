@@ -3,37 +3,22 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strings"
-	"time"
 
-	"github.com/authgate/authgate/test/devissuer"
-	"github.com/authgate/authgate/test/echo"
+	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/internal/echo"
+	"github.com/authgate/authgate/internal/keygen"
+	"github.com/authgate/authgate/internal/serve"
+	"github.com/authgate/authgate/proxy/config"
 )
 
 // HashKey returns the config form of an API key's hash.
-func HashKey(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-// GenerateKey returns a random 256-bit API key.
-func GenerateKey() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generate key: %w", err)
-	}
-	return "agk_" + base64.RawURLEncoding.EncodeToString(b), nil
-}
+func HashKey(key string) string { return config.HashAPIKey([]byte(key)) }
 
 func runHashKey(args []string, stdin io.Reader, stdout io.Writer) error {
 	var key string
@@ -57,7 +42,7 @@ func runHashKey(args []string, stdin io.Reader, stdout io.Writer) error {
 }
 
 func runGenKey(stdout io.Writer) error {
-	key, err := GenerateKey()
+	key, err := keygen.Generate()
 	if err != nil {
 		return err
 	}
@@ -83,7 +68,7 @@ func runDevIssuer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	iss.SetURL("http://" + ln.Addr().String())
 	fmt.Fprintf(stdout, "dev issuer %s\n  discovery: %s/.well-known/openid-configuration\n  mint:      curl -s '%s/token?sub=alice&aud=demo&scope=orders:read'\n",
 		iss.URL(), iss.URL(), iss.URL())
-	return serveUntil(ctx, ln, iss.Handler())
+	return serve.Until(ctx, ln, iss.Handler())
 }
 
 func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -98,19 +83,5 @@ func runEcho(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("listen: %w", err)
 	}
 	fmt.Fprintf(stdout, "echo function on http://%s\n", ln.Addr())
-	return serveUntil(ctx, ln, echo.New())
-}
-
-func serveUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serve.Until(ctx, ln, echo.New())
 }

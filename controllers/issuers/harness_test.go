@@ -14,8 +14,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
-	"github.com/authgate/authgate/test/devissuer"
 	"github.com/authgate/authgate/test/fakeclock"
 	"github.com/authgate/authgate/test/logbuf"
 )

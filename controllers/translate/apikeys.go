@@ -1,8 +1,6 @@
 package translate
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -162,10 +160,7 @@ func checkKey(raw []byte) string {
 }
 
 // hashKey is the only place an API key's plaintext is used.
-func hashKey(raw []byte) string {
-	sum := sha256.Sum256(raw)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
+func hashKey(raw []byte) string { return config.HashAPIKey(raw) }
 
 // apiKeySources converts the spec's sources, defaulting to the X-API-Key
 // header explicitly: a policy reads its keys only where it names, whatever

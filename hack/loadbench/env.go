@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,7 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/authgate/authgate/test/devissuer"
+	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/proxy/config"
 )
 
 // binaries the harness builds; all from this module.
@@ -128,8 +128,7 @@ func (e *env) startIssuer() error {
 		return fmt.Errorf("api key: %w", err)
 	}
 	e.apiKey = "agk_" + hex.EncodeToString(b[:])
-	sum := sha256.Sum256([]byte(e.apiKey))
-	e.keyHash = "sha256:" + hex.EncodeToString(sum[:])
+	e.keyHash = config.HashAPIKey([]byte(e.apiKey))
 	return nil
 }
 

@@ -17,9 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgate/authgate/internal/atomicwriter"
+	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/proxy/app"
-	"github.com/authgate/authgate/test/echo"
-	"github.com/authgate/authgate/test/kubelet"
 )
 
 func configYAML(upstream, route string, public bool) string {
@@ -40,7 +40,7 @@ policies:
 // ConfigMap (..data symlink swap).
 func writeAtomic(t *testing.T, dir, content string) {
 	t.Helper()
-	if err := kubelet.WriteAtomic(dir, map[string]string{"config.yaml": content}); err != nil {
+	if err := atomicwriter.Write(dir, map[string]string{"config.yaml": content}); err != nil {
 		t.Fatal(err)
 	}
 }

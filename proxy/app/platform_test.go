@@ -19,8 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/proxy/app"
-	"github.com/authgate/authgate/test/echo"
 )
 
 // policyYAML is a config whose policy makes route public, requires an API

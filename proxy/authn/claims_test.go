@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
-	"github.com/authgate/authgate/test/devissuer"
 )
 
 func TestAuthenticateClaims(t *testing.T) {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/identity"
 	"github.com/authgate/authgate/proxy/metrics"
-	"github.com/authgate/authgate/test/devissuer"
 	"github.com/authgate/authgate/test/fakeclock"
 )
 

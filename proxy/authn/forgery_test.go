@@ -16,7 +16,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/authgate/authgate/test/devissuer"
+	"github.com/authgate/authgate/internal/devissuer"
 )
 
 var b64 = base64.RawURLEncoding.EncodeToString

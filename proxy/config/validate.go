@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"net"
 	"net/netip"
@@ -331,6 +332,13 @@ func (a *APIKeys) validate(errs *ErrorList, p path) map[string]bool {
 		}
 	}
 	return names
+}
+
+// HashAPIKey returns the form an API key takes in config: "sha256:" and the
+// lowercase hex SHA-256 of the key. The plaintext never appears in config.
+func HashAPIKey(key []byte) string {
+	sum := sha256.Sum256(key)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 func validKeyHash(h string) bool {

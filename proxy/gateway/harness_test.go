@@ -16,11 +16,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/metrics"
-	"github.com/authgate/authgate/test/devissuer"
-	"github.com/authgate/authgate/test/echo"
 	"github.com/authgate/authgate/test/logbuf"
 )
 

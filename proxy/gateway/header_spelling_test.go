@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/proxy/config"
-	"github.com/authgate/authgate/test/echo"
 )
 
 // Class 4: spellings of managed headers that a server or framework could map

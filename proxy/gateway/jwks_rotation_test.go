@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
-	"github.com/authgate/authgate/test/devissuer"
 	"github.com/authgate/authgate/test/fakeclock"
 )
 

@@ -13,9 +13,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/gateway"
-	"github.com/authgate/authgate/test/devissuer"
 )
 
 // reloader builds runtimes from one State and activates them on one Switch,

@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/metrics"
-	"github.com/authgate/authgate/test/devissuer"
 )
 
 func BenchmarkVerifySignature(b *testing.B) {

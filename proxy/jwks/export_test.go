@@ -11,8 +11,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
-	"github.com/authgate/authgate/test/devissuer"
 )
 
 // exportedKIDs parses an exported set, checks every key is a valid public

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/authgate/authgate/test/devissuer"
+	"github.com/authgate/authgate/internal/devissuer"
 )
 
 // A key published right after a fetch is picked up at once: the refetch

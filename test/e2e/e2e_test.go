@@ -36,10 +36,10 @@ import (
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/bundle"
-	"github.com/authgate/authgate/test/devissuer"
-	"github.com/authgate/authgate/test/echo"
+	"github.com/authgate/authgate/internal/atomicwriter"
+	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/test/k8senv"
-	"github.com/authgate/authgate/test/kubelet"
 )
 
 var (
@@ -113,7 +113,7 @@ func projectBundle(ctx context.Context, t *testing.T, ns, dir string) <-chan str
 			var cm corev1.ConfigMap
 			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: bundle.ConfigMapName}, &cm); err == nil {
 				if data := cm.Data[bundle.ConfigKey]; data != last {
-					if err := kubelet.WriteAtomic(dir, map[string]string{bundle.ConfigKey: data}); err == nil {
+					if err := atomicwriter.Write(dir, map[string]string{bundle.ConfigKey: data}); err == nil {
 						if last == "" {
 							close(first)
 						}

@@ -29,11 +29,11 @@ import (
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers/bundle"
 	"github.com/authgate/authgate/controllers/translate"
+	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/metrics"
-	"github.com/authgate/authgate/test/devissuer"
-	"github.com/authgate/authgate/test/echo"
 	"github.com/authgate/authgate/test/logbuf"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/authgate/authgate/test/devissuer"
+	"github.com/authgate/authgate/internal/devissuer"
 )
 
 // Loopback addresses of the clients behind the hop; the hop itself and the

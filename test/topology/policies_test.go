@@ -7,7 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/authgate/authgate/test/echo"
+	"github.com/authgate/authgate/internal/echo"
 )
 
 // The namespace of TestPolicyScopedAuthentication: four functions, three

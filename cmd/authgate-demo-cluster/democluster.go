@@ -26,10 +26,12 @@ import (
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/bundle"
+	"github.com/authgate/authgate/internal/atomicwriter"
+	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/internal/echo"
+	"github.com/authgate/authgate/internal/keygen"
+	"github.com/authgate/authgate/internal/serve"
 	"github.com/authgate/authgate/proxy/app"
-	"github.com/authgate/authgate/test/devissuer"
-	"github.com/authgate/authgate/test/echo"
-	"github.com/authgate/authgate/test/kubelet"
 )
 
 // clusterDemo is the whole system on one machine.
@@ -131,13 +133,13 @@ func startClusterDemo(ctx context.Context, cfg *rest.Config, out io.Writer) (*cl
 		return nil, err
 	}
 	iss.SetURL("http://" + issLn.Addr().String())
-	go func() { _ = serveUntil(ctx, issLn, iss.Handler()) }()
+	go func() { _ = serve.Until(ctx, issLn, iss.Handler()) }()
 	fnLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	go func() { _ = serveUntil(ctx, fnLn, echo.New()) }()
-	key, err := GenerateKey()
+	go func() { _ = serve.Until(ctx, fnLn, echo.New()) }()
+	key, err := keygen.Generate()
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +186,7 @@ func (d *clusterDemo) projectAndStartProxy(ctx context.Context, upstream string)
 		for ctx.Err() == nil {
 			var cm corev1.ConfigMap
 			if err := d.k8s.Get(ctx, types.NamespacedName{Namespace: demoNamespace, Name: bundle.ConfigMapName}, &cm); err == nil {
-				if data := cm.Data[bundle.ConfigKey]; data != last && kubelet.WriteAtomic(d.dir, map[string]string{bundle.ConfigKey: data}) == nil {
+				if data := cm.Data[bundle.ConfigKey]; data != last && atomicwriter.Write(d.dir, map[string]string{bundle.ConfigKey: data}) == nil {
 					if last == "" {
 						close(first)
 					}

@@ -1,4 +1,4 @@
-package kubelet
+package atomicwriter
 
 import (
 	"os"
@@ -6,13 +6,13 @@ import (
 	"testing"
 )
 
-func TestWriteAtomicSwapsData(t *testing.T) {
+func TestWriteSwapsData(t *testing.T) {
 	dir := t.TempDir()
-	if err := WriteAtomic(dir, map[string]string{"config.yaml": "one"}); err != nil {
+	if err := Write(dir, map[string]string{"config.yaml": "one"}); err != nil {
 		t.Fatal(err)
 	}
 	first, _ := os.Readlink(filepath.Join(dir, "..data"))
-	if err := WriteAtomic(dir, map[string]string{"config.yaml": "two"}); err != nil {
+	if err := Write(dir, map[string]string{"config.yaml": "two"}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := os.ReadFile(filepath.Join(dir, "config.yaml"))

@@ -1,9 +1,10 @@
-// Package kubelet reproduces, for tests, how the kubelet projects a
-// ConfigMap into a pod's volume: every update writes a new timestamped
-// directory, atomically swaps the ..data symlink to it, and each file is a
-// symlink through ..data. envtest runs no kubelet, so tests that check the
-// proxy reads its configuration exactly as a pod would use this.
-package kubelet
+// Package atomicwriter projects files into a directory the way the
+// kubelet projects a ConfigMap into a pod's volume: every update writes a
+// new timestamped directory, atomically swaps the ..data symlink to it, and
+// each file is a symlink through ..data. The cluster demo uses it to hand
+// the rendered bundle to a proxy as a pod would see it (envtest runs no
+// kubelet), and tests use it to check the proxy reloads exactly that.
+package atomicwriter
 
 import (
 	"fmt"
@@ -13,9 +14,9 @@ import (
 	"time"
 )
 
-// WriteAtomic projects files (name → content) into dir the way the
+// Write projects files (name → content) into dir the way the
 // kubelet's atomic writer does. Files no longer present are removed.
-func WriteAtomic(dir string, files map[string]string) error {
+func Write(dir string, files map[string]string) error {
 	ts := filepath.Join(dir, fmt.Sprintf("..%s", time.Now().UTC().Format("2006_01_02_15_04_05.000000000")))
 	if err := os.Mkdir(ts, 0o755); err != nil {
 		return fmt.Errorf("create payload dir: %w", err)
