@@ -18,6 +18,8 @@ func TestFlagValidation(t *testing.T) {
 		{"fetch timeout", []string{"--jwks-fetch-timeout", "0s"}, "fetch timeout"},
 		{"injector without image", []string{"--enable-injector"}, "injector"},
 		{"reserved knative admin port", []string{"--enable-injector", "--injector-image", "authgate/proxy:1", "--injector-admin-port", "9090"}, "injector"},
+		{"webhook certificate outlives its CA", []string{"--enable-injector", "--injector-image", "authgate/proxy:1",
+			"--webhook-ca-validity", "24h", "--webhook-cert-validity", "48h"}, "webhook certificates"},
 		{"unknown flag", []string{"--nope"}, "not defined"},
 	}
 	for _, tt := range tests {
