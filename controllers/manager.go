@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,9 +61,11 @@ type Options struct {
 	WebhookPort    int
 	WebhookCertDir string
 	// WebhookCerts, when set, has the controller issue, rotate and publish
-	// the webhook server's certificate (its own CA; CertDir, Client and
-	// Logger are filled in here). nil: tls.crt/tls.key in WebhookCertDir
-	// come from elsewhere (cert-manager's Secret mounted there).
+	// the webhook server's certificate through cert-controller (its own CA
+	// in a Secret mounted at WebhookCertDir; CertDir and Logger are filled
+	// in here), and serve the webhooks only once it is there. nil: tls.crt
+	// and tls.key in WebhookCertDir come from elsewhere (cert-manager's
+	// Secret mounted there).
 	WebhookCerts *certs.Options
 }
 
@@ -118,23 +119,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	whOpts := webhook.Options{Port: o.WebhookPort, CertDir: o.WebhookCertDir}
-	var certMgr *certs.Manager
-	if o.WebhookCerts != nil {
-		// Uncached: the manager's Secret cache holds only API-key Secrets.
-		c, err := client.New(cfg, client.Options{Scheme: scheme})
-		if err != nil {
-			return nil, fmt.Errorf("webhook certificates client: %w", err)
-		}
-		co := *o.WebhookCerts
-		co.CertDir, co.Client, co.Logger = o.WebhookCertDir, c, logger
-		if certMgr, err = certs.New(co); err != nil {
-			return nil, err
-		}
-		// Serve from memory: the webhook server starts before any other
-		// runnable, when tls.crt may not exist yet.
-		whOpts.TLSOpts = append(whOpts.TLSOpts, func(t *tls.Config) { t.GetCertificate = certMgr.GetCertificate })
-	}
+	webhookServer := webhook.NewServer(webhook.Options{Port: o.WebhookPort, CertDir: o.WebhookCertDir})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
@@ -142,7 +127,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        "authgate-controller.authgate.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
-		WebhookServer:           webhook.NewServer(whOpts),
+		WebhookServer:           webhookServer,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{LabelAPIKey: "true"})},
 			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*roles)},
@@ -172,21 +157,8 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
 	}
-	if certMgr != nil {
-		if err := mgr.Add(certMgr); err != nil {
-			return nil, fmt.Errorf("webhook certificates: %w", err)
-		}
-		if err := mgr.AddReadyzCheck("webhook-certs", certs.ReadyzCheck(certMgr)); err != nil {
-			return nil, fmt.Errorf("readyz: %w", err)
-		}
-	}
-	if o.Injector != nil {
-		if err := injector.Register(mgr, *o.Injector); err != nil {
-			return nil, fmt.Errorf("injector: %w", err)
-		}
-		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-			return nil, fmt.Errorf("readyz: %w", err)
-		}
+	if err := addWebhooks(mgr, webhookServer, o, logger); err != nil {
+		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("healthz: %w", err)
@@ -203,4 +175,37 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("readyz: %w", err)
 	}
 	return mgr, nil
+}
+
+// addWebhooks registers the injector, and with WebhookCerts the rotator of
+// its certificate. The webhook server starts with its first handler and
+// needs tls.crt then, so with WebhookCerts the injector is registered once
+// the certificate is in the cert dir. srv is the manager's webhook server:
+// its readyz check must not go through mgr.GetWebhookServer(), which would
+// start it at once.
+func addWebhooks(mgr ctrl.Manager, srv webhook.Server, o Options, logger *slog.Logger) error {
+	register := func() error { return nil }
+	if o.Injector != nil {
+		register = func() error {
+			if err := injector.Register(mgr, *o.Injector); err != nil {
+				return fmt.Errorf("injector: %w", err)
+			}
+			return nil
+		}
+	}
+	if o.WebhookCerts != nil {
+		co := *o.WebhookCerts
+		co.CertDir, co.Logger = o.WebhookCertDir, logger
+		if err := certs.Add(mgr, co, register); err != nil {
+			return err
+		}
+	} else if err := register(); err != nil {
+		return err
+	}
+	if o.Injector != nil {
+		if err := mgr.AddReadyzCheck("webhook", srv.StartedChecker()); err != nil {
+			return fmt.Errorf("readyz: %w", err)
+		}
+	}
+	return nil
 }

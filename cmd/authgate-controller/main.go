@@ -53,10 +53,10 @@ func run(args []string, stderr io.Writer) error {
 		manageCerts bool
 		wc          certs.Options
 	)
-	fs.BoolVar(&manageCerts, "manage-webhook-certs", true, "issue and rotate the webhook certificate (own CA, caBundle patched); false when cert-manager provides it")
+	fs.BoolVar(&manageCerts, "manage-webhook-certs", true, "issue and rotate the webhook certificate with cert-controller (own CA in --webhook-secret-name, mounted at --webhook-cert-dir; caBundle patched); false when cert-manager provides it")
 	fs.StringVar(&wc.WebhookConfigName, "webhook-config-name", "authgate-injector", "MutatingWebhookConfiguration whose caBundles get the CA")
 	fs.StringVar(&wc.ServiceName, "webhook-service-name", "authgate-webhook", "webhook Service (the certificate's DNS names)")
-	fs.StringVar(&wc.SecretName, "webhook-secret-name", "authgate-webhook-tls", "Secret holding the webhook CA and certificate, in the pod's namespace")
+	fs.StringVar(&wc.SecretName, "webhook-secret-name", "authgate-webhook-tls", "Secret holding the webhook CA and certificate, in the pod's namespace; it must exist (the chart ships it)")
 	fs.DurationVar(&wc.CAValidity, "webhook-ca-validity", certs.DefaultCAValidity, "lifetime of a new webhook CA")
 	fs.DurationVar(&wc.CertValidity, "webhook-cert-validity", certs.DefaultCertValidity, "lifetime of a new webhook serving certificate")
 	fs.DurationVar(&wc.CheckInterval, "webhook-cert-check-interval", certs.DefaultCheckInterval, "how often the webhook certificates are checked")

@@ -22,6 +22,8 @@ func TestFlagValidation(t *testing.T) {
 		{"reserved knative admin port", []string{"--enable-injector", "--injector-image", "authgate/proxy:1", "--injector-admin-port", "9090"}, "injector"},
 		{"knative hop not an address", []string{"--enable-injector", "--injector-image", "authgate/proxy:1", "--injector-knative-trusted-proxies", "10.42.0.0/16,activator"},
 			"trustedProxies.knative[1]"},
+		{"webhook certificate outlives its CA", []string{"--enable-injector", "--injector-image", "authgate/proxy:1",
+			"--webhook-ca-validity", "24h", "--webhook-cert-validity", "48h"}, "webhook certificates"},
 		{"unknown flag", []string{"--nope"}, "not defined"},
 	}
 	for _, tt := range tests {

@@ -1,346 +1,141 @@
 // Package certs keeps the TLS of the controller's admission webhook server
-// when cert-manager does not: its own CA and serving certificate in a
-// Secret shared by every replica, the serving pair in the webhook server's
-// certificate directory (and in memory, see GetCertificate), and the CA in
-// every webhook's caBundle of the MutatingWebhookConfiguration. It renews
-// the serving certificate before it expires, and the CA too: a new CA is
-// first published next to the old one and signs the serving certificate
-// only CAOverlap later, once it was already in the caBundle, so API
-// servers (and replicas still serving the previous certificate) never see
-// a certificate they do not trust. Old CAs leave the bundle when they
-// expire.
+// when cert-manager does not, through Gatekeeper's cert-controller
+// (github.com/open-policy-agent/cert-controller/pkg/rotator): a self-signed
+// CA and a serving certificate in one Secret shared by every replica (the
+// source of truth; the chart ships it empty and the rotator fills it), the
+// CA in every webhook's caBundle of the MutatingWebhookConfiguration, and
+// renewal before expiry. tls.crt and tls.key reach the webhook server's
+// certificate directory through the pod's Secret volume, and the webhook
+// server reloads them when they change (controller-runtime's certwatcher).
 //
-// Every replica runs a Manager (no leader election: each needs the
-// files). They share the Secret with optimistic concurrency: a replica
-// that loses a write reloads it and uses the winner's certificates.
+// This package only wires the rotator: options and their checks, a cache
+// scoped to the one Secret and the one webhook configuration (scope.go),
+// and a gate that registers the webhook handlers, which starts the webhook
+// server, once the certificate is in the directory and the caBundle is
+// published. What the rotator does differently from a hand-written one (a
+// new CA replaces the old one at once, without an overlap) is in
+// docs/webhook-certificates.md.
 //
 // With cert-manager (the Helm chart's option) none of this runs.
 package certs
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
-	"time"
 
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
-// The Secret lives in the controller's namespace; the Role generated from
-// this marker assumes the chart's default namespace (a chart installing
-// elsewhere renders its own Role). The ClusterRole already grants get on
-// secrets. The webhook configuration is read and written uncached, so
-// neither list nor watch is needed.
+// The rotator reads the Secret and the webhook configuration through its
+// own cache, which lists and watches only the two names (scope.go), and
+// updates both; it never creates the Secret. Reading Secrets is granted
+// once, cluster-wide, by the ClusterRole (the AuthPolicy controller reads
+// API-key Secrets in every namespace), so the namespaced Role adds only
+// update on the one Secret. Namespace and names are the chart's defaults:
+// the chart renders its Role and ClusterRole from these rules with its own
+// names (charts/authgate/templates/rbac.yaml).
 //
-// +kubebuilder:rbac:groups="",namespace=authgate-system,resources=secrets,verbs=get;create;update
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;update
+// +kubebuilder:rbac:groups="",namespace=authgate-system,resources=secrets,resourceNames=authgate-webhook-tls,verbs=update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,resourceNames=authgate-injector,verbs=get;list;watch;update
 
-// writeAttempts bounds how often Ensure reloads the Secret after losing a
-// write to another replica.
-const writeAttempts = 5
+// Subject of the CA certificate.
+const (
+	caName         = "authgate-webhook-ca"
+	caOrganization = "authgate"
+	fieldOwner     = "authgate-controller"
+)
 
-// maxBackoff bounds Start's retry delay after a failed Ensure.
-const maxBackoff = 5 * time.Minute
-
-// Manager issues, stores, renews and publishes the webhook certificates.
-type Manager struct {
-	o       Options
-	mu      sync.Mutex // serialises Ensure
-	serving atomic.Pointer[servingPair]
-	ready   chan struct{}
-	readyMu sync.Once
-}
-
-type servingPair struct {
-	cert     *tls.Certificate
-	notAfter time.Time
-}
-
-// New validates o (after defaults) and returns a Manager. It does no I/O.
-func New(o Options) (*Manager, error) {
+// Add registers the rotator with mgr, a readyz check "webhook-certs" that
+// fails until the certificates are ready, and a runnable that then calls
+// whenReady (nil: nothing). The certificates are ready once tls.crt is in
+// CertDir and the CA in the caBundle. whenReady registers the webhook
+// handlers: the webhook server starts with its first handler and fails
+// without tls.crt. Every replica runs the rotator (no leader election):
+// each needs the certificate, and each publishes the same caBundle.
+func Add(mgr manager.Manager, o Options, whenReady func() error) error {
 	o = o.withDefaults()
-	err := o.validate()
-	if o.Client == nil {
-		err = errors.Join(err, errors.New("client is required"))
+	if err := o.validate(); err != nil {
+		return fmt.Errorf("webhook certificates: %w", err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("webhook certificates: %w", err)
+	ready := make(chan struct{})
+	if err := rotator.AddRotator(scopedManager{Manager: mgr, cfg: scopedConfig(mgr.GetConfig(), o)}, o.rotator(ready)); err != nil {
+		return fmt.Errorf("webhook certificates: add rotator: %w", err)
 	}
-	return &Manager{o: o, ready: make(chan struct{})}, nil
+	if err := mgr.Add(&gate{ready: ready, run: whenReady, logger: o.Logger}); err != nil {
+		return fmt.Errorf("webhook certificates: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("webhook-certs", readyzCheck(ready)); err != nil {
+		return fmt.Errorf("webhook certificates: readyz: %w", err)
+	}
+	return nil
 }
 
-// NeedLeaderElection is false: every replica serves webhooks and needs the
-// certificate.
-func (m *Manager) NeedLeaderElection() bool { return false }
-
-// Ready is closed after the first successful Ensure.
-func (m *Manager) Ready() <-chan struct{} { return m.ready }
-
-// GetCertificate serves the current certificate from memory, for
-// tls.Config.GetCertificate (webhook.Options.TLSOpts). Before the first
-// successful Ensure it fails the handshake.
-func (m *Manager) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	p := m.serving.Load()
-	if p == nil {
-		return nil, errors.New("webhook serving certificate not issued yet")
+// rotator configures cert-controller from defaulted options.
+func (o *Options) rotator(ready chan struct{}) *rotator.CertRotator {
+	names := o.dnsNames()
+	return &rotator.CertRotator{
+		SecretKey:      types.NamespacedName{Namespace: o.Namespace, Name: o.SecretName},
+		CertDir:        o.CertDir,
+		CAName:         caName,
+		CAOrganization: caOrganization,
+		DNSName:        names[0],
+		ExtraDNSNames:  names[1:],
+		IsReady:        ready,
+		Webhooks:       []rotator.WebhookInfo{{Name: o.WebhookConfigName, Type: rotator.Mutating}},
+		FieldOwner:     fieldOwner,
+		// The webhook server's certwatcher reloads the files the kubelet
+		// updates; exiting the process (os.Exit) is not needed.
+		RestartOnSecretRefresh: false,
+		RequireLeaderElection:  false,
+		CaCertDuration:         o.CAValidity,
+		ServerCertDuration:     o.CertValidity,
+		RotationCheckFrequency: o.CheckInterval,
+		LookaheadInterval:      o.RenewBefore,
+		ControllerName:         o.ControllerName,
 	}
-	return p.cert, nil
 }
 
-// ReadyzCheck fails until the first successful Ensure, and again if the
-// certificate in use has expired (Ensure failing for a long time).
-func ReadyzCheck(m *Manager) healthz.Checker {
+// gate calls run once ready is closed, on every replica.
+type gate struct {
+	ready  <-chan struct{}
+	run    func() error
+	logger *slog.Logger
+}
+
+// NeedLeaderElection is false: every replica serves the webhook.
+func (g *gate) NeedLeaderElection() bool { return false }
+
+// Start waits for ready (or ctx) and calls run.
+func (g *gate) Start(ctx context.Context) error {
+	select {
+	case <-g.ready:
+	case <-ctx.Done():
+		return nil
+	}
+	g.logger.InfoContext(ctx, "webhook certificates ready: serving the webhooks")
+	if g.run == nil {
+		return nil
+	}
+	if err := g.run(); err != nil {
+		return fmt.Errorf("webhook certificates ready: %w", err)
+	}
+	return nil
+}
+
+// readyzCheck fails until ready is closed.
+func readyzCheck(ready <-chan struct{}) healthz.Checker {
 	return func(*http.Request) error {
 		select {
-		case <-m.ready:
+		case <-ready:
+			return nil
 		default:
-			return errors.New("webhook certificate not ensured yet")
-		}
-		if p := m.serving.Load(); p != nil && !m.o.Now().Before(p.notAfter) {
-			return fmt.Errorf("webhook certificate expired at %s", p.notAfter.UTC().Format(time.RFC3339))
-		}
-		return nil
-	}
-}
-
-// Start runs Ensure at once, retrying with backoff until it succeeds, and
-// then every CheckInterval (again with backoff after a failure) until ctx
-// is done. It implements manager.Runnable.
-func (m *Manager) Start(ctx context.Context) error {
-	backoff := time.Second
-	for {
-		delay := m.o.CheckInterval
-		if err := m.Ensure(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			delay = min(backoff, m.o.CheckInterval)
-			backoff = min(2*backoff, maxBackoff)
-			m.o.Logger.ErrorContext(ctx, "ensure webhook certificates", "error", err.Error(), "retry_in", delay.String())
-		} else {
-			backoff = time.Second
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
+			return errors.New("webhook certificate not in the cert dir or caBundle not published yet")
 		}
 	}
-}
-
-// Ensure loads the Secret (creating it if missing), issues or renews what
-// is due (see plan), writes the files that changed and patches the caBundles
-// that differ. Nothing is written when nothing changed.
-func (m *Manager) Ensure(ctx context.Context) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.o.Now()
-	whc := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	if err := m.o.APIReader.Get(ctx, types.NamespacedName{Name: m.o.WebhookConfigName}, whc); err != nil {
-		return fmt.Errorf("get mutatingwebhookconfiguration %s: %w", m.o.WebhookConfigName, err)
-	}
-	mat, err := m.ensureSecret(ctx, now, publishedIn(whc))
-	if err != nil {
-		return err
-	}
-	pair, err := m.writeFiles(mat)
-	if err != nil {
-		return err
-	}
-	m.serving.Store(&servingPair{cert: pair, notAfter: mat.leaf.NotAfter})
-	if err := m.publish(ctx, whc, mat.caBundle()); err != nil {
-		return err
-	}
-	m.readyMu.Do(func() { close(m.ready) })
-	return nil
-}
-
-// publishedIn returns whether a CA is in every webhook's caBundle.
-func publishedIn(whc *admissionregistrationv1.MutatingWebhookConfiguration) func(*x509.Certificate) bool {
-	return func(ca *x509.Certificate) bool {
-		if len(whc.Webhooks) == 0 {
-			return false
-		}
-		for _, w := range whc.Webhooks {
-			certs, _ := parseCerts(w.ClientConfig.CABundle)
-			found := false
-			for _, c := range certs {
-				if c.Equal(ca) {
-					found = true
-					break
-				}
-			}
-			if !found {
-				return false
-			}
-		}
-		return true
-	}
-}
-
-// ensureSecret returns the material now in force, writing the Secret if
-// the plan changed it. Losing a write to another replica reloads the
-// Secret and plans again, which then keeps the winner's certificates.
-func (m *Manager) ensureSecret(ctx context.Context, now time.Time, trusted func(*x509.Certificate) bool) (*material, error) {
-	key := types.NamespacedName{Namespace: m.o.Namespace, Name: m.o.SecretName}
-	for range writeAttempts {
-		sec := &corev1.Secret{}
-		err := m.o.APIReader.Get(ctx, key, sec)
-		exists := err == nil
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("get secret %s: %w", key, err)
-		}
-		var cur *material
-		if exists {
-			if cur, err = decode(sec.Data); err != nil {
-				m.o.Logger.WarnContext(ctx, "webhook TLS secret unusable, issuing a new CA", "secret", key.String(), "error", err.Error())
-			}
-		}
-		next, reasons, err := m.plan(cur, trusted, now)
-		if err != nil {
-			return nil, err
-		}
-		if len(reasons) == 0 {
-			return next, nil
-		}
-		data, err := next.encode()
-		if err != nil {
-			return nil, err
-		}
-		if exists {
-			if sec.Data == nil {
-				sec.Data = map[string][]byte{}
-			}
-			for k, v := range data {
-				sec.Data[k] = v
-			}
-			err = m.o.Client.Update(ctx, sec)
-		} else {
-			sec = &corev1.Secret{
-				ObjectMeta: metav1.ObjectMeta{
-					Namespace: key.Namespace, Name: key.Name,
-					Labels: map[string]string{"app.kubernetes.io/managed-by": "authgate-controller"},
-				},
-				Type: corev1.SecretTypeTLS,
-				Data: data,
-			}
-			err = m.o.Client.Create(ctx, sec)
-		}
-		if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-			continue // another replica wrote first: use its certificates
-		}
-		if err != nil {
-			return nil, fmt.Errorf("write secret %s: %w", key, err)
-		}
-		m.o.Logger.InfoContext(ctx, "webhook certificates issued", "secret", key.String(), "reasons", reasons,
-			"ca_serial", next.cas[0].SerialNumber.Text(16), "ca_not_after", next.cas[0].NotAfter,
-			"cas_trusted", len(next.cas), "cert_serial", next.leaf.SerialNumber.Text(16), "cert_not_after", next.leaf.NotAfter)
-		return next, nil
-	}
-	return nil, fmt.Errorf("secret %s: still changing after %d attempts", key, writeAttempts)
-}
-
-// writeFiles writes ca.crt, tls.key and tls.crt into CertDir where they
-// differ (each atomically: temporary file, then rename; the key first, so a
-// reader that sees the new certificate finds its key) and returns the pair.
-func (m *Manager) writeFiles(mat *material) (*tls.Certificate, error) {
-	data, err := mat.encode()
-	if err != nil {
-		return nil, err
-	}
-	pair, err := tls.X509KeyPair(data[KeyTLSCert], data[KeyTLSKey])
-	if err != nil {
-		return nil, fmt.Errorf("serving pair: %w", err)
-	}
-	if err := os.MkdirAll(m.o.CertDir, 0o700); err != nil {
-		return nil, fmt.Errorf("cert dir: %w", err)
-	}
-	for _, f := range []struct {
-		name string
-		mode os.FileMode
-	}{{KeyCACert, 0o644}, {KeyTLSKey, 0o600}, {KeyTLSCert, 0o644}} {
-		if err := writeIfChanged(filepath.Join(m.o.CertDir, f.name), data[f.name], f.mode); err != nil {
-			return nil, err
-		}
-	}
-	return &pair, nil
-}
-
-func writeIfChanged(path string, content []byte, mode os.FileMode) error {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, content) {
-		return nil
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }() // fails harmlessly after the rename
-	if _, err := tmp.Write(content); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-// publish sets every webhook's caBundle to bundle, updating the
-// configuration only if one differs (re-reading it on conflict).
-func (m *Manager) publish(ctx context.Context, whc *admissionregistrationv1.MutatingWebhookConfiguration, bundle []byte) error {
-	first := true
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if !first {
-			if err := m.o.APIReader.Get(ctx, types.NamespacedName{Name: whc.Name}, whc); err != nil {
-				return err
-			}
-		}
-		first = false
-		changed := false
-		for i := range whc.Webhooks {
-			if !bytes.Equal(whc.Webhooks[i].ClientConfig.CABundle, bundle) {
-				whc.Webhooks[i].ClientConfig.CABundle = bundle
-				changed = true
-			}
-		}
-		if !changed {
-			return nil
-		}
-		if err := m.o.Client.Update(ctx, whc); err != nil {
-			return err
-		}
-		m.o.Logger.InfoContext(ctx, "webhook caBundle published", "mutatingwebhookconfiguration", whc.Name, "webhooks", len(whc.Webhooks))
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("publish caBundle to mutatingwebhookconfiguration %s: %w", whc.Name, err)
-	}
-	return nil
 }

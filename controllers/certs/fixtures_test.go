@@ -3,85 +3,348 @@ package certs_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/authgate/authgate/controllers/certs"
 )
 
 const (
-	secretName  = "authgate-webhook-tls"
-	serviceName = "authgate-webhook"
+	secretName = "authgate-webhook-tls"
+	// serviceName makes "localhost" one of the certificate's DNS names:
+	// the API server calls the webhook at https://localhost:<port>.
+	serviceName = "localhost"
+	day         = 24 * time.Hour
 )
 
-// t0 is the tests' epoch: certificates are issued against a fake clock.
-var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// clock is a settable clock safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// env is one test's world: a namespace, a webhook configuration with two
-// webhooks, and a clock.
+// env is one test's world: the controller's namespace holding the empty
+// Secret (as the chart ships it), a MutatingWebhookConfiguration with two
+// webhooks (failurePolicy Fail) pointing at the webhook server, a
+// namespace both webhooks select, a user holding only rotatorRules, and a
+// stand-in for the kubelet copying the Secret into the cert dir.
 type env struct {
-	t     *testing.T
-	ns    string
-	whc   string
-	svc   string
-	clock *clock
+	t       *testing.T
+	ns      string // the controller's namespace
+	target  string // a namespace both webhooks select
+	whc     string
+	port    int // the webhook server's
+	probe   int // /readyz
+	certDir string
+	user    *envtest.AuthenticatedUser
+	kubelet *kubelet
+	calls   atomic.Int64  // admission requests served
+	served  chan struct{} // closed when the webhook handler is registered
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "certs-"}}
-	if err := k8s.Create(ctx, ns); err != nil {
-		t.Fatalf("create namespace: %v", err)
-	}
-	whc := webhookConfig(ns.Name, "https://127.0.0.1:1/mutate")
-	if err := k8s.Create(ctx, whc); err != nil {
-		t.Fatalf("create webhook configuration: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = k8s.Delete(context.Background(), whc)
-		_ = k8s.Delete(context.Background(), ns)
-	})
-	return &env{t: t, ns: ns.Name, whc: whc.Name, svc: serviceName, clock: newClock()}
+	e := &env{t: t, port: freePort(t), probe: freePort(t), certDir: t.TempDir(), served: make(chan struct{})}
+	e.ns = e.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "certs-"}}).GetName()
+	e.whc = e.ns
+	e.target = e.create(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		GenerateName: "certs-target-", Labels: map[string]string{"authgate-test": e.whc},
+	}}).GetName()
+	e.create(&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: secretName}})
+	e.create(webhookConfig(e.whc, fmt.Sprintf("https://localhost:%d/mutate", e.port)))
+	e.user = e.rotatorUser()
+	e.kubelet = &kubelet{key: types.NamespacedName{Namespace: e.ns, Name: secretName}, dir: e.certDir}
+	return e
 }
 
-// webhookConfig has two webhooks for objects in namespaces labelled
-// authgate-test=<name>; failurePolicy Ignore unless a test changes it.
+// create creates obj as the administrator and deletes it at the end.
+func (e *env) create(obj client.Object) client.Object {
+	e.t.Helper()
+	if err := k8s.Create(context.Background(), obj); err != nil {
+		e.t.Fatalf("create %T: %v", obj, err)
+	}
+	e.t.Cleanup(func() { _ = k8s.Delete(context.Background(), obj) })
+	return obj
+}
+
+// rotatorRules are all the rotator may do: read and update the one
+// Secret, read and update the one webhook configuration. Lists and
+// watches are allowed by name only, so these rules also prove that the
+// rotator's cache asks for nothing else. TestGeneratedRBACGrantsTheRotatorRules
+// checks that config/rbac/role.yaml grants them.
+func rotatorRules(secret, whc string) (namespaced, cluster []rbacv1.PolicyRule) {
+	verbs := []string{"get", "list", "watch", "update"}
+	return []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{secret}, Verbs: verbs}},
+		[]rbacv1.PolicyRule{{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{whc}, Verbs: verbs}}
+}
+
+// rotatorUser adds a user bound to rotatorRules.
+func (e *env) rotatorUser() *envtest.AuthenticatedUser {
+	e.t.Helper()
+	name := "rotator-" + e.ns
+	user, err := testEnv.AddUser(envtest.User{Name: name}, adminCfg)
+	if err != nil {
+		e.t.Fatalf("add user: %v", err)
+	}
+	namespaced, cluster := rotatorRules(secretName, e.whc)
+	subjects := []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}}
+	e.create(&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, Rules: namespaced})
+	e.create(&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name}, Subjects: subjects,
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name}})
+	e.create(&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: cluster})
+	e.create(&rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name}, Subjects: subjects,
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name}})
+	return user
+}
+
+// options are the controller's, with this test's names.
+func (e *env) options() certs.Options {
+	return certs.Options{
+		Namespace: e.ns, SecretName: secretName, ServiceName: serviceName, WebhookConfigName: e.whc,
+		CertDir: e.certDir, CAValidity: 30 * day, CertValidity: 7 * day, RenewBefore: 2 * day,
+		ControllerName: "cert-rotator-" + e.ns, Logger: testLogger(),
+	}
+}
+
+// start runs a manager as the rotator's user with certs.Add, whose
+// whenReady registers a webhook that allows everything and counts calls,
+// until the test ends.
+func (e *env) start() {
+	e.t.Helper()
+	mgr, err := ctrl.NewManager(e.user.Config(), ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "127.0.0.1:" + strconv.Itoa(e.probe),
+		WebhookServer:          webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: e.port, CertDir: e.certDir}),
+	})
+	if err != nil {
+		e.t.Fatalf("new manager: %v", err)
+	}
+	err = certs.Add(mgr, e.options(), func() error {
+		mgr.GetWebhookServer().Register("/mutate", &admission.Webhook{Handler: admission.HandlerFunc(
+			func(context.Context, admission.Request) admission.Response {
+				e.calls.Add(1)
+				return admission.Allowed("")
+			})})
+		close(e.served)
+		return nil
+	})
+	if err != nil {
+		e.t.Fatalf("certs.Add: %v", err)
+	}
+	ctx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), logf.Log))
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	kubeletDone := make(chan struct{})
+	go func() { defer close(kubeletDone); e.kubelet.run(ctx) }()
+	e.t.Cleanup(func() {
+		cancel()
+		<-kubeletDone
+		if err := <-done; err != nil {
+			e.t.Errorf("manager: %v", err)
+		}
+	})
+}
+
+// serving starts the manager and waits until the webhook is served and
+// the API server calls it.
+func (e *env) serving() {
+	e.t.Helper()
+	e.start()
+	e.waitServed()
+	e.eventually(30*time.Second, "the API server calls the webhook", func() error { return e.admit() })
+}
+
+func (e *env) waitServed() {
+	e.t.Helper()
+	select {
+	case <-e.served:
+	case <-time.After(90 * time.Second):
+		e.t.Fatal("webhook not served 90s after start")
+	}
+}
+
+// admit creates a ConfigMap in the target namespace: both webhooks must
+// have been called, with failurePolicy Fail.
+func (e *env) admit() error {
+	before := e.calls.Load()
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: e.target, GenerateName: "c-"}}
+	if err := k8s.Create(context.Background(), cm); err != nil {
+		return fmt.Errorf("create configmap: %w", err)
+	}
+	if got := e.calls.Load() - before; got != 2 {
+		return fmt.Errorf("webhook called %d times, want 2", got)
+	}
+	return nil
+}
+
+// eventually polls f until it returns nil, failing the test after d.
+func (e *env) eventually(d time.Duration, what string, f func() error) {
+	e.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s: not after %s: %v", what, d, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (e *env) secret() *corev1.Secret {
+	e.t.Helper()
+	s := &corev1.Secret{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: e.ns, Name: secretName}, s); err != nil {
+		e.t.Fatalf("get secret: %v", err)
+	}
+	return s
+}
+
+// updateSecret changes the Secret's data as the administrator.
+func (e *env) updateSecret(change func(map[string][]byte)) {
+	e.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s := e.secret()
+		change(s.Data)
+		return k8s.Update(context.Background(), s)
+	})
+	if err != nil {
+		e.t.Fatalf("update secret: %v", err)
+	}
+}
+
+func (e *env) webhooks() *admissionregistrationv1.MutatingWebhookConfiguration {
+	e.t.Helper()
+	w := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Name: e.whc}, w); err != nil {
+		e.t.Fatalf("get webhook configuration: %v", err)
+	}
+	return w
+}
+
+// caBundlesAre fails unless every webhook's caBundle is want.
+func (e *env) caBundlesAre(want []byte) error {
+	for _, w := range e.webhooks().Webhooks {
+		if !bytes.Equal(w.ClientConfig.CABundle, want) {
+			return fmt.Errorf("webhook %s: caBundle of %d bytes, want %d", w.Name, len(w.ClientConfig.CABundle), len(want))
+		}
+	}
+	return nil
+}
+
+// dnsNames are the names the serving certificate must be valid for.
+func (e *env) dnsNames() []string {
+	s := serviceName
+	return []string{s + "." + e.ns + ".svc", s, s + "." + e.ns, s + "." + e.ns + ".svc.cluster.local"}
+}
+
+// pki is the Secret as the tests see it.
+type pki struct {
+	ca   *x509.Certificate
+	leaf *x509.Certificate
+	data map[string][]byte
+}
+
+// issued returns the Secret once the rotator filled it, checking that the
+// serving certificate verifies against ca.crt for every DNS name.
+func (e *env) issued() pki {
+	e.t.Helper()
+	var p pki
+	e.eventually(30*time.Second, "the rotator fills the Secret", func() error {
+		d := e.secret().Data
+		if len(d["tls.crt"]) == 0 || len(d["ca.crt"]) == 0 {
+			return fmt.Errorf("secret has keys %v", keys(d))
+		}
+		p = pki{ca: mustCert(e.t, d["ca.crt"]), leaf: mustCert(e.t, d["tls.crt"]), data: d}
+		return nil
+	})
+	if !p.ca.IsCA || p.ca.KeyUsage&x509.KeyUsageCertSign == 0 {
+		e.t.Errorf("ca.crt: IsCA %v, key usage %v", p.ca.IsCA, p.ca.KeyUsage)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.ca)
+	for _, n := range e.dnsNames() {
+		if _, err := p.leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: n, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			e.t.Errorf("serving certificate for %s: %v", n, err)
+		}
+	}
+	return p
+}
+
+// servedLeaf is the certificate the webhook server presents, verified
+// against roots for "localhost".
+func (e *env) servedLeaf(roots []byte) (*x509.Certificate, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(roots) {
+		return nil, fmt.Errorf("no CA in %d bytes", len(roots))
+	}
+	d := tls.Dialer{Config: &tls.Config{RootCAs: pool, ServerName: serviceName, MinVersion: tls.VersionTLS12}}
+	conn, err := d.DialContext(context.Background(), "tcp", "127.0.0.1:"+strconv.Itoa(e.port))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	return conn.(*tls.Conn).ConnectionState().PeerCertificates[0], nil
+}
+
+// readyz returns the status of the manager's webhook-certs readyz check.
+func (e *env) readyz() (int, error) {
+	url := fmt.Sprintf("http://127.0.0.1:%d/readyz/webhook-certs", e.probe)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// caArtifacts parses the CA out of the Secret as the rotator wrote it.
+func caArtifacts(t *testing.T, data map[string][]byte) *rotator.KeyPairArtifacts {
+	t.Helper()
+	block, _ := pem.Decode(data["ca.key"])
+	if block == nil {
+		t.Fatal("ca.key: no PEM block")
+	}
+	key, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatalf("ca.key: %v", err)
+	}
+	return &rotator.KeyPairArtifacts{Cert: mustCert(t, data["ca.crt"]), Key: key, CertPEM: data["ca.crt"], KeyPEM: data["ca.key"]}
+}
+
+// webhookConfig has two webhooks for ConfigMaps created in namespaces
+// labelled authgate-test=<name>, failing closed.
 func webhookConfig(name, url string) *admissionregistrationv1.MutatingWebhookConfiguration {
 	hook := func(n string) admissionregistrationv1.MutatingWebhook {
 		return admissionregistrationv1.MutatingWebhook{
@@ -89,7 +352,7 @@ func webhookConfig(name, url string) *admissionregistrationv1.MutatingWebhookCon
 			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To(url)},
 			AdmissionReviewVersions: []string{"v1"},
 			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			FailurePolicy:           ptr.To(admissionregistrationv1.Ignore),
+			FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
 			TimeoutSeconds:          ptr.To[int32](5),
 			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"authgate-test": name}},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
@@ -104,157 +367,116 @@ func webhookConfig(name, url string) *admissionregistrationv1.MutatingWebhookCon
 	}
 }
 
-// options are short lifetimes: CA 30d (renewed with 10d left), serving
-// certificate 7d (renewed with 2d left), CA overlap 1h.
-func (e *env) options(c client.Client) certs.Options {
-	return certs.Options{
-		Namespace: e.ns, SecretName: secretName, ServiceName: e.svc, WebhookConfigName: e.whc,
-		CertDir:    e.t.TempDir(),
-		CAValidity: 30 * 24 * time.Hour, CARenewBefore: 10 * 24 * time.Hour,
-		CertValidity: 7 * 24 * time.Hour, RenewBefore: 2 * 24 * time.Hour,
-		CAOverlap: time.Hour, CheckInterval: time.Hour,
-		Now: e.clock.Now, Client: c, Logger: testLogger(e.t),
-	}
+// kubelet stands in for the kubelet's Secret volume: when tls.crt and
+// tls.key of the Secret change it writes them into a new directory and
+// swaps the symlink ..data to it, tls.crt and tls.key being links through
+// ..data (the kubelet's atomic writer), unless paused.
+type kubelet struct {
+	key    types.NamespacedName
+	dir    string
+	mu     sync.Mutex
+	paused bool
+	last   []byte // tls.crt last written
+	gen    int
 }
 
-// manager returns a Manager on c and its certificate directory.
-func (e *env) manager(c client.Client) (*certs.Manager, string) {
-	e.t.Helper()
-	o := e.options(c)
-	m, err := certs.New(o)
-	if err != nil {
-		e.t.Fatalf("New: %v", err)
-	}
-	return m, o.CertDir
+func (k *kubelet) pause(p bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.paused = p
 }
 
-func (e *env) ensure(m *certs.Manager) {
-	e.t.Helper()
-	if err := m.Ensure(context.Background()); err != nil {
-		e.t.Fatalf("Ensure: %v", err)
-	}
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("AUTHGATE_TEST_VERBOSE") != "" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	}
-	_ = t
-	return slog.New(slog.NewJSONHandler(io.Discard, nil))
-}
-
-func (e *env) secret() *corev1.Secret {
-	e.t.Helper()
-	s := &corev1.Secret{}
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: e.ns, Name: secretName}, s); err != nil {
-		e.t.Fatalf("get secret: %v", err)
-	}
-	return s
-}
-
-func (e *env) webhooks() *admissionregistrationv1.MutatingWebhookConfiguration {
-	e.t.Helper()
-	w := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	if err := k8s.Get(context.Background(), types.NamespacedName{Name: e.whc}, w); err != nil {
-		e.t.Fatalf("get webhook configuration: %v", err)
-	}
-	return w
-}
-
-// dnsNames are the names the serving certificate must be valid for.
-func (e *env) dnsNames() []string {
-	s := e.svc
-	return []string{s, s + "." + e.ns, s + "." + e.ns + ".svc", s + "." + e.ns + ".svc.cluster.local"}
-}
-
-// state is the Secret as the tests see it.
-type state struct {
-	cas  []*x509.Certificate
-	leaf *x509.Certificate
-	data map[string][]byte
-}
-
-func (e *env) state() state {
-	e.t.Helper()
-	s := e.secret()
-	cas := mustCerts(e.t, s.Data[certs.KeyCACert])
-	leaf := mustCerts(e.t, s.Data[certs.KeyTLSCert])
-	if len(cas) == 0 || len(leaf) != 1 {
-		e.t.Fatalf("secret holds %d CAs and %d serving certificates", len(cas), len(leaf))
-	}
-	return state{cas: cas, leaf: leaf[0], data: s.Data}
-}
-
-// check asserts the invariants after a successful Ensure: the serving
-// certificate verifies against ca.crt for every DNS name at the clock's
-// time, it is signed by want (when not nil), the files equal the Secret,
-// and both webhooks' caBundle equal ca.crt.
-func (e *env) check(m *certs.Manager, dir string, signer *x509.Certificate) state {
-	e.t.Helper()
-	st := e.state()
-	pool := x509.NewCertPool()
-	for _, c := range st.cas {
-		pool.AddCert(c)
-	}
-	for _, n := range e.dnsNames() {
-		if _, err := st.leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: n, CurrentTime: e.clock.Now(),
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
-			e.t.Errorf("serving certificate for %s: %v", n, err)
-		}
-	}
-	if signer != nil {
-		if err := st.leaf.CheckSignatureFrom(signer); err != nil {
-			e.t.Errorf("serving certificate not signed by %s: %v", signer.Subject.CommonName, err)
-		}
-	}
-	for _, k := range []string{certs.KeyCACert, certs.KeyTLSCert, certs.KeyTLSKey} {
-		got, err := os.ReadFile(filepath.Join(dir, k))
-		if err != nil {
-			e.t.Fatalf("read %s: %v", k, err)
-		}
-		if !bytes.Equal(got, st.data[k]) {
-			e.t.Errorf("file %s differs from the secret", k)
-		}
-	}
-	for _, w := range e.webhooks().Webhooks {
-		if !bytes.Equal(w.ClientConfig.CABundle, st.data[certs.KeyCACert]) {
-			e.t.Errorf("webhook %s caBundle: got %d bytes, want ca.crt (%d bytes)", w.Name, len(w.ClientConfig.CABundle), len(st.data[certs.KeyCACert]))
-		}
-	}
-	if m != nil {
-		cert, err := m.GetCertificate(nil)
-		if err != nil {
-			e.t.Fatalf("GetCertificate: %v", err)
-		}
-		if !bytes.Equal(cert.Certificate[0], st.leaf.Raw) {
-			e.t.Error("GetCertificate serves another certificate than the secret's")
-		}
-	}
-	return st
-}
-
-func mustCerts(t *testing.T, b []byte) []*x509.Certificate {
-	t.Helper()
-	var out []*x509.Certificate
+func (k *kubelet) run(ctx context.Context) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
 	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			break
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = k.sync(ctx)
 		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			t.Fatalf("parse certificate: %v", err)
+	}
+}
+
+func (k *kubelet) sync(ctx context.Context) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.paused {
+		return nil
+	}
+	s := &corev1.Secret{}
+	if err := k8s.Get(ctx, k.key, s); err != nil {
+		return err
+	}
+	crt, key := s.Data["tls.crt"], s.Data["tls.key"]
+	if len(crt) == 0 || len(key) == 0 || bytes.Equal(crt, k.last) {
+		return nil
+	}
+	k.gen++
+	gen := fmt.Sprintf("..%d", k.gen)
+	if err := os.Mkdir(filepath.Join(k.dir, gen), 0o700); err != nil {
+		return err
+	}
+	for name, content := range map[string][]byte{"tls.crt": crt, "tls.key": key} {
+		if err := os.WriteFile(filepath.Join(k.dir, gen, name), content, 0o600); err != nil {
+			return err
 		}
-		out = append(out, c)
+	}
+	tmp := filepath.Join(k.dir, "..data_tmp")
+	if err := os.Symlink(gen, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(k.dir, "..data")); err != nil {
+		return err
+	}
+	for _, name := range []string{"tls.crt", "tls.key"} {
+		link := filepath.Join(k.dir, name)
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+			return err
+		}
+	}
+	k.last = crt
+	return nil
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func mustCert(t *testing.T, b []byte) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("no certificate in %d bytes", len(b))
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatalf("parse certificate: %v", err)
+	}
+	return c
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
 	}
 	return out
 }
 
-func names(cas []*x509.Certificate) string {
-	var s []string
-	for _, c := range cas {
-		s = append(s, c.Subject.CommonName)
+func testLogger() *slog.Logger {
+	if os.Getenv("AUTHGATE_TEST_VERBOSE") != "" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	}
-	return strings.Join(s, ",")
+	return slog.New(slog.NewJSONHandler(io.Discard, nil))
 }

@@ -5,65 +5,49 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
-
-	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Defaults for Options.
 const (
-	DefaultCAValidity    = 10 * 365 * 24 * time.Hour
-	DefaultCertValidity  = 365 * 24 * time.Hour
-	DefaultCheckInterval = time.Hour
+	DefaultCAValidity     = 10 * 365 * 24 * time.Hour
+	DefaultCertValidity   = 365 * 24 * time.Hour
+	DefaultCheckInterval  = time.Hour
+	DefaultControllerName = "webhook-cert-rotator"
 )
 
-// Options configure a Manager. Zero durations take the defaults.
+// Options configure the rotator. Zero values take the defaults.
 type Options struct {
 	// Namespace is the controller's namespace; it holds the Secret.
 	Namespace string
-	// SecretName names the Secret (type kubernetes.io/tls) holding tls.crt,
-	// tls.key, ca.crt (every CA still trusted, newest first: the caBundle)
-	// and ca.key (the newest CA's key).
+	// SecretName names the Secret holding ca.crt, ca.key, tls.crt and
+	// tls.key. It must exist (the chart and config/ ship it empty): the
+	// rotator only updates it.
 	SecretName string
 	// ServiceName is the webhook Service. The serving certificate carries
-	// the DNS names <svc>, <svc>.<ns>, <svc>.<ns>.svc and
-	// <svc>.<ns>.svc.cluster.local.
+	// the DNS names <svc>.<ns>.svc (the one the API server checks), <svc>,
+	// <svc>.<ns> and <svc>.<ns>.svc.cluster.local.
 	ServiceName string
 	// WebhookConfigName is the MutatingWebhookConfiguration whose every
-	// webhook's clientConfig.caBundle receives ca.crt. It must exist.
+	// webhook's clientConfig.caBundle receives ca.crt.
 	WebhookConfigName string
-	// CertDir receives tls.crt, tls.key and ca.crt (written atomically,
-	// and only when they changed).
+	// CertDir is the webhook server's certificate directory, where the
+	// pod's Secret volume puts tls.crt and tls.key.
 	CertDir string
 
 	// CAValidity and CertValidity are the lifetimes of a new CA (default
-	// 10y) and a new serving certificate (default 1y; never past its CA).
+	// 10y) and of a new serving certificate (default 1y).
 	CAValidity, CertValidity time.Duration
-	// RenewBefore: the serving certificate is re-issued when less than
-	// this remains. Default CertValidity/3.
+	// RenewBefore: the serving certificate, and the CA, are issued anew
+	// when less than this remains of them. Default CertValidity/3.
 	RenewBefore time.Duration
-	// CARenewBefore: a new CA is created when less than this remains of
-	// the newest one. Default CAValidity/3. Must exceed RenewBefore +
-	// CAOverlap, so the serving certificate moves to the new CA before
-	// the old one's end forces a renewal.
-	CARenewBefore time.Duration
-	// CAOverlap is how long a new CA is trusted (published in the
-	// caBundle next to the old one) before the serving certificate is
-	// signed by it. Default CheckInterval.
-	CAOverlap time.Duration
-	// CheckInterval is the period of Start's Ensure. Default 1h.
+	// CheckInterval is how often the Secret is checked besides its watch
+	// events. Default 1h.
 	CheckInterval time.Duration
-
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-	// Client writes the Secret and the webhook configuration, and reads
-	// them when APIReader is nil.
-	Client client.Client
-	// APIReader reads the Secret and the webhook configuration; nil uses
-	// Client. With the manager's cached client as Client, pass
-	// mgr.GetAPIReader(): that cache holds only labelled Secrets.
-	APIReader client.Reader
-	// Logger receives issuance and errors (never key material); nil uses
-	// slog.Default().
+	// ControllerName names the rotator's controller; controller-runtime
+	// wants it unique in the process. Default "webhook-cert-rotator".
+	ControllerName string
+	// Logger receives what this package logs (the rotator logs through
+	// controller-runtime's logger); nil uses slog.Default().
 	Logger *slog.Logger
 }
 
@@ -78,20 +62,11 @@ func (o Options) withDefaults() Options {
 	if o.RenewBefore == 0 {
 		o.RenewBefore = o.CertValidity / 3
 	}
-	if o.CARenewBefore == 0 {
-		o.CARenewBefore = o.CAValidity / 3
-	}
 	if o.CheckInterval == 0 {
 		o.CheckInterval = DefaultCheckInterval
 	}
-	if o.CAOverlap == 0 {
-		o.CAOverlap = o.CheckInterval
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.APIReader == nil && o.Client != nil {
-		o.APIReader = o.Client
+	if o.ControllerName == "" {
+		o.ControllerName = DefaultControllerName
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -99,9 +74,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Validate checks the options as New would use them (defaults applied),
-// without side effects. Client is not checked: flags cannot set it; New
-// requires it.
+// Validate checks the options as Add would use them (defaults applied),
+// without side effects.
 func (o Options) Validate() error {
 	d := o.withDefaults()
 	return d.validate()
@@ -118,23 +92,22 @@ func (o *Options) validate() error {
 			errs = append(errs, fmt.Errorf("%s is required", f.name))
 		}
 	}
-	if o.CAValidity < 0 || o.CertValidity < 0 || o.RenewBefore < 0 || o.CARenewBefore < 0 || o.CAOverlap < 0 || o.CheckInterval < 0 {
+	if o.CAValidity < 0 || o.CertValidity < 0 || o.RenewBefore < 0 || o.CheckInterval < 0 {
 		errs = append(errs, errors.New("durations must not be negative"))
 	}
+	// A lifetime not above RenewBefore would be renewed at every check.
 	if o.RenewBefore >= o.CertValidity {
 		errs = append(errs, fmt.Errorf("renew before (%s) must be less than the certificate validity (%s)", o.RenewBefore, o.CertValidity))
 	}
-	if o.CARenewBefore >= o.CAValidity {
-		errs = append(errs, fmt.Errorf("CA renew before (%s) must be less than the CA validity (%s)", o.CARenewBefore, o.CAValidity))
-	}
-	if o.CARenewBefore <= o.RenewBefore+o.CAOverlap {
-		errs = append(errs, fmt.Errorf("CA renew before (%s) must exceed renew before (%s) plus CA overlap (%s)", o.CARenewBefore, o.RenewBefore, o.CAOverlap))
+	if o.CertValidity > o.CAValidity {
+		errs = append(errs, fmt.Errorf("certificate validity (%s) must not exceed the CA validity (%s)", o.CertValidity, o.CAValidity))
 	}
 	return errors.Join(errs...)
 }
 
-// dnsNames are the serving certificate's subject alternative names.
+// dnsNames are the serving certificate's names, the one the API server
+// checks first.
 func (o *Options) dnsNames() []string {
 	s, ns := o.ServiceName, o.Namespace
-	return []string{s, s + "." + ns, s + "." + ns + ".svc", s + "." + ns + ".svc.cluster.local"}
+	return []string{s + "." + ns + ".svc", s, s + "." + ns, s + "." + ns + ".svc.cluster.local"}
 }

@@ -191,8 +191,9 @@ func describeDiff(path string, want, got any) string {
 }
 
 // The chart grants everything the controller's RBAC markers ask for
-// (config/rbac/role.yaml), narrows its webhook configuration rights to its
-// own object, and drops certificate rights when cert-manager owns them.
+// (config/rbac/role.yaml), narrows its webhook configuration and Secret
+// rights to its own objects, and drops certificate rights when cert-manager
+// owns them.
 func TestChartRBAC(t *testing.T) {
 	t.Parallel()
 	generated := parseObjects(t, mustRead(t, filepath.Join(repoRoot, "config", "rbac", "role.yaml")))
@@ -202,11 +203,19 @@ func TestChartRBAC(t *testing.T) {
 			objs := byKey(t, parseObjects(t, render(t, v)))
 			clusterRole := objs["ClusterRole authgate-controller"]
 			role := objs["Role "+releaseNamespace+"/authgate-controller"]
+			certRole := objs["Role "+releaseNamespace+"/authgate-controller-webhook-certs"]
 			if clusterRole == nil || role == nil {
 				t.Fatalf("missing ClusterRole or Role authgate-controller in %v", sortedKeys(objs))
 			}
+			if (certRole == nil) != (v.name == certManager.name) {
+				t.Fatalf("Role authgate-controller-webhook-certs rendered: %v, want %v", certRole != nil, v.name != certManager.name)
+			}
+			roles := []*unstructured.Unstructured{role}
+			if certRole != nil {
+				roles = append(roles, certRole)
+			}
 			clusterGrants := grantSet(clusterRole)
-			nsGrants := grantSet(clusterRole, role)
+			nsGrants := grantSet(append([]*unstructured.Unstructured{clusterRole}, roles...)...)
 			for _, g := range generated {
 				granted := clusterGrants
 				if g.GetKind() == "Role" {
@@ -224,9 +233,9 @@ func TestChartRBAC(t *testing.T) {
 				}
 			}
 			if v.name == certManager.name {
-				for g := range grantSet(role) {
+				for g := range grantSet(roles...) {
 					if strings.Contains(g, " secrets ") {
-						t.Errorf("with cert-manager the chart's Role still grants %s", g)
+						t.Errorf("with cert-manager the chart's Roles still grant %s", g)
 					}
 				}
 				for g := range clusterGrants {
@@ -236,9 +245,60 @@ func TestChartRBAC(t *testing.T) {
 				}
 			}
 			for g := range clusterGrants {
-				if strings.Contains(g, " mutatingwebhookconfigurations ") && !strings.Contains(g, " * list") && !strings.Contains(g, " * watch") &&
-					!strings.Contains(g, " authgate-injector ") {
+				if strings.Contains(g, " mutatingwebhookconfigurations ") && !strings.Contains(g, " authgate-injector ") {
 					t.Errorf("the chart grants %s on every MutatingWebhookConfiguration, want it restricted to authgate-injector", g)
+				}
+			}
+			for g := range grantSet(roles...) {
+				if strings.Contains(g, " secrets ") && !strings.Contains(g, " authgate-webhook-tls ") {
+					t.Errorf("the chart's Roles grant %s, want Secret rights restricted to authgate-webhook-tls", g)
+				}
+			}
+		})
+	}
+}
+
+// Every permission is granted once: no grant of a Role or ClusterRole of
+// the chart (both variants) or of config/default is also granted by
+// another rule, of the same object or another (a grant on every name, or
+// cluster-wide, covers the narrower ones).
+func TestEachPermissionGrantedOnce(t *testing.T) {
+	t.Parallel()
+	kust, err := run(kustomize, "build", filepath.Join(repoRoot, "config", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets := map[string][]*unstructured.Unstructured{
+		"chart default":      parseObjects(t, render(t, defaults)),
+		"chart cert-manager": parseObjects(t, render(t, certManager)),
+		"config/default":     parseObjects(t, kust),
+	}
+	for name, objs := range sets {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			type source struct{ object, grant string }
+			seen := map[string][]source{} // "group resource verb" -> grants
+			for _, o := range objs {
+				if o.GetKind() != "Role" && o.GetKind() != "ClusterRole" {
+					continue
+				}
+				rules, _, _ := unstructured.NestedSlice(o.Object, "rules")
+				for _, r := range rules {
+					for _, g := range expandRules([]any{r}, false) {
+						f := strings.Fields(g.(string))
+						k := f[0] + " " + f[1] + " " + f[3]
+						seen[k] = append(seen[k], source{objectKey(o), g.(string)})
+					}
+				}
+			}
+			for k, srcs := range seen {
+				for i, a := range srcs {
+					for _, b := range srcs[i+1:] {
+						an, bn := strings.Fields(a.grant)[2], strings.Fields(b.grant)[2]
+						if an == bn || an == "*" || bn == "*" {
+							t.Errorf("%s granted twice: %s by %s and %s by %s", k, a.grant, a.object, b.grant, b.object)
+						}
+					}
 				}
 			}
 		})
