@@ -18,12 +18,12 @@ import (
 // kubelet's atomic writer does. Files no longer present are removed.
 func Write(dir string, files map[string]string) error {
 	ts := filepath.Join(dir, fmt.Sprintf("..%s", time.Now().UTC().Format("2006_01_02_15_04_05.000000000")))
-	if err := os.Mkdir(ts, 0o755); err != nil {
+	if err := os.Mkdir(ts, 0o750); err != nil {
 		return fmt.Errorf("create payload dir: %w", err)
 	}
 	names := make([]string, 0, len(files))
 	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(ts, name), []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(ts, name), []byte(content), 0o600); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
 		names = append(names, name)
