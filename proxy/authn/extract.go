@@ -82,15 +82,25 @@ func unreadCredential(r *http.Request, src config.CredentialSource) *Error {
 	if r.URL == nil || r.URL.RawQuery == "" || (src.Type == config.SourceQuery && src.Name == standardQueryName) {
 		return nil
 	}
-	for rest := r.URL.RawQuery; rest != ""; {
+	if hasParam(r.URL.RawQuery, standardQueryName) {
+		return fail(ReasonAmbiguousCredential, "credentials were presented in more than one place (access_token query parameter)")
+	}
+	return nil
+}
+
+// hasParam reports whether a query string or form body holds a parameter
+// named name in any spelling its parsers accept ("&" or ";" separators,
+// an escaped name).
+func hasParam(raw, name string) bool {
+	for rest := raw; rest != ""; {
 		var part string
 		part, rest = cutQuery(rest)
 		k, _, _ := strings.Cut(part, "=")
-		if queryNameIs(k, standardQueryName) {
-			return fail(ReasonAmbiguousCredential, "credentials were presented in more than one place (access_token query parameter)")
+		if queryNameIs(k, name) {
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 func (x *extractor) read(r *http.Request, s *source) (string, bool, error) {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strings"
 )
 
 // MaxFormScanBytes bounds the form body FormCredential reads.
@@ -37,13 +36,8 @@ func FormCredential(r *http.Request) error {
 		return ErrFormTooLarge
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	for rest := string(body); rest != ""; {
-		var part string
-		part, rest = cutQuery(rest)
-		k, _, _ := strings.Cut(part, "=")
-		if queryNameIs(k, standardQueryName) {
-			return fail(ReasonAmbiguousCredential, "credentials were presented in more than one place (access_token form parameter)")
-		}
+	if hasParam(string(body), standardQueryName) {
+		return fail(ReasonAmbiguousCredential, "credentials were presented in more than one place (access_token form parameter)")
 	}
 	return nil
 }
