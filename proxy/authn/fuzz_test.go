@@ -3,7 +3,9 @@ package authn
 import (
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -107,6 +109,30 @@ func FuzzParseJWT(f *testing.F) {
 			if jwks.IsForbiddenHeader(k) {
 				t.Fatalf("accepted forbidden header %q", k)
 			}
+		}
+	})
+}
+
+// FuzzFormCredential: any form body is either refused or handed on
+// byte-for-byte; a refusal is ambiguous_credential and means the body has
+// an access_token parameter.
+func FuzzFormCredential(f *testing.F) {
+	for _, s := range []string{"a=1&access_token=x", "access%5Ftoken=1", "a=1;access_token", "", "%zz=1", "b=access_token"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		err := FormCredential(r)
+		if err != nil {
+			if ae, ok := AsError(err); !ok || ae.Reason != ReasonAmbiguousCredential {
+				t.Fatalf("got %v, want nil or ambiguous_credential", err)
+			}
+			return
+		}
+		got, _ := io.ReadAll(r.Body)
+		if string(got) != body {
+			t.Fatalf("the body changed: got %q, want %q", got, body)
 		}
 	})
 }
