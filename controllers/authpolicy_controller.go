@@ -55,6 +55,10 @@ type Reconciler struct {
 	// of issuers no policy trusts anymore are forgotten and a change of an
 	// issuer re-renders the namespaces that use it.
 	used map[string]map[string]bool
+	// served records, per namespace, what its bundle holds since this
+	// controller last wrote it: the last good generation of a rejected
+	// policy comes from here, never from reading the bundle back.
+	served map[string]lastGood
 	// changed carries issuer changes into the workqueue (SetupWithManager).
 	changed chan event.GenericEvent
 }
@@ -87,11 +91,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	lastGood, err := bundle.Fragments(current)
-	if err != nil {
-		logger.Info("existing bundle unreadable; rendering from scratch", "error", err.Error())
-		lastGood = nil
-	}
+	lastGood := r.lastGoodOf(ctx, ns, current, list.Items)
 
 	results, fragments, next := r.evaluateAll(ctx, list.Items, inputs, lastGood)
 	requeue := reconcile.Result{RequeueAfter: max(next.Sub(r.Now()), time.Second)}
@@ -109,6 +109,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 	if renderErr == nil {
 		renderErr = r.writeBundle(ctx, ns, data, current)
 	}
+	if renderErr == nil {
+		r.remember(ns, results)
+	}
 	for _, pr := range results {
 		if err := r.updateStatus(ctx, pr, renderErr); err != nil {
 			return reconcile.Result{}, err
@@ -124,7 +127,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 // fragments and when to look at the namespace again: after MaxRequeue, or
 // when a pending first key fetch will have ended (a safety net; the
 // refresher re-enqueues the namespace when it does).
-func (r *Reconciler) evaluateAll(ctx context.Context, items []v1alpha1.AuthPolicy, in *nsInputs, lastGood map[string]*translate.Fragment) ([]*policyResult, []*translate.Fragment, time.Time) {
+func (r *Reconciler) evaluateAll(ctx context.Context, items []v1alpha1.AuthPolicy, in *nsInputs, lastGood lastGood) ([]*policyResult, []*translate.Fragment, time.Time) {
 	results := make([]*policyResult, 0, len(items))
 	var fragments []*translate.Fragment
 	next := r.Now().Add(r.MaxRequeue)
@@ -175,7 +178,7 @@ type policyResult struct {
 	pendingUntil time.Time // when it will have ended at the latest
 }
 
-func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *nsInputs, lastGood map[string]*translate.Fragment) *policyResult {
+func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *nsInputs, lastGood lastGood) *policyResult {
 	pr := &policyResult{policy: p}
 	if p.DeletionTimestamp != nil {
 		return pr
@@ -190,7 +193,7 @@ func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *n
 	})
 	if problem != nil {
 		pr.problem = problem
-		if old, ok := lastGood[p.Namespace+"/"+p.Name]; ok {
+		if old, ok := lastGood[p.UID]; ok {
 			// Keep the last good generation, but never a revoked API key.
 			if refreshed := translate.RefreshKeys(old, p.Namespace, in.secrets); refreshed != nil {
 				pr.rendered, pr.stale = refreshed, true

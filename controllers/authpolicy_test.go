@@ -351,6 +351,8 @@ func TestAPIServerRejectsInvalidPolicies(t *testing.T) {
 		name, spec, want string
 	}{
 		{"no workload", `routes: [{name: a, public: true}]`, "set selector or targets"},
+		{"empty targets", `targets: {}
+routes: [{name: a, public: true}]`, "name a knativeService or an openFaaSFunction"},
 		{"private route without authentication", `selector: {matchLabels: {a: b}}
 routes: [{name: a, paths: ["/x"]}]`, "needs authentication.jwt or authentication.apiKeys"},
 		{"public route with scopes", `selector: {matchLabels: {a: b}}

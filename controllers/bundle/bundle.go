@@ -1,8 +1,8 @@
 // Package bundle renders the accepted AuthPolicies of one namespace into the
 // ProxyConfig its authgate-proxy sidecars load (one ConfigMap per
-// namespace), and splits an existing bundle back into per-policy fragments
-// so that the last good generation of a policy that became invalid stays in
-// force.
+// namespace), and splits an existing bundle back into per-policy fragments,
+// which a controller that starts reads to learn the last good generation
+// of each policy.
 package bundle
 
 import (
@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -32,9 +33,11 @@ const (
 // deterministic YAML: policies sorted by name, each policy's issuers in
 // policy order, API keys sorted and deduplicated by name, API key sources
 // merged. The upstream is a placeholder that every sidecar overrides with
-// --upstream; a workload no policy selects is denied. The result is checked
-// with the proxy's own config.Parse and authenticator before it is
-// returned, so a bundle Render returns is one a sidecar accepts.
+// --upstream; a workload no policy selects is denied.
+//
+// Fragments come out of translate.Translate validated one by one; Render
+// checks only what the merge adds (see check), so a bundle Render returns
+// is one a sidecar accepts.
 //
 // No fragments render a bundle with no policies: every workload is denied.
 func Render(fragments []*translate.Fragment) ([]byte, error) {
@@ -56,24 +59,80 @@ func Render(fragments []*translate.Fragment) ([]byte, error) {
 		}
 	}
 	cfg := m.config()
-	data, err := marshal(&cfg)
+	data, err := yaml.Marshal(&cfg)
 	if err != nil {
+		return nil, fmt.Errorf("encode bundle: %w", err)
+	}
+	if err := check(data, &cfg); err != nil {
 		return nil, err
-	}
-	parsed, err := config.Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("rendered bundle is invalid: %w", err)
-	}
-	if err := checkSidecars(parsed); err != nil {
-		return nil, fmt.Errorf("rendered bundle is rejected by the proxy: %w", err)
 	}
 	return data, nil
 }
 
-// checkSidecars builds authentication the way a sidecar does: for the
-// policies that select it. Each policy is checked alone, and every two
-// policies that could select the same pod together; policies that can
-// never share a pod never constrain each other.
+// check refuses a merged bundle that sidecars would refuse although every
+// fragment is valid on its own:
+//
+//   - config.Parse, the sidecar's own decoding and validation of these
+//     very bytes. Some of its rules span policies (an identity header of
+//     one policy that another reads a credential from is stripped before
+//     any credential is read), a last good fragment's keys were read again
+//     from the Secrets as they are now (translate.RefreshKeys) without
+//     being validated again, and the strict decoding proves the encoding
+//     round-trips. It builds nothing.
+//   - checkSidecars, the authenticator of every two policies that may
+//     select one pod.
+func check(data []byte, cfg *config.ProxyConfig) error {
+	parsed, err := config.Parse(data)
+	if err != nil {
+		var errs config.ErrorList
+		if errors.As(err, &errs) {
+			return fmt.Errorf("rendered bundle is invalid: %s", describe(errs, cfg))
+		}
+		return fmt.Errorf("rendered bundle is invalid: %w", err)
+	}
+	if err := checkSidecars(parsed); err != nil {
+		return fmt.Errorf("rendered bundle is rejected by the proxy: %w", err)
+	}
+	return nil
+}
+
+// describe lists field errors of the bundle, naming the policy, issuer or
+// API key an error lies in rather than its index.
+func describe(errs config.ErrorList, cfg *config.ProxyConfig) string {
+	msgs := make([]string, 0, len(errs))
+	for _, e := range errs {
+		msgs = append(msgs, where(e.Path, cfg)+": "+e.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// where renders a path of the bundle, leading with the name of the policy,
+// issuer or API key it lies in.
+func where(p config.Path, cfg *config.ProxyConfig) string {
+	name, rest := "", p
+	if i, r, ok := p.CutElem("policies"); ok && i < len(cfg.Policies) {
+		name, rest = "policy "+strconv.Quote(cfg.Policies[i].Name), r
+	} else if i, r, ok := p.CutElem("issuers"); ok && i < len(cfg.Issuers) {
+		name, rest = "issuer "+strconv.Quote(cfg.Issuers[i].Name), r
+	} else if keys, ok := p.CutField("apiKeys"); ok {
+		if i, r, ok := keys.CutElem("keys"); ok && i < len(cfg.APIKeys.Keys) {
+			name, rest = "api key "+strconv.Quote(cfg.APIKeys.Keys[i].Name), r
+		}
+	}
+	switch {
+	case name == "":
+		return p.String()
+	case len(rest) == 0:
+		return name
+	}
+	return name + ": " + rest.String()
+}
+
+// checkSidecars builds authentication the way a sidecar does, for every
+// two policies that could select the same pod: sources the two read with
+// different prefixes show only together. Each policy alone was checked by
+// config.Validate when it was translated; policies that can never share a
+// pod never constrain each other.
 func checkSidecars(cfg *config.ProxyConfig) error {
 	build := func(ps ...*config.Policy) error {
 		_, err := authn.New(cfg.Scoped(ps), authn.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -81,9 +140,6 @@ func checkSidecars(cfg *config.ProxyConfig) error {
 	}
 	for i := range cfg.Policies {
 		a := &cfg.Policies[i]
-		if err := build(a); err != nil {
-			return fmt.Errorf("policy %q: %w", a.Name, err)
-		}
 		for j := range i {
 			b := &cfg.Policies[j]
 			if disjoint(a.Selector, b.Selector) {
@@ -201,26 +257,6 @@ func (m *merger) config() config.ProxyConfig {
 	}
 	// Each policy names its own key sources; the global list stays empty.
 	return translate.Config(m.issuers, config.APIKeys{Keys: keys}, m.policies)
-}
-
-// marshal renders a config as YAML without the zero values encoding/json
-// cannot omit (empty structs, zero durations), which read as settings.
-func marshal(cfg *config.ProxyConfig) ([]byte, error) {
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encode bundle: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var tree any
-	if err := dec.Decode(&tree); err != nil {
-		return nil, fmt.Errorf("encode bundle: %w", err)
-	}
-	out, err := yaml.Marshal(prune(tree, typeOfConfig))
-	if err != nil {
-		return nil, fmt.Errorf("encode bundle: %w", err)
-	}
-	return out, nil
 }
 
 // Hash identifies a bundle's content for annotations. It is the hash the

@@ -237,6 +237,17 @@ func TestRenderErrors(t *testing.T) {
 			y.Issuers[0].Audiences = []string{"b"}
 			return []*translate.Fragment{x, y}
 		}, `issuer "team-a/x/jwt-0" is defined differently`},
+		// Only the merged bundle shows these: each fragment alone is valid.
+		{"identity header read as another policy's credential", func() []*translate.Fragment {
+			p := frag(t, "claims", "selector: {matchLabels: {app: other}}\nroutes: [{public: true}]\nheaders: {claims: [{header: X-API-Key, claim: sub}]}")
+			return []*translate.Fragment{ok, p}
+		}, `rendered bundle is invalid: policy "team-a/claims": headers.claims[0].header: "X-API-Key" is read as the credential header`},
+		{"last good key no longer valid", func() []*translate.Fragment {
+			stale := ptr(*ok)
+			stale.APIKeys = []config.APIKey{ok.APIKeys[0]}
+			stale.APIKeys[0].Subject = "two words"
+			return []*translate.Fragment{stale}
+		}, `rendered bundle is invalid: api key "team-a/k1": subject: must be a non-empty subject`},
 		{"invalid fragment", func() []*translate.Fragment {
 			bad := ptr(*ok)
 			bad.Policy.Routes = nil

@@ -17,7 +17,9 @@ import (
 // Fragments splits a rendered bundle back into per-policy fragments, keyed
 // by policy name: each policy with the issuers and API keys it references
 // and the bundle's API key sources. Rendering the fragments again yields
-// the same bundle. Empty data (no bundle yet) gives no fragments.
+// the same bundle. Empty data (no bundle yet) gives no fragments. The
+// controller calls it only when it starts, to learn what the sidecars
+// enforce; after that it remembers what it rendered.
 //
 // The data may have been edited by hand or be corrupt: it must pass the
 // proxy's config.Parse, and a policy that accepts API keys without naming

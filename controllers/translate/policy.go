@@ -13,12 +13,10 @@ import (
 	"github.com/authgate/authgate/proxy/config"
 )
 
-// selector ANDs spec.selector with the labels spec.targets stand for.
+// selector ANDs spec.selector with the labels spec.targets stand for. A
+// target that contradicts the selector is refused: the policy could select
+// no workload. (That one of them is set is the API server's rule.)
 func selector(sel *metav1.LabelSelector, t *v1alpha1.Targets) (config.Selector, *Problem) {
-	if sel == nil && (t == nil || (t.KnativeService == "" && t.OpenFaaSFunction == "")) {
-		return config.Selector{}, problem(ReasonInvalidSpec,
-			"spec: set selector or targets to say which workloads this policy protects")
-	}
 	out := labelSelector(sel)
 	if t == nil {
 		return out, nil
@@ -125,14 +123,17 @@ func headers(h *v1alpha1.IdentityHeaders) config.IdentityHeaders {
 	return out
 }
 
-// rateLimits parses each rate; every invalid one is reported.
+// rateLimits converts each rate. A rate that is not a finite decimal
+// number has no ProxyConfig value (a ProxyConfig is JSON), so it is
+// reported here, every one of them; whether a rate is positive is
+// config.Validate's to say.
 func rateLimits(in []v1alpha1.RateLimit) ([]config.RateLimit, *Problem) {
 	var out []config.RateLimit
 	var bad []string
 	for i, rl := range in {
 		rps, err := strconv.ParseFloat(strings.TrimSpace(rl.RequestsPerSecond), 64)
-		if err != nil || rps <= 0 || math.IsInf(rps, 0) || math.IsNaN(rps) {
-			bad = append(bad, fmt.Sprintf("spec.rateLimits[%d].requestsPerSecond: must be a positive decimal number such as \"10\" or \"0.5\", got %q", i, rl.RequestsPerSecond))
+		if err != nil || math.IsInf(rps, 0) || math.IsNaN(rps) {
+			bad = append(bad, fmt.Sprintf("spec.rateLimits[%d].requestsPerSecond: must be a decimal number such as \"10\" or \"0.5\", got %q", i, rl.RequestsPerSecond))
 			continue
 		}
 		out = append(out, config.RateLimit{Key: rl.Key, RequestsPerSecond: rps, Burst: int(rl.Burst)})

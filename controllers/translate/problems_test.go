@@ -7,12 +7,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/authgate/authgate/proxy/config"
 )
 
 func TestTranslateProblems(t *testing.T) {
 	t.Parallel()
 	good := "package authgate.authz\n\ndecision := true\n"
-	cms := map[string]*corev1.ConfigMap{"rules": {ObjectMeta: metav1.ObjectMeta{Name: "rules"}, Data: map[string]string{"a.rego": good, "bad.rego": "package authgate.authz\n\ndecision := )\n"}}}
+	cms := map[string]*corev1.ConfigMap{"rules": {ObjectMeta: metav1.ObjectMeta{Name: "rules"}, Data: map[string]string{"a.rego": good, "bad.rego": "package authgate.authz\n\ndecision := )\n", "blank.rego": " \n"}}}
 	secrets := []corev1.Secret{
 		secret("ok", "0123456789abcdef", map[string]string{"set": "ok"}),
 		secret("short", "0123456789", nil),
@@ -26,6 +28,7 @@ func TestTranslateProblems(t *testing.T) {
 		secret("badsubject", "0123456789abcdef-2", nil, "subject", "two words"),
 		secret("dup1", "0123456789abcdef-3", map[string]string{"set": "dup"}),
 		secret("dup2", "0123456789abcdef-3", map[string]string{"set": "dup"}),
+		secret("badscope", "0123456789abcdef-4", nil, "scopes", "orders:read or\x00ders:write"),
 	}
 	keys := func(names string) string {
 		return "selector: {}\nauthentication: {apiKeys: {secretNames: [" + names + "]}}\nroutes: [{}]"
@@ -52,6 +55,7 @@ func TestTranslateProblems(t *testing.T) {
 		{"bad expiry", keys("badexp"), ReasonSecretInvalid, []string{`Secret "badexp": data "expiresAt" must be an RFC 3339 time`}},
 		{"every invalid secret listed", keys("short, space"), ReasonSecretInvalid, []string{`Secret "short"`, `Secret "space"`}},
 		{"subject with a space", keys("badsubject"), ReasonSecretInvalid, []string{`Secret "badsubject" data "subject": must be a non-empty subject`}},
+		{"scope with a control character", keys("badscope"), ReasonSecretInvalid, []string{`Secret "badscope" data "scopes": must be a non-empty scope without spaces`}},
 		{"two secrets holding one key", "selector: {}\nauthentication: {apiKeys: {selector: {matchLabels: {set: dup}}}}\nroutes: [{}]", ReasonSecretInvalid, []string{`Secret "dup2" data "key": duplicate key hash`}},
 		{"missing configmap", "selector: {}\nroutes: [{public: true}]\nrego: {configMapRef: {name: nope, key: a.rego}}", ReasonConfigMapNotFound, []string{`ConfigMap "nope" not found in namespace team-a`, "authgate.dev/role: rego"}},
 		{"missing configmap key", "selector: {}\nroutes: [{public: true}]\nrego: {configMapRef: {name: rules, key: b.rego}}", ReasonRegoKeyNotFound, []string{`ConfigMap "rules" has no key "b.rego"`, "keys: a.rego"}},
@@ -59,9 +63,10 @@ func TestTranslateProblems(t *testing.T) {
 		{"empty rego", "selector: {}\nroutes: [{public: true}]\nrego: {query: data.x}", ReasonInvalidSpec, []string{"spec.rego: set inline or configMapRef"}},
 		{"rego compile error", "selector: {}\nroutes: [{public: true}]\nrego: {inline: \"package authgate.authz\\n\\ndecision if x == 1\\n\"}", ReasonRegoCompileError, []string{"line 3, column", "var x is unsafe"}},
 		{"refused builtin", "selector: {}\nroutes: [{public: true}]\nrego: {inline: \"package authgate.authz\\ndecision if time.now_ns() > 0\\n\"}", ReasonRegoCompileError, []string{"line 2", "time.now_ns"}},
+		{"blank rego in a configmap", "selector: {}\nroutes: [{public: true}]\nrego: {configMapRef: {name: rules, key: blank.rego}}", ReasonInvalidSpec, []string{`spec.rego.configMapRef (ConfigMap "rules", key "blank.rego"): is required`}},
 		{"rego from configmap names it", "selector: {}\nroutes: [{public: true}]\nrego: {configMapRef: {name: rules, key: bad.rego}}", ReasonRegoCompileError, []string{`spec.rego.configMapRef (ConfigMap "rules", key "bad.rego") does not compile: line 3`}},
-		{"rate of zero", "selector: {}\nroutes: [{public: true}]\nrateLimits: [{key: ip, requestsPerSecond: \"0\"}]", ReasonInvalidRateLimit, []string{`spec.rateLimits[0].requestsPerSecond: must be a positive decimal number`, `got "0"`}},
-		{"rate not a number", "selector: {}\nroutes: [{public: true}]\nrateLimits: [{key: ip, requestsPerSecond: \"1\"}, {key: ip, requestsPerSecond: fast}]", ReasonInvalidRateLimit, []string{`spec.rateLimits[1]`, `got "fast"`}},
+		{"rate of zero", "selector: {}\nroutes: [{public: true}]\nrateLimits: [{key: ip, requestsPerSecond: \"0\"}]", ReasonInvalidRateLimit, []string{`spec.rateLimits[0].requestsPerSecond: must be a positive decimal number`, `got 0`}},
+		{"rate not a number", "selector: {}\nroutes: [{public: true}]\nrateLimits: [{key: ip, requestsPerSecond: \"1\"}, {key: ip, requestsPerSecond: fast}]", ReasonInvalidRateLimit, []string{`spec.rateLimits[1].requestsPerSecond: must be a decimal number`, `got "fast"`}},
 		{"rate infinite", "selector: {}\nroutes: [{public: true}]\nrateLimits: [{key: ip, requestsPerSecond: \"Inf\"}]", ReasonInvalidRateLimit, []string{`got "Inf"`}},
 		{"rate with a bad key", "selector: {}\nroutes: [{public: true}]\nrateLimits: [{key: planet, requestsPerSecond: \"1\"}]", ReasonInvalidRateLimit, []string{`spec.rateLimits[0].key: must be ip, subject, apikey or route`}},
 	}
@@ -112,7 +117,15 @@ func TestTranslateSpecPathsRewritten(t *testing.T) {
 		{"issuer source", "authentication: {jwt: [{issuerURL: \"https://a.example.com\", audiences: [a], sources: [{type: header, name: Cookie}]}]}\nroutes: [{}]", `spec.authentication.jwt[0].sources[0].name: "Cookie" cannot carry a credential`},
 		{"api key source", "authentication: {apiKeys: {secretNames: [partner], sources: [{type: bearer}]}}\nroutes: [{}]", "spec.authentication.apiKeys.sources[0].type: bearer is not allowed here"},
 		{"source prefixes disagree", "authentication:\n  jwt: [{issuerURL: \"https://a.example.com\", audiences: [a], sources: [{type: header, name: X-Token, prefix: \"Bearer \"}]}]\n  apiKeys: {secretNames: [partner], sources: [{type: header, name: x-token}]}\nroutes: [{}]",
-			`spec.authentication: api keys: source header "x-token" is configured with two different prefixes`},
+			`spec.authentication.apiKeys.sources[0]: header "x-token" is also read by another credential source of this policy, with prefix "Bearer "`},
+		{"two issuers disagree on a prefix", "authentication: {jwt: [{issuerURL: \"https://a.example.com\", audiences: [a], sources: [{type: header, name: X-Token}]}, {issuerURL: \"https://b.example.com\", audiences: [a], sources: [{type: header, name: X-Token, prefix: \"Token \"}]}]}\nroutes: [{}]",
+			`spec.authentication.jwt[1].sources[0]: header "X-Token" is also read by another credential source of this policy, with prefix ""`},
+		{"issuer audience", "authentication: {jwt: [{issuerURL: \"https://a.example.com\", audiences: [\" \"]}]}\nroutes: [{}]", "spec.authentication.jwt[0].audiences[0]: must not be empty"},
+		{"issuer required claim", "authentication: {jwt: [{issuerURL: \"https://a.example.com\", audiences: [a], requiredClaims: [{claim: a..b}]}]}\nroutes: [{}]", "spec.authentication.jwt[0].requiredClaims[0].claim: must be a dotted claim path"},
+		{"issuer scope claim", "authentication: {jwt: [{issuerURL: \"https://a.example.com\", audiences: [a], scopeClaims: [.scope]}]}\nroutes: [{}]", "spec.authentication.jwt[0].scopeClaims[0]: must be a dotted claim path"},
+		{"route claim", "routes: [{public: true}, {requireClaims: [{claim: \"a b\"}]}]\nauthentication: {apiKeys: {secretNames: [partner]}}", "spec.routes[1].requireClaims[0].claim: must be a dotted claim path"},
+		{"identity header read as the credential", "authentication: {apiKeys: {secretNames: [partner]}}\nroutes: [{}]\nheaders: {claims: [{header: X-API-Key, claim: sub}]}",
+			`spec.headers.claims[0].header: "X-API-Key" is read as the credential header "X-API-Key"`},
 		{"rate limit burst", "routes: [{public: true}]\nrateLimits: [{key: ip, requestsPerSecond: \"1\", burst: -1}]", "spec.rateLimits[0].burst: must be at least 1"},
 		{"selector", "selector: {matchExpressions: [{key: a, operator: In, values: []}]}\nroutes: [{public: true}]", "spec.selector.matchExpressions[0].values: must not be empty for In"},
 	}
@@ -137,36 +150,62 @@ func TestTranslateSpecPathsRewritten(t *testing.T) {
 	}
 }
 
+// TestSpecPath maps typed config paths of a checked fragment to the
+// AuthPolicy fields (or Secrets) they came from.
 func TestSpecPath(t *testing.T) {
 	t.Parallel()
-	secrets := []string{"alpha", "beta"}
-	tests := []struct{ in, want string }{
-		{"policies[0].routes[2].paths[1]", "spec.routes[2].paths[1]"},
-		{"policies[0].name", "metadata.name"},
-		{"policies[0].mode", "spec.mode"},
-		{"policies[0].rego.modules[0].source", "spec.rego.inline"},
-		{"policies[0].authentication.issuers[1]", "spec.authentication.jwt[1]"},
-		{"policies[0].authentication.apiKeys.keys[0]", "spec.authentication.apiKeys"},
-		{"issuers[3].audiences[0]", "spec.authentication.jwt[3].audiences[0]"},
-		{"issuers[0].jwks.keys[1]", "spec.authentication.jwt[0] (keys fetched from the issuer).keys[1]"},
-		{"issuers[0].fetch.timeout", "spec.authentication.jwt[0]"},
-		{"issuers[0]", "spec.authentication.jwt[0]"},
-		{"apiKeys.keys[1].subject", `Secret "beta" data "subject"`},
-		{"apiKeys.keys[0].scopes[2]", `Secret "alpha" data "scopes"`},
-		{"apiKeys.keys[0].hash", `Secret "alpha" data "key"`},
-		{"apiKeys.keys[0]", `Secret "alpha"`},
-		{"apiKeys.keys[7].name", "apiKeys.keys[7].name"},
-		{"apiKeys.sources[0].name", "spec.authentication.apiKeys.sources[0].name"},
-		{"upstream.url", "upstream.url"},
+	pm := pathMap{keySecrets: []string{"alpha", "beta"}, regoSource: `spec.rego.configMapRef (ConfigMap "rules", key "a.rego")`}
+	tests := []struct {
+		in   config.Path
+		want string
+	}{
+		{steps("policies", 0, "routes", 2, "paths", 1), "spec.routes[2].paths[1]"},
+		{steps("policies", 0, "name"), "metadata.name"},
+		{steps("policies", 0, "mode"), "spec.mode"},
+		{steps("policies", 0), "spec"},
+		{steps("policies", 0, "rateLimits", 1, "burst"), "spec.rateLimits[1].burst"},
+		{steps("policies", 0, "headers", "claims", 0, "header"), "spec.headers.claims[0].header"},
+		{steps("policies", 0, "rego", "modules", 0, "source"), `spec.rego.configMapRef (ConfigMap "rules", key "a.rego")`},
+		{steps("policies", 0, "rego", "timeout"), "spec.rego.timeout"},
+		{steps("policies", 0, "authentication", "issuers", 1), "spec.authentication.jwt[1]"},
+		{steps("policies", 0, "authentication", "apiKeys", "keys", 0), "spec.authentication.apiKeys"},
+		{steps("policies", 0, "authentication", "apiKeys", "sources", 1, "prefix"), "spec.authentication.apiKeys.sources[1].prefix"},
+		{steps("issuers", 3, "audiences", 0), "spec.authentication.jwt[3].audiences[0]"},
+		{steps("issuers", 0, "jwks", "keys", 1), "spec.authentication.jwt[0] (keys fetched from the issuer).keys[1]"},
+		{steps("issuers", 0, "fetch", "timeout"), "spec.authentication.jwt[0]"},
+		{steps("issuers", 0, "name"), "spec.authentication.jwt[0]"},
+		{steps("issuers", 0), "spec.authentication.jwt[0]"},
+		{steps("apiKeys", "keys", 1, "subject"), `Secret "beta" data "subject"`},
+		{steps("apiKeys", "keys", 0, "scopes", 2), `Secret "alpha" data "scopes"`},
+		{steps("apiKeys", "keys", 0, "hash"), `Secret "alpha" data "key"`},
+		{steps("apiKeys", "keys", 0, "name"), `Secret "alpha" (its name)`},
+		{steps("apiKeys", "keys", 0), `Secret "alpha"`},
+		{steps("apiKeys", "keys", 7, "name"), "apiKeys.keys[7].name"},
+		{steps("apiKeys", "sources", 0, "name"), "spec.authentication.apiKeys.sources[0].name"},
+		{steps("upstream", "url"), "upstream.url"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
+		t.Run(tt.in.String(), func(t *testing.T) {
 			t.Parallel()
-			if got := specPath(tt.in, secrets, "spec.rego.inline"); got != tt.want {
+			if got := pm.specPath(tt.in); got != tt.want {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 		})
 	}
+}
+
+// steps builds a config path: a string is a field, an int a list index.
+func steps(elems ...any) config.Path {
+	var p config.Path
+	for _, e := range elems {
+		switch v := e.(type) {
+		case string:
+			p = append(p, config.Step{Field: v})
+		case int:
+			p = append(p, config.Step{Index: v})
+		}
+	}
+	return p
 }
 
 func TestTranslateRejectsIncompleteInput(t *testing.T) {

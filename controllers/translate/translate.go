@@ -2,10 +2,15 @@
 // references, into a validated and compiled fragment of the proxy's
 // configuration (proxy/config.ProxyConfig).
 //
-// Validation is the proxy's own: the fragment is placed in a temporary,
-// defaulted ProxyConfig and checked with config.Validate, its routes are
-// built with authz.NewRouter, its authentication with authn.New and its Rego
-// with authz.Compile. Whatever Translate accepts, a sidecar accepts too.
+// Validation is the proxy's own, run once: the fragment is placed in a
+// temporary, defaulted ProxyConfig and checked with config.Validate, whose
+// typed field paths are mapped to the AuthPolicy's spec paths (specpath.go),
+// and its Rego is compiled with authz.Compile. Whatever Translate accepts, a
+// sidecar accepts too. Translate itself refuses only what has no
+// ProxyConfig form: a missing or ambiguous reference (Secrets, the Rego
+// source), a target contradicting the selector, an API key unfit to hash,
+// a rate that is not a number. What the CRD's CEL rules refuse is the API
+// server's job.
 //
 // API keys leave this package only as SHA-256 hashes: the plaintext is read
 // from a Secret, checked and hashed in apikeys.go and never copied into a
@@ -158,7 +163,11 @@ func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
 			f.Policy.Authentication.APIKeys = access
 		}
 	}
-	if prob := check(ctx, f, pathMap{secretOf: secretOf, regoSource: regoSrc}); prob != nil {
+	pm := pathMap{regoSource: regoSrc}
+	for _, k := range f.APIKeys {
+		pm.keySecrets = append(pm.keySecrets, secretOf[k.Name])
+	}
+	if prob := check(ctx, f, pm); prob != nil {
 		return nil, prob
 	}
 	return f, nil

@@ -118,6 +118,25 @@ func TestValidateReportsExactPaths(t *testing.T) {
 		{"rate key", func(c *ProxyConfig) {
 			c.Policies[0].RateLimits = []RateLimit{{Key: "user", RequestsPerSecond: 1, Burst: 1}}
 		}, "policies[0].rateLimits[0].key", "must be ip"},
+		{"rate of zero", func(c *ProxyConfig) {
+			c.Policies[0].RateLimits = []RateLimit{{Key: RateKeyIP, RequestsPerSecond: 0, Burst: 1}}
+		}, "policies[0].rateLimits[0].requestsPerSecond", "must be a positive decimal number such as 10 or 0.5, got 0"},
+		{"api key source prefix differs from the issuer's", func(c *ProxyConfig) {
+			c.Issuers[0].Sources = []CredentialSource{{Type: SourceHeader, Name: "X-Token", Prefix: "Bearer "}}
+			c.Policies[0].Authentication.APIKeys.Sources = []CredentialSource{{Type: SourceHeader, Name: "x-token"}}
+		}, "policies[0].authentication.apiKeys.sources[0]", `header "x-token" is also read by another credential source of this policy, with prefix "Bearer "`},
+		{"global api key source prefix differs from the issuer's", func(c *ProxyConfig) {
+			c.Issuers[0].Sources = []CredentialSource{{Type: SourceHeader, Name: "X-API-Key", Prefix: "Key "}}
+		}, "apiKeys.sources[0]", "also read by another credential source"},
+		{"two issuers of a policy disagree on a prefix", func(c *ProxyConfig) {
+			other := c.Issuers[0]
+			other.Name = "other"
+			other.Sources = []CredentialSource{{Type: SourceCookie, Name: "tok", Prefix: ""}}
+			c.Issuers[0].Sources = []CredentialSource{{Type: SourceCookie, Name: "tok"}, {Type: SourceHeader, Name: "X-Tok", Prefix: "A "}}
+			other.Sources = append(other.Sources, CredentialSource{Type: SourceHeader, Name: "x-tok", Prefix: "B "})
+			c.Issuers = append(c.Issuers, other)
+			c.Policies[0].Authentication.Issuers = []string{"corp", "other"}
+		}, "issuers[1].sources[1]", `with prefix "A "`},
 		{"trusted proxy", func(c *ProxyConfig) { c.TrustedProxies = []string{"10.0.0.0/33"} }, "trustedProxies[0]", "IP address or CIDR"},
 		{"trusted proxy trusts everyone", func(c *ProxyConfig) { c.TrustedProxies = []string{"0.0.0.0/0"} }, "trustedProxies[0]", "trusts every address"},
 		{"policy trusted proxy", func(c *ProxyConfig) {
@@ -140,7 +159,7 @@ func TestValidateReportsExactPaths(t *testing.T) {
 			t.Parallel()
 			errs := validateMutated(t, tt.mutate)
 			for _, e := range errs {
-				if e.Path == tt.wantPath && strings.Contains(e.Message, tt.wantMsg) {
+				if e.Path.String() == tt.wantPath && strings.Contains(e.Message, tt.wantMsg) {
 					return
 				}
 			}

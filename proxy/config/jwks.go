@@ -7,7 +7,7 @@ import (
 )
 
 // validateJWKS accepts only public signature keys.
-func validateJWKS(errs *ErrorList, p path, set *JSONWebKeySet) {
+func validateJWKS(errs *ErrorList, p Path, set *JSONWebKeySet) {
 	if len(set.Keys) == 0 {
 		errs.add(p.child("keys"), "must hold at least one key")
 	}

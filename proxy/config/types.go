@@ -1,6 +1,8 @@
 // Package config defines ProxyConfig, the versioned configuration of
 // authgate-proxy. It has no Kubernetes imports so the proxy can run from a
-// plain file; the controller renders exactly this type.
+// plain file; the controller renders exactly this type. Struct-valued and
+// duration fields are tagged omitzero, so an encoded config leaves out what
+// would only restate a zero value (an empty struct, "0s").
 package config
 
 import "time"
@@ -21,13 +23,13 @@ type ProxyConfig struct {
 	// Kind must be "ProxyConfig".
 	Kind string `json:"kind"`
 	// Listen holds the addresses the proxy serves on.
-	Listen Listen `json:"listen"`
+	Listen Listen `json:"listen,omitzero"`
 	// Upstream is the function the proxy forwards to.
 	Upstream Upstream `json:"upstream"`
 	// Issuers are the JWT issuers policies may accept, referenced by name.
 	Issuers []Issuer `json:"issuers,omitempty"`
 	// APIKeys configures API-key authentication.
-	APIKeys APIKeys `json:"apiKeys,omitempty"`
+	APIKeys APIKeys `json:"apiKeys,omitzero"`
 	// Policies are the authorization policies; only those whose selector
 	// matches the workload's labels apply.
 	Policies []Policy `json:"policies,omitempty"`
@@ -35,7 +37,7 @@ type ProxyConfig struct {
 	// (default, fail closed) or "allow".
 	DefaultAction string `json:"defaultAction,omitempty"`
 	// Limits bound what a client may send and how fast.
-	Limits Limits `json:"limits,omitempty"`
+	Limits Limits `json:"limits,omitzero"`
 	// TrustedProxies lists peer addresses or CIDRs whose X-Forwarded-* and
 	// X-Request-Id headers are trusted. Empty by default: nobody is trusted.
 	// The proxy's --trusted-proxies flag adds to this list (the union of
@@ -44,9 +46,9 @@ type ProxyConfig struct {
 	// address) is refused.
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 	// TokenCache bounds the verified-token cache.
-	TokenCache TokenCache `json:"tokenCache,omitempty"`
+	TokenCache TokenCache `json:"tokenCache,omitzero"`
 	// DecisionLog configures the per-request decision log line.
-	DecisionLog DecisionLog `json:"decisionLog,omitempty"`
+	DecisionLog DecisionLog `json:"decisionLog,omitzero"`
 }
 
 // Listen holds listen addresses.
@@ -66,7 +68,7 @@ type Upstream struct {
 	// H2C speaks cleartext HTTP/2 to the upstream (Knative h2c revisions).
 	H2C bool `json:"h2c,omitempty"`
 	// Timeout bounds waiting for the upstream's response headers. Default 60s.
-	Timeout Duration `json:"timeout,omitempty"`
+	Timeout Duration `json:"timeout,omitzero"`
 	// MaxIdleConns is the keep-alive pool size to the upstream. Default 256.
 	MaxIdleConns int `json:"maxIdleConns,omitempty"`
 }
@@ -97,9 +99,9 @@ type Issuer struct {
 	// HMAC algorithms are refused.
 	Algorithms []string `json:"algorithms,omitempty"`
 	// ClockSkew tolerated on exp, nbf and iat. Default 30s, at most 5m.
-	ClockSkew Duration `json:"clockSkew,omitempty"`
+	ClockSkew Duration `json:"clockSkew,omitzero"`
 	// MaxTokenAge rejects tokens whose iat is older than this; 0 disables.
-	MaxTokenAge Duration `json:"maxTokenAge,omitempty"`
+	MaxTokenAge Duration `json:"maxTokenAge,omitzero"`
 	// RequireIAT rejects tokens without an iat claim.
 	RequireIAT bool `json:"requireIAT,omitempty"`
 	// Type, when set, must equal the JOSE typ header (case-insensitive, an
@@ -116,13 +118,13 @@ type Issuer struct {
 	// RolesClaim is a dotted path to the roles list. Default "roles".
 	RolesClaim string `json:"rolesClaim,omitempty"`
 	// Fetch tunes JWKS and discovery fetching.
-	Fetch JWKSFetch `json:"fetch,omitempty"`
+	Fetch JWKSFetch `json:"fetch,omitzero"`
 }
 
 // JWKSFetch tunes remote key fetching.
 type JWKSFetch struct {
 	// Timeout of one fetch. Default 5s.
-	Timeout Duration `json:"timeout,omitempty"`
+	Timeout Duration `json:"timeout,omitzero"`
 	// MaxBytes caps the response body. Default 1 MiB.
 	MaxBytes int64 `json:"maxBytes,omitempty"`
 	// RefreshCooldown is the window of the limit on fetches triggered by an
@@ -132,12 +134,12 @@ type JWKSFetch struct {
 	// fetches. While no usable key is loaded (cold start, stale keys) they
 	// are spaced 250ms apart instead and the background refresh retries
 	// with a backoff of at most 1s. Default 30s.
-	RefreshCooldown Duration `json:"refreshCooldown,omitempty"`
+	RefreshCooldown Duration `json:"refreshCooldown,omitzero"`
 	// RefreshInterval refreshes the key set in the background. Default 15m.
-	RefreshInterval Duration `json:"refreshInterval,omitempty"`
+	RefreshInterval Duration `json:"refreshInterval,omitzero"`
 	// MaxStaleness is how long the last good key set is used after refreshes
 	// fail. Inline keys never go stale. Default 24h.
-	MaxStaleness Duration `json:"maxStaleness,omitempty"`
+	MaxStaleness Duration `json:"maxStaleness,omitzero"`
 }
 
 // JSONWebKeySet is an RFC 7517 key set kept as raw JSON keys.
@@ -215,16 +217,16 @@ type Policy struct {
 	Mode string `json:"mode,omitempty"`
 	// Selector picks the workloads this policy applies to. An empty selector
 	// selects every workload.
-	Selector Selector `json:"selector,omitempty"`
+	Selector Selector `json:"selector,omitzero"`
 	// Authentication says which credentials this policy accepts.
-	Authentication Authentication `json:"authentication,omitempty"`
+	Authentication Authentication `json:"authentication,omitzero"`
 	// Routes are matched in order; the first match decides. A request that
 	// matches no route is denied.
 	Routes []Route `json:"routes"`
 	// Rego holds the policy's modules; routes opt out with skipRego.
 	Rego *Rego `json:"rego,omitempty"`
 	// Headers maps identity to headers for the function.
-	Headers IdentityHeaders `json:"headers,omitempty"`
+	Headers IdentityHeaders `json:"headers,omitzero"`
 	// RateLimits applied to requests this policy handles.
 	RateLimits []RateLimit `json:"rateLimits,omitempty"`
 	// ClientIdentity, when set, replaces how the proxy finds the client for
@@ -256,11 +258,11 @@ type PolicyLimits struct {
 	// UpstreamTimeout replaces upstream.timeout (and --upstream-timeout):
 	// how long the function may take to send its response headers. At most
 	// 1h.
-	UpstreamTimeout Duration `json:"upstreamTimeout,omitempty"`
+	UpstreamTimeout Duration `json:"upstreamTimeout,omitzero"`
 	// ReadTimeout replaces limits.readTimeout: how long the client may take
 	// to send the request body, counted from when its headers were read. At
 	// most 1h.
-	ReadTimeout Duration `json:"readTimeout,omitempty"`
+	ReadTimeout Duration `json:"readTimeout,omitzero"`
 	// MaxBodyBytes replaces limits.maxBodyBytes: the largest request body,
 	// 1 byte to 10 GiB.
 	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
@@ -344,7 +346,7 @@ type Rego struct {
 	// "data.authgate.authz.decision".
 	Query string `json:"query,omitempty"`
 	// Timeout of one evaluation. Default 50ms.
-	Timeout Duration `json:"timeout,omitempty"`
+	Timeout Duration `json:"timeout,omitzero"`
 }
 
 // RegoModule is one Rego source file.
@@ -413,15 +415,15 @@ type Limits struct {
 	// unlimited.
 	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
 	// ReadHeaderTimeout bounds slow headers. Default 10s.
-	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitempty"`
+	ReadHeaderTimeout Duration `json:"readHeaderTimeout,omitzero"`
 	// ReadTimeout bounds reading a whole request. Default 60s.
-	ReadTimeout Duration `json:"readTimeout,omitempty"`
+	ReadTimeout Duration `json:"readTimeout,omitzero"`
 	// IdleTimeout closes idle keep-alive connections. Default 120s.
-	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	IdleTimeout Duration `json:"idleTimeout,omitzero"`
 	// RateLimits apply to every request before authentication.
 	RateLimits []RateLimit `json:"rateLimits,omitempty"`
 	// AuthFailures throttles clients that keep failing authentication.
-	AuthFailures AuthFailureLimit `json:"authFailures,omitempty"`
+	AuthFailures AuthFailureLimit `json:"authFailures,omitzero"`
 }
 
 // AuthFailureLimit throttles repeated authentication failures per client IP.
@@ -438,7 +440,7 @@ type TokenCache struct {
 	// MaxEntries; default 10000, -1 disables caching.
 	MaxEntries int `json:"maxEntries,omitempty"`
 	// TTL caps an entry's life below the token's exp. Default 5m.
-	TTL Duration `json:"ttl,omitempty"`
+	TTL Duration `json:"ttl,omitzero"`
 }
 
 // DecisionLog configures decision logging.

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,29 +30,29 @@ func IsSupportedAlgorithm(alg string) bool { return slices.Contains(supportedAlg
 func (c *ProxyConfig) Validate() ErrorList {
 	var errs ErrorList
 	if c.APIVersion != APIVersion {
-		errs.add("apiVersion", "must be %q, got %q", APIVersion, c.APIVersion)
+		errs.add(Path{}.child("apiVersion"), "must be %q, got %q", APIVersion, c.APIVersion)
 	}
 	if c.Kind != Kind {
-		errs.add("kind", "must be %q, got %q", Kind, c.Kind)
+		errs.add(Path{}.child("kind"), "must be %q, got %q", Kind, c.Kind)
 	}
 	if c.DefaultAction != "deny" && c.DefaultAction != "allow" {
-		errs.add("defaultAction", "must be deny or allow, got %q", c.DefaultAction)
+		errs.add(Path{}.child("defaultAction"), "must be deny or allow, got %q", c.DefaultAction)
 	}
-	validateListen(&errs, "listen", c.Listen)
-	validateUpstream(&errs, "upstream", c.Upstream)
+	validateListen(&errs, Path{}.child("listen"), c.Listen)
+	validateUpstream(&errs, Path{}.child("upstream"), c.Upstream)
 	issuers := map[string]bool{}
 	for i := range c.Issuers {
-		p := path("issuers").index(i)
+		p := Path{}.child("issuers").index(i)
 		c.Issuers[i].validate(&errs, p)
 		if issuers[c.Issuers[i].Name] {
 			errs.add(p.child("name"), "duplicate issuer name %q", c.Issuers[i].Name)
 		}
 		issuers[c.Issuers[i].Name] = true
 	}
-	keys := c.APIKeys.validate(&errs, "apiKeys")
+	keys := c.APIKeys.validate(&errs, Path{}.child("apiKeys"))
 	policies := map[string]bool{}
 	for i := range c.Policies {
-		p := path("policies").index(i)
+		p := Path{}.child("policies").index(i)
 		c.Policies[i].validate(&errs, p, issuers, keys)
 		if policies[c.Policies[i].Name] {
 			errs.add(p.child("name"), "duplicate policy name %q", c.Policies[i].Name)
@@ -61,67 +60,23 @@ func (c *ProxyConfig) Validate() ErrorList {
 		policies[c.Policies[i].Name] = true
 	}
 	c.validateHeaderCollisions(&errs)
-	c.Limits.validate(&errs, "limits")
-	validateTrustedProxies(&errs, "trustedProxies", c.TrustedProxies)
+	c.validateSourcePrefixes(&errs)
+	c.Limits.validate(&errs, Path{}.child("limits"))
+	validateTrustedProxies(&errs, Path{}.child("trustedProxies"), c.TrustedProxies)
 	if c.TokenCache.MaxEntries < -1 {
-		errs.add("tokenCache.maxEntries", "must be -1 (disabled) or positive")
+		errs.add(Path{}.child("tokenCache", "maxEntries"), "must be -1 (disabled) or positive")
 	}
 	if c.TokenCache.TTL.Duration < 0 {
-		errs.add("tokenCache.ttl", "must not be negative")
+		errs.add(Path{}.child("tokenCache", "ttl"), "must not be negative")
 	}
 	if r := c.DecisionLog.SampleRate; r != nil && (*r < 0 || *r > 1) {
-		errs.add("decisionLog.sampleRate", "must be between 0 and 1, got %v", *r)
+		errs.add(Path{}.child("decisionLog", "sampleRate"), "must be between 0 and 1, got %v", *r)
 	}
 	return errs
 }
 
-// validateHeaderCollisions refuses an identity header that some server
-// could read as a credential header: the gateway strips identity headers
-// in every spelling before it reads the credential, so such a config could
-// never authenticate anyone.
-func (c *ProxyConfig) validateHeaderCollisions(errs *ErrorList) {
-	var creds []string
-	add := func(srcs []CredentialSource) {
-		for _, s := range srcs {
-			if s.Type == SourceHeader {
-				creds = append(creds, s.Name)
-			}
-		}
-	}
-	for i := range c.Issuers {
-		add(c.Issuers[i].Sources)
-	}
-	add(c.APIKeys.Sources)
-	for i := range c.Policies {
-		if ak := c.Policies[i].Authentication.APIKeys; ak != nil {
-			add(ak.Sources)
-		}
-	}
-	for i := range c.Policies {
-		hp := path("policies").index(i).child("headers")
-		for _, n := range c.Policies[i].Headers.names() {
-			for _, cred := range creds {
-				if headername.Equivalent(n.name, cred) {
-					errs.add(hp.child(n.field), "%q is read as the credential header %q by some servers; identity headers are stripped in every spelling, so no credential could be read", n.name, cred)
-				}
-			}
-		}
-	}
-}
-
 // reservedNormPrefix is ReservedHeaderPrefix normalised.
 const reservedNormPrefix = "xauthgate"
-
-type namedHeader struct{ field, name string }
-
-// names lists the configured identity header names with their fields.
-func (h *IdentityHeaders) names() []namedHeader {
-	out := []namedHeader{{"subject", h.Subject}, {"issuer", h.Issuer}, {"kind", h.Kind}, {"scopes", h.Scopes}, {"claimsJSON", h.ClaimsJSON}}
-	for j, ch := range h.Claims {
-		out = append(out, namedHeader{"claims[" + strconv.Itoa(j) + "].header", ch.Header})
-	}
-	return slices.DeleteFunc(out, func(n namedHeader) bool { return n.name == "" })
-}
 
 // ParsePrefix parses an IP address or CIDR into a prefix.
 func ParsePrefix(s string) (netip.Prefix, error) {
@@ -136,7 +91,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
-func validateListen(errs *ErrorList, p path, l Listen) {
+func validateListen(errs *ErrorList, p Path, l Listen) {
 	if _, _, err := net.SplitHostPort(l.Address); err != nil {
 		errs.add(p.child("address"), "must be host:port, got %q", l.Address)
 	}
@@ -148,7 +103,7 @@ func validateListen(errs *ErrorList, p path, l Listen) {
 	}
 }
 
-func validateUpstream(errs *ErrorList, p path, u Upstream) {
+func validateUpstream(errs *ErrorList, p Path, u Upstream) {
 	parsed, err := url.Parse(u.URL)
 	switch {
 	case u.URL == "":
@@ -170,7 +125,7 @@ func validateUpstream(errs *ErrorList, p path, u Upstream) {
 	}
 }
 
-func (i *Issuer) validate(errs *ErrorList, p path) {
+func (i *Issuer) validate(errs *ErrorList, p Path) {
 	if !isName(i.Name) {
 		errs.add(p.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", i.Name)
 	}
@@ -240,7 +195,7 @@ func (i *Issuer) validate(errs *ErrorList, p path) {
 	}
 }
 
-func validateIssuerURL(errs *ErrorList, p path, raw string, exactIssuer bool) {
+func validateIssuerURL(errs *ErrorList, p Path, raw string, exactIssuer bool) {
 	u, err := url.Parse(raw)
 	if raw == "" || err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || (exactIssuer && u.RawQuery != "") {
 		errs.add(p, "must be an absolute URL without user info, query or fragment, got %q", raw)
@@ -265,7 +220,7 @@ func isLoopbackHost(h string) bool {
 	return err == nil && a.IsLoopback()
 }
 
-func validateSources(errs *ErrorList, p path, sources []CredentialSource, allowBearer bool) {
+func validateSources(errs *ErrorList, p Path, sources []CredentialSource, allowBearer bool) {
 	seen := map[string]bool{}
 	for j, s := range sources {
 		sp := p.index(j)
@@ -303,7 +258,7 @@ func validateSources(errs *ErrorList, p path, sources []CredentialSource, allowB
 	}
 }
 
-func (a *APIKeys) validate(errs *ErrorList, p path) map[string]bool {
+func (a *APIKeys) validate(errs *ErrorList, p Path) map[string]bool {
 	names := map[string]bool{}
 	hashes := map[string]bool{}
 	validateSources(errs, p.child("sources"), a.Sources, false)
@@ -350,7 +305,7 @@ func validKeyHash(h string) bool {
 	return err == nil
 }
 
-func (pol *Policy) validate(errs *ErrorList, p path, issuers, keys map[string]bool) {
+func (pol *Policy) validate(errs *ErrorList, p Path, issuers, keys map[string]bool) {
 	if !isName(pol.Name) {
 		errs.add(p.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", pol.Name)
 	}
@@ -367,10 +322,10 @@ func (pol *Policy) validate(errs *ErrorList, p path, issuers, keys map[string]bo
 	if pol.Authentication.APIKeys != nil {
 		for j, n := range pol.Authentication.APIKeys.Keys {
 			if !keys[n] {
-				errs.add(ap.child("apiKeys.keys").index(j), "no API key named %q in apiKeys.keys", n)
+				errs.add(ap.child("apiKeys", "keys").index(j), "no API key named %q in apiKeys.keys", n)
 			}
 		}
-		validateSources(errs, ap.child("apiKeys.sources"), pol.Authentication.APIKeys.Sources, false)
+		validateSources(errs, ap.child("apiKeys", "sources"), pol.Authentication.APIKeys.Sources, false)
 	}
 	hasAuthn := len(pol.Authentication.Issuers) > 0 || pol.Authentication.APIKeys != nil
 	if len(pol.Routes) == 0 {
@@ -414,7 +369,7 @@ func (pol *Policy) validate(errs *ErrorList, p path, issuers, keys map[string]bo
 	pol.validateOverrides(errs, p)
 }
 
-func (r *Route) validate(errs *ErrorList, p path) {
+func (r *Route) validate(errs *ErrorList, p Path) {
 	if !isName(r.Name) {
 		errs.add(p.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", r.Name)
 	}
@@ -472,8 +427,8 @@ func checkPathPattern(pat string) string {
 	return ""
 }
 
-func (h *IdentityHeaders) validate(errs *ErrorList, p path) {
-	check := func(fp path, name string, required bool) {
+func (h *IdentityHeaders) validate(errs *ErrorList, p Path) {
+	check := func(fp Path, name string, required bool) {
 		if name == "" {
 			if required {
 				errs.add(fp, "is required")
@@ -499,7 +454,7 @@ func (h *IdentityHeaders) validate(errs *ErrorList, p path) {
 	}
 }
 
-func validateRateLimits(errs *ErrorList, p path, rls []RateLimit) {
+func validateRateLimits(errs *ErrorList, p Path, rls []RateLimit) {
 	for j, rl := range rls {
 		rp := p.index(j)
 		switch rl.Key {
@@ -508,7 +463,7 @@ func validateRateLimits(errs *ErrorList, p path, rls []RateLimit) {
 			errs.add(rp.child("key"), "must be ip, subject, apikey or route, got %q", rl.Key)
 		}
 		if rl.RequestsPerSecond <= 0 {
-			errs.add(rp.child("requestsPerSecond"), "must be positive")
+			errs.add(rp.child("requestsPerSecond"), "must be a positive decimal number such as 10 or 0.5, got %v", rl.RequestsPerSecond)
 		}
 		if rl.Burst < 1 {
 			errs.add(rp.child("burst"), "must be at least 1")
@@ -516,7 +471,7 @@ func validateRateLimits(errs *ErrorList, p path, rls []RateLimit) {
 	}
 }
 
-func (l *Limits) validate(errs *ErrorList, p path) {
+func (l *Limits) validate(errs *ErrorList, p Path) {
 	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
 		errs.add(p.child("maxHeaderBytes"), "must be between 1KiB and 1MiB")
 	}
@@ -536,14 +491,14 @@ func (l *Limits) validate(errs *ErrorList, p path) {
 	}
 	validateRateLimits(errs, p.child("rateLimits"), l.RateLimits)
 	if l.AuthFailures.PerMinute < -1 {
-		errs.add(p.child("authFailures.perMinute"), "must be -1 (disabled) or positive")
+		errs.add(p.child("authFailures", "perMinute"), "must be -1 (disabled) or positive")
 	}
 	if l.AuthFailures.Burst < 1 {
-		errs.add(p.child("authFailures.burst"), "must be at least 1")
+		errs.add(p.child("authFailures", "burst"), "must be at least 1")
 	}
 }
 
-func validateSelector(errs *ErrorList, p path, s Selector) {
+func validateSelector(errs *ErrorList, p Path, s Selector) {
 	for j, e := range s.MatchExpressions {
 		ep := p.child("matchExpressions").index(j)
 		if e.Key == "" {

@@ -35,7 +35,7 @@ func ParseTrustedProxy(s string) (netip.Prefix, error) {
 }
 
 // validateTrustedProxies checks a trusted-proxy list at p.
-func validateTrustedProxies(errs *ErrorList, p path, entries []string) {
+func validateTrustedProxies(errs *ErrorList, p Path, entries []string) {
 	if len(entries) > MaxTrustedProxies {
 		errs.add(p, "at most %d entries, got %d", MaxTrustedProxies, len(entries))
 	}
@@ -47,7 +47,7 @@ func validateTrustedProxies(errs *ErrorList, p path, entries []string) {
 }
 
 // validateOverrides checks a policy's clientIdentity and limits.
-func (pol *Policy) validateOverrides(errs *ErrorList, p path) {
+func (pol *Policy) validateOverrides(errs *ErrorList, p Path) {
 	if ci := pol.ClientIdentity; ci != nil {
 		validateTrustedProxies(errs, p.child("clientIdentity").child("trustedProxies"), ci.TrustedProxies)
 	}
