@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,8 +23,9 @@ import (
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/bundle"
-	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/test/faultidp"
+	"github.com/authgate/authgate/test/wait"
 )
 
 func newNamespace(t *testing.T) string {
@@ -71,13 +70,15 @@ func condition(p *v1alpha1.AuthPolicy, typ string) metav1.Condition {
 func waitCondition(t *testing.T, ns, name, typ string, status metav1.ConditionStatus, reason string) *v1alpha1.AuthPolicy {
 	t.Helper()
 	var p *v1alpha1.AuthPolicy
-	eventually(t, fmt.Sprintf("%s=%s (%s)", typ, status, reason), func() (bool, string) {
+	wait.ForNil(t, settle, func() error {
 		p = get(t, ns, name)
 		c := condition(p, typ)
-		ok := c.Status == status && (reason == "" || c.Reason == reason) &&
-			c.ObservedGeneration == p.Generation && p.Status.ObservedGeneration == p.Generation
-		return ok, fmt.Sprintf("generation %d, status %+v", p.Generation, p.Status)
-	})
+		if c.Status != status || (reason != "" && c.Reason != reason) ||
+			c.ObservedGeneration != p.Generation || p.Status.ObservedGeneration != p.Generation {
+			return fmt.Errorf("generation %d, status %+v", p.Generation, p.Status)
+		}
+		return nil
+	}, "%s=%s (%s) of %s/%s", typ, status, reason, ns, name)
 	return p
 }
 
@@ -185,10 +186,12 @@ func TestPolicyLifecycle(t *testing.T) {
 	if err := k8s.Update(ctx, &sec); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the rotated key's hash in the bundle", func() (bool, string) {
-		c, _ := bundleConfig(t, ns)
-		return c != nil && len(c.APIKeys.Keys) == 1 && c.APIKeys.Keys[0].Hash != oldHash, "old hash still rendered"
-	})
+	wait.ForNil(t, settle, func() error {
+		if c, _ := bundleConfig(t, ns); c == nil || len(c.APIKeys.Keys) != 1 || c.APIKeys.Keys[0].Hash == oldHash {
+			return errors.New("old hash still rendered")
+		}
+		return nil
+	}, "the rotated key's hash in the bundle")
 
 	// An update renders generation 2.
 	got = get(t, ns, "partners")
@@ -197,10 +200,13 @@ func TestPolicyLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonRendered)
-	eventually(t, "generation 2 rendered", func() (bool, string) {
+	wait.ForNil(t, settle, func() error {
 		c, _ := bundleConfig(t, ns)
-		return policyVersion(c, ns+"/partners") == "2", "version " + policyVersion(c, ns+"/partners")
-	})
+		if v := policyVersion(c, ns+"/partners"); v != "2" {
+			return fmt.Errorf("version %q", v)
+		}
+		return nil
+	}, "generation 2 rendered")
 
 	// Invalid Rego: rejected with its line, the last good generation stays.
 	got = get(t, ns, "partners")
@@ -221,10 +227,12 @@ func TestPolicyLifecycle(t *testing.T) {
 	if err := k8s.Delete(ctx, got); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the policy to leave the bundle", func() (bool, string) {
-		c, _ := bundleConfig(t, ns)
-		return c != nil && len(c.Policies) == 0 && len(c.APIKeys.Keys) == 0, fmt.Sprintf("%+v", c)
-	})
+	wait.ForNil(t, settle, func() error {
+		if c, _ := bundleConfig(t, ns); c == nil || len(c.Policies) != 0 || len(c.APIKeys.Keys) != 0 {
+			return fmt.Errorf("bundle %+v", c)
+		}
+		return nil
+	}, "the policy to leave the bundle")
 }
 
 func TestRegoFromConfigMap(t *testing.T) {
@@ -261,26 +269,7 @@ spec:
 func TestIssuerHealth(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	iss, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mode atomic.Value
-	mode.Store("up")
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch mode.Load().(string) {
-		case "down":
-			http.Error(w, "down", http.StatusServiceUnavailable)
-		case "garbage":
-			_, _ = w.Write([]byte("<html>not json</html>"))
-		case "slow":
-			<-r.Context().Done() // answers only after the fetch timed out
-		default:
-			iss.Handler().ServeHTTP(w, r)
-		}
-	}))
-	defer ts.Close()
-	iss.SetURL(ts.URL)
+	ts := faultidp.New(t)
 	p := policyFromYAML(t, ns, fmt.Sprintf(`
 apiVersion: authgate.dev/v1alpha1
 kind: AuthPolicy
@@ -302,8 +291,9 @@ spec:
 	if cfg == nil || len(cfg.Issuers) != 1 || cfg.Issuers[0].JWKS == nil || len(cfg.Issuers[0].JWKS.Keys) != 2 {
 		t.Fatalf("got issuers %+v, want the keys inline in the bundle", cfg)
 	}
-	for _, m := range []string{"down", "garbage", "slow"} {
-		mode.Store(m)
+	// Hang answers only after the fetch timed out.
+	for _, m := range []faultidp.Fault{faultidp.Down, faultidp.Garbage, faultidp.Hang} {
+		ts.Set(faultidp.All, m)
 		got = waitCondition(t, ns, "jwt", v1alpha1.ConditionIssuersReady, metav1.ConditionFalse, controllers.ReasonRefreshFailed)
 		if got.Status.Issuers[0].Keys != 2 {
 			t.Fatalf("%s: got %d keys, want the last good 2 kept", m, got.Status.Issuers[0].Keys)
@@ -311,7 +301,7 @@ spec:
 		if c, _ := bundleConfig(t, ns); c == nil || c.Issuers[0].JWKS == nil || len(c.Issuers[0].JWKS.Keys) != 2 {
 			t.Fatalf("%s: the bundle lost the last good keys", m)
 		}
-		mode.Store("up")
+		ts.Set(faultidp.All, faultidp.None)
 		waitCondition(t, ns, "jwt", v1alpha1.ConditionIssuersReady, metav1.ConditionTrue, controllers.ReasonKeysFetched)
 	}
 }
@@ -319,10 +309,8 @@ spec:
 func TestIssuerDownFromTheStart(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "down", http.StatusBadGateway)
-	}))
-	defer ts.Close()
+	ts := faultidp.New(t)
+	ts.Set(faultidp.All, faultidp.Down)
 	p := policyFromYAML(t, ns, fmt.Sprintf(`
 apiVersion: authgate.dev/v1alpha1
 kind: AuthPolicy
@@ -422,18 +410,18 @@ func TestEventsOnTransitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCondition(t, ns, "partners", v1alpha1.ConditionAccepted, metav1.ConditionFalse, "SecretNotFound")
-	eventually(t, "a warning event", func() (bool, string) {
+	wait.ForNil(t, settle, func() error {
 		var evs eventsList
 		if err := k8s.List(ctx, &evs, client.InNamespace(ns)); err != nil {
-			return false, err.Error()
+			return err
 		}
 		for _, e := range evs.Items {
 			if e.Reason == "SecretNotFound" && e.Type == corev1.EventTypeWarning && e.Regarding.Name == "partners" {
-				return true, ""
+				return nil
 			}
 		}
-		return false, fmt.Sprintf("%d events", len(evs.Items))
-	})
+		return fmt.Errorf("%d events", len(evs.Items))
+	}, "a warning event")
 }
 
 // A rejected generation keeps the last good one in force, but a key revoked
@@ -460,10 +448,12 @@ func TestRevokedKeyIsDroppedFromLastGoodGeneration(t *testing.T) {
 	if err := k8s.Delete(ctx, apiKeySecret(ns, "")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the revoked key to leave the bundle", func() (bool, string) {
-		c, _ := bundleConfig(t, ns)
-		return c != nil && len(c.APIKeys.Keys) == 0 && len(c.Policies) == 0, fmt.Sprintf("%+v", c)
-	})
+	wait.ForNil(t, settle, func() error {
+		if c, _ := bundleConfig(t, ns); c == nil || len(c.APIKeys.Keys) != 0 || len(c.Policies) != 0 {
+			return fmt.Errorf("bundle %+v", c)
+		}
+		return nil
+	}, "the revoked key to leave the bundle")
 	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionFalse, controllers.ReasonNotRendered)
 }
 

@@ -4,12 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,118 +20,9 @@ import (
 	"github.com/authgate/authgate/controllers/bundle"
 	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/test/faultidp"
+	"github.com/authgate/authgate/test/wait"
 )
-
-// tarpit is an identity provider that accepts connections and never
-// answers, or answers one byte at a time. It reports whether the first
-// connection is still open, which proves the first key fetch is in flight.
-type tarpit struct {
-	ln          net.Listener
-	trickle     bool
-	accepted    chan struct{} // closed when the first connection is accepted
-	firstClosed chan struct{} // closed when the client hung up the first one
-	done        chan struct{}
-	n           atomic.Int32
-	wg          sync.WaitGroup
-}
-
-func newTarpit(t *testing.T, trickle bool) *tarpit {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := &tarpit{ln: ln, trickle: trickle, accepted: make(chan struct{}), firstClosed: make(chan struct{}), done: make(chan struct{})}
-	tp.wg.Go(tp.accept)
-	t.Cleanup(func() {
-		close(tp.done)
-		_ = ln.Close()
-		tp.wg.Wait()
-	})
-	return tp
-}
-
-func (tp *tarpit) URL() string { return "http://" + tp.ln.Addr().String() }
-
-func (tp *tarpit) accept() {
-	for {
-		conn, err := tp.ln.Accept()
-		if err != nil {
-			return
-		}
-		first := tp.n.Add(1) == 1
-		if first {
-			close(tp.accepted)
-		}
-		tp.wg.Go(func() { tp.hold(conn, first) })
-	}
-}
-
-// hold keeps a connection open until the client closes it (or the test
-// ends), trickling a never-ending response header if asked to.
-func (tp *tarpit) hold(conn net.Conn, first bool) {
-	defer func() { _ = conn.Close() }()
-	hungUp := make(chan struct{})
-	go func() {
-		_, _ = conn.Read(make([]byte, 64<<10)) // the request
-		for {
-			if _, err := conn.Read(make([]byte, 1024)); err != nil {
-				close(hungUp)
-				return
-			}
-		}
-	}()
-	if tp.trickle {
-		_, _ = conn.Write([]byte("HTTP/1.1 200 OK\r\nX-Trickle: "))
-	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-tp.done:
-			return
-		case <-hungUp:
-			if first {
-				close(tp.firstClosed)
-			}
-			return
-		case <-tick.C:
-			if tp.trickle {
-				_, _ = conn.Write([]byte("a"))
-			}
-		}
-	}
-}
-
-func (tp *tarpit) firstStillOpen() bool {
-	select {
-	case <-tp.firstClosed:
-		return false
-	default:
-		return true
-	}
-}
-
-// newIssuerServer serves a devissuer; mode "down" answers 503.
-func newIssuerServer(t *testing.T) (*devissuer.Issuer, *httptest.Server, *atomic.Value) {
-	t.Helper()
-	iss, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mode atomic.Value
-	mode.Store("up")
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if mode.Load().(string) == "down" {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		iss.Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(ts.Close)
-	iss.SetURL(ts.URL)
-	return iss, ts, &mode
-}
 
 func jwtPolicy(t *testing.T, ns, name, issuerURL string) *v1alpha1.AuthPolicy {
 	t.Helper()
@@ -172,54 +59,46 @@ func bundleKids(t *testing.T, ns string) []string {
 	return kids
 }
 
-func issuerKids(iss *devissuer.Issuer) []string {
-	return slices.Sorted(slices.Values([]string{iss.KeyID(devissuer.RS256), iss.KeyID(devissuer.ES256)}))
-}
-
-// readyWithKeys reports whether the policy is Ready and IssuersReady for its
-// generation and the bundle ships the issuer's current keys.
-func readyWithKeys(t *testing.T, ns, name string, iss *devissuer.Issuer) (bool, string) {
+// readyWithKeys returns nil once the policy is Ready and IssuersReady for
+// its generation and the bundle ships the issuer's current keys, else what
+// it is instead.
+func readyWithKeys(t *testing.T, ns, name string, idp *faultidp.Server) error {
 	t.Helper()
 	p := get(t, ns, name)
 	ready, keys := condition(p, v1alpha1.ConditionReady), condition(p, v1alpha1.ConditionIssuersReady)
 	kids := bundleKids(t, ns)
-	ok := ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == p.Generation &&
-		keys.Status == metav1.ConditionTrue && keys.Reason == controllers.ReasonKeysFetched && keys.ObservedGeneration == p.Generation &&
-		slices.Equal(kids, issuerKids(iss))
-	return ok, fmt.Sprintf("Ready %s/%s, IssuersReady %s/%s, bundle kids %v", ready.Status, ready.Reason, keys.Status, keys.Reason, kids)
+	if ready.Status != metav1.ConditionTrue || ready.ObservedGeneration != p.Generation ||
+		keys.Status != metav1.ConditionTrue || keys.Reason != controllers.ReasonKeysFetched || keys.ObservedGeneration != p.Generation ||
+		!slices.Equal(kids, idp.KIDs()) {
+		return fmt.Errorf("Ready %s/%s, IssuersReady %s/%s, bundle kids %v", ready.Status, ready.Reason, keys.Status, keys.Reason, kids)
+	}
+	return nil
 }
 
 // Issue 9: a namespace whose issuer hangs must not delay another
 // namespace. B's policy is rendered with its keys while A's first fetch
-// is provably still in flight (the tarpit holds its first connection).
+// is provably still in flight (the tarpit holds its first request: it
+// never answers, or trickles a response header that never ends).
 func TestHungIssuerDoesNotDelayOtherNamespaces(t *testing.T) {
-	for _, trickle := range []bool{false, true} {
-		t.Run(fmt.Sprintf("trickle=%v", trickle), func(t *testing.T) {
+	for _, fault := range []faultidp.Fault{faultidp.Hang, faultidp.TrickleHeaders} {
+		t.Run(fmt.Sprintf("trickle=%v", fault == faultidp.TrickleHeaders), func(t *testing.T) {
 			ctx := context.Background()
-			tp := newTarpit(t, trickle)
+			tp := faultidp.New(t)
+			tp.Set(faultidp.All, fault)
 			nsA := newNamespace(t)
-			if err := k8s.Create(ctx, jwtPolicy(t, nsA, "hung", tp.URL())); err != nil {
+			if err := k8s.Create(ctx, jwtPolicy(t, nsA, "hung", tp.URL)); err != nil {
 				t.Fatal(err)
 			}
-			eventuallyWithin(t, 30*time.Second, 10*time.Millisecond, "A's key fetch to reach the tarpit", func() (bool, string) {
-				select {
-				case <-tp.accepted:
-					return true, ""
-				default:
-					return false, "no connection yet"
-				}
-			})
-			iss, ts, _ := newIssuerServer(t)
+			wait.For(t, 30*time.Second, func() bool { return tp.Hits(faultidp.All) >= 1 }, "A's key fetch to reach the tarpit")
+			idp := faultidp.New(t)
 			nsB := newNamespace(t)
 			start := time.Now()
-			if err := k8s.Create(ctx, jwtPolicy(t, nsB, "healthy", ts.URL)); err != nil {
+			if err := k8s.Create(ctx, jwtPolicy(t, nsB, "healthy", idp.URL)); err != nil {
 				t.Fatal(err)
 			}
-			eventuallyWithin(t, 30*time.Second, 10*time.Millisecond, "B rendered with its keys", func() (bool, string) {
-				return readyWithKeys(t, nsB, "healthy", iss)
-			})
+			wait.ForNil(t, 30*time.Second, func() error { return readyWithKeys(t, nsB, "healthy", idp) }, "B rendered with its keys")
 			elapsed := time.Since(start)
-			inFlight := tp.firstStillOpen()
+			inFlight := tp.InFlight(1)
 			t.Logf("namespace B was Ready with its keys %v after creation; A's first fetch still in flight: %v", elapsed, inFlight)
 			if !inFlight {
 				t.Fatalf("got A's first key fetch finished before B was ready (B took %v), want B ready while A's fetch hangs", elapsed)
@@ -243,10 +122,10 @@ func TestHungIssuerDoesNotDelayOtherNamespaces(t *testing.T) {
 // namespace changes).
 func TestIssuerComingUpLaterIsPickedUp(t *testing.T) {
 	ctx := context.Background()
-	iss, ts, mode := newIssuerServer(t)
-	mode.Store("down")
+	idp := faultidp.New(t)
+	idp.Set(faultidp.All, faultidp.Down)
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, jwtPolicy(t, ns, "later", ts.URL)); err != nil {
+	if err := k8s.Create(ctx, jwtPolicy(t, ns, "later", idp.URL)); err != nil {
 		t.Fatal(err)
 	}
 	waitCondition(t, ns, "later", v1alpha1.ConditionIssuersReady, metav1.ConditionFalse, controllers.ReasonFetchFailed)
@@ -254,32 +133,32 @@ func TestIssuerComingUpLaterIsPickedUp(t *testing.T) {
 	if kids := bundleKids(t, ns); kids != nil {
 		t.Fatalf("got inline keys %v while the issuer is down, want none", kids)
 	}
-	mode.Store("up")
-	eventually(t, "the keys of the issuer that came up", func() (bool, string) {
-		return readyWithKeys(t, ns, "later", iss)
-	})
+	idp.Set(faultidp.All, faultidp.None)
+	wait.ForNil(t, settle, func() error { return readyWithKeys(t, ns, "later", idp) }, "the keys of the issuer that came up")
 }
 
 // A key rotation at the identity provider reaches the bundle without a
 // policy edit.
 func TestIssuerKeyRotationReachesTheBundle(t *testing.T) {
 	ctx := context.Background()
-	iss, ts, _ := newIssuerServer(t)
+	idp := faultidp.New(t)
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, jwtPolicy(t, ns, "rotating", ts.URL)); err != nil {
+	if err := k8s.Create(ctx, jwtPolicy(t, ns, "rotating", idp.URL)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the first keys", func() (bool, string) { return readyWithKeys(t, ns, "rotating", iss) })
-	oldKid := iss.KeyID(devissuer.RS256)
-	newKid, err := iss.RotateKey(devissuer.RS256)
+	wait.ForNil(t, settle, func() error { return readyWithKeys(t, ns, "rotating", idp) }, "the first keys")
+	oldKid := idp.Issuer.KeyID(devissuer.RS256)
+	newKid, err := idp.Issuer.RotateKey(devissuer.RS256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the rotated key in the bundle", func() (bool, string) {
-		kids := bundleKids(t, ns)
-		return slices.Contains(kids, newKid) && !slices.Contains(kids, oldKid), fmt.Sprintf("kids %v", kids)
-	})
-	eventually(t, "the status after the rotation", func() (bool, string) { return readyWithKeys(t, ns, "rotating", iss) })
+	wait.ForNil(t, settle, func() error {
+		if kids := bundleKids(t, ns); !slices.Contains(kids, newKid) || slices.Contains(kids, oldKid) {
+			return fmt.Errorf("kids %v", kids)
+		}
+		return nil
+	}, "the rotated key in the bundle")
+	wait.ForNil(t, settle, func() error { return readyWithKeys(t, ns, "rotating", idp) }, "the status after the rotation")
 }
 
 // hangingTransport never answers; it returns when the request is cancelled.
@@ -295,12 +174,12 @@ func (hangingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // one without them: the namespace waits for the first fetch.
 func TestColdControllerKeepsTheBundleUntilKeysArrive(t *testing.T) {
 	ctx := context.Background()
-	iss, ts, _ := newIssuerServer(t)
+	idp := faultidp.New(t)
 	ns := newNamespace(t)
-	if err := k8s.Create(ctx, jwtPolicy(t, ns, "warm", ts.URL)); err != nil {
+	if err := k8s.Create(ctx, jwtPolicy(t, ns, "warm", idp.URL)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the keys in the bundle", func() (bool, string) { return readyWithKeys(t, ns, "warm", iss) })
+	wait.ForNil(t, settle, func() error { return readyWithKeys(t, ns, "warm", idp) }, "the keys in the bundle")
 	_, before := bundleConfig(t, ns)
 
 	// Far longer than any reconcile may take: a reconcile that waited on

@@ -18,6 +18,7 @@ import (
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/bundle"
 	"github.com/authgate/authgate/controllers/issuers"
+	"github.com/authgate/authgate/test/wait"
 )
 
 // rejectedAfterGoodGeneration creates the API-key policy, waits for
@@ -64,11 +65,13 @@ func TestLastGoodGenerationIsKeptInMemory(t *testing.T) {
 	if err := k8s.Update(ctx, &cm); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the last good generation written back over the hand edit", func() (bool, string) {
+	wait.ForNil(t, settle, func() error {
 		c, _ := bundleConfig(t, ns)
-		v := policyVersion(c, ns+"/partners")
-		return v == "1", fmt.Sprintf("version %q in the bundle", v)
-	})
+		if v := policyVersion(c, ns+"/partners"); v != "1" {
+			return fmt.Errorf("version %q in the bundle", v)
+		}
+		return nil
+	}, "the last good generation written back over the hand edit")
 	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonLastGoodGeneration)
 }
 

@@ -3,22 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/test/k8senv"
 )
 
 // TestDemoCluster runs `make demo-cluster` in-process against a real
-// kube-apiserver and etcd (envtest binaries from make envtest).
+// kube-apiserver and etcd (envtest binaries from make envtest; it skips
+// without them).
 func TestDemoCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	args := []string{"--assets", "../../bin/k8s", "--crds", "../../config/crd/bases"}
-	if a := os.Getenv("KUBEBUILDER_ASSETS"); a != "" {
-		args[1] = a
-	}
+	args := []string{"--assets", k8senv.Assets(t), "--crds", "../../config/crd/bases"}
 	if err := runDemoCluster(ctx, args, &out, &errOut); err != nil {
 		t.Fatalf("demo-cluster failed: %v\n%s\n%s", err, out.String(), errOut.String())
 	}

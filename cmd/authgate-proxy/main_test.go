@@ -15,6 +15,7 @@ import (
 	"github.com/authgate/authgate/proxy/app"
 	"github.com/authgate/authgate/proxy/labels"
 	"github.com/authgate/authgate/test/logbuf"
+	"github.com/authgate/authgate/test/wait"
 )
 
 func TestCheckFlag(t *testing.T) {
@@ -94,7 +95,8 @@ func reloadOutcome(t *testing.T, cfgPath, labelsPath string, lbls map[string]str
 		cancel()
 		<-done
 	}()
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	outcome := ""
+	wait.For(t, 15*time.Second, func() bool {
 		for _, line := range strings.Split(logs.String(), "\n") {
 			var rec struct{ Msg, Error string }
 			if json.Unmarshal([]byte(line), &rec) != nil {
@@ -102,14 +104,15 @@ func reloadOutcome(t *testing.T, cfgPath, labelsPath string, lbls map[string]str
 			}
 			switch {
 			case strings.HasPrefix(rec.Msg, "configuration rejected"):
-				return rec.Error
+				outcome = rec.Error
+				return true
 			case rec.Msg == "configuration loaded":
-				return ""
+				return true
 			}
 		}
-	}
-	t.Fatalf("no load attempt logged: %s", logs.String())
-	return ""
+		return false
+	}, "a load attempt in the logs: %s", logs)
+	return outcome
 }
 
 // --check runs the reload path itself: what a reload rejects, --check

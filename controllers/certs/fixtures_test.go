@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/authgate/authgate/controllers/certs"
+	"github.com/authgate/authgate/test/wait"
 )
 
 const (
@@ -63,6 +64,9 @@ type env struct {
 	kubelet *kubelet
 	calls   atomic.Int64  // admission requests served
 	served  chan struct{} // closed when the webhook handler is registered
+	// certAtServe is why tls.crt was not in the cert dir when the webhook
+	// handler was registered (nil: it was); read it after served closed.
+	certAtServe error
 }
 
 func newEnv(t *testing.T) *env {
@@ -105,7 +109,7 @@ func rotatorRules(secret, whc string) (namespaced, cluster []rbacv1.PolicyRule) 
 func (e *env) rotatorUser() *envtest.AuthenticatedUser {
 	e.t.Helper()
 	name := "rotator-" + e.ns
-	user, err := testEnv.AddUser(envtest.User{Name: name}, adminCfg)
+	user, err := testEnv.AddUser(envtest.User{Name: name}, testEnv.Config)
 	if err != nil {
 		e.t.Fatalf("add user: %v", err)
 	}
@@ -135,7 +139,7 @@ func (e *env) options() certs.Options {
 func (e *env) start() {
 	e.t.Helper()
 	mgr, err := ctrl.NewManager(e.user.Config(), ctrl.Options{
-		Scheme:                 scheme,
+		Scheme:                 testEnv.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "127.0.0.1:" + strconv.Itoa(e.probe),
 		WebhookServer:          webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: e.port, CertDir: e.certDir}),
@@ -149,6 +153,7 @@ func (e *env) start() {
 				e.calls.Add(1)
 				return admission.Allowed("")
 			})})
+		_, e.certAtServe = os.Stat(filepath.Join(e.certDir, "tls.crt"))
 		close(e.served)
 		return nil
 	})
@@ -175,7 +180,7 @@ func (e *env) serving() {
 	e.t.Helper()
 	e.start()
 	e.waitServed()
-	e.eventually(30*time.Second, "the API server calls the webhook", func() error { return e.admit() })
+	wait.ForNil(e.t, 30*time.Second, func() error { return e.admit() }, "the API server calls the webhook")
 }
 
 func (e *env) waitServed() {
@@ -199,22 +204,6 @@ func (e *env) admit() error {
 		return fmt.Errorf("webhook called %d times, want 2", got)
 	}
 	return nil
-}
-
-// eventually polls f until it returns nil, failing the test after d.
-func (e *env) eventually(d time.Duration, what string, f func() error) {
-	e.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s: not after %s: %v", what, d, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 func (e *env) secret() *corev1.Secret {
@@ -276,14 +265,14 @@ type pki struct {
 func (e *env) issued() pki {
 	e.t.Helper()
 	var p pki
-	e.eventually(30*time.Second, "the rotator fills the Secret", func() error {
+	wait.ForNil(e.t, 30*time.Second, func() error {
 		d := e.secret().Data
 		if len(d["tls.crt"]) == 0 || len(d["ca.crt"]) == 0 {
 			return fmt.Errorf("secret has keys %v", keys(d))
 		}
 		p = pki{ca: mustCert(e.t, d["ca.crt"]), leaf: mustCert(e.t, d["tls.crt"]), data: d}
 		return nil
-	})
+	}, "the rotator fills the Secret")
 	if !p.ca.IsCA || p.ca.KeyUsage&x509.KeyUsageCertSign == 0 {
 		e.t.Errorf("ca.crt: IsCA %v, key usage %v", p.ca.IsCA, p.ca.KeyUsage)
 	}

@@ -17,6 +17,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/authgate/authgate/test/wait"
 )
 
 // The rotator fills the empty Secret, publishes the CA in both webhooks'
@@ -45,17 +47,18 @@ func TestIssuesPublishesThenServes(t *testing.T) {
 	}
 	near("CA", p.ca.NotAfter, start.Add(30*day))
 	near("serving certificate", p.leaf.NotAfter, start.Add(7*day))
-	e.eventually(30*time.Second, "caBundle published", func() error { return e.caBundlesAre(p.data["ca.crt"]) })
+	wait.ForNil(t, 30*time.Second, func() error { return e.caBundlesAre(p.data["ca.crt"]) }, "caBundle published")
 
-	// Published, but not in the cert dir: not served, not ready (a few of
-	// the rotator's mount checks pass meanwhile).
-	time.Sleep(3 * time.Second)
+	// Published, but not in the cert dir: not served, not ready. Whenever
+	// the webhook gets registered, start records whether tls.crt was in
+	// the cert dir at that instant (checked below): that covers the whole
+	// time the volume stays empty, with no wait to guess.
 	select {
 	case <-e.served:
-		t.Fatal("webhook registered before tls.crt was in the cert dir")
+		t.Fatalf("webhook registered before tls.crt was in the cert dir (%v)", e.certAtServe)
 	default:
 	}
-	e.eventually(10*time.Second, "readyz answers", func() error {
+	wait.ForNil(t, 10*time.Second, func() error {
 		code, err := e.readyz()
 		if err != nil {
 			return err
@@ -64,14 +67,17 @@ func TestIssuesPublishesThenServes(t *testing.T) {
 			t.Fatal("readyz webhook-certs passes before tls.crt is in the cert dir")
 		}
 		return nil
-	})
+	}, "readyz answers")
 
 	e.kubelet.pause(false)
 	e.waitServed()
+	if e.certAtServe != nil {
+		t.Fatalf("webhook registered before tls.crt was in the cert dir: %v", e.certAtServe)
+	}
 	if code, err := e.readyz(); err != nil || code != http.StatusOK {
 		t.Errorf("readyz webhook-certs after serving: %d, %v", code, err)
 	}
-	e.eventually(30*time.Second, "the API server calls the webhook", e.admit)
+	wait.ForNil(t, 30*time.Second, e.admit, "the API server calls the webhook")
 	served, err := e.servedLeaf(p.data["ca.crt"])
 	if err != nil {
 		t.Fatalf("TLS to the webhook server with the published CA: %v", err)
@@ -98,24 +104,26 @@ func TestRenewalKeepsTheWebhookCallable(t *testing.T) {
 	}
 	e.updateSecret(func(d map[string][]byte) { d["tls.crt"], d["tls.key"] = shortCrt, shortKey })
 
-	deadline := time.Now().Add(60 * time.Second)
 	var renewed *x509.Certificate
-	for renewed == nil {
+	wait.ForNil(t, 60*time.Second, func() error {
 		if err := e.admit(); err != nil {
 			t.Fatalf("during renewal: %v", err)
 		}
 		d := e.secret().Data
-		if !bytes.Equal(d["tls.crt"], shortCrt) && !bytes.Equal(d["tls.crt"], p.data["tls.crt"]) {
-			leaf := mustCert(t, d["tls.crt"])
-			if served, err := e.servedLeaf(p.data["ca.crt"]); err == nil && served.Equal(leaf) {
-				renewed = leaf
-			}
+		if bytes.Equal(d["tls.crt"], shortCrt) || bytes.Equal(d["tls.crt"], p.data["tls.crt"]) {
+			return errors.New("not renewed in the Secret yet")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the renewed certificate is not served 60s after the short one was written")
+		leaf := mustCert(t, d["tls.crt"])
+		served, err := e.servedLeaf(p.data["ca.crt"])
+		if err != nil {
+			return err
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		if !served.Equal(leaf) {
+			return errors.New("the webhook server still presents the old certificate")
+		}
+		renewed = leaf
+		return nil
+	}, "the renewed certificate to be served after the short one was written")
 	if got := e.secret().Data["ca.crt"]; !bytes.Equal(got, p.data["ca.crt"]) {
 		t.Error("renewing the serving certificate replaced the CA")
 	}
@@ -154,19 +162,19 @@ func TestCARotationHasNoOverlap(t *testing.T) {
 	e.updateSecret(func(d map[string][]byte) { d["ca.crt"], d["ca.key"] = expiring.CertPEM, expiring.KeyPEM })
 
 	var next []byte
-	e.eventually(30*time.Second, "a new CA is published", func() error {
+	wait.ForNil(t, 30*time.Second, func() error {
 		d := e.secret().Data
 		if bytes.Equal(d["ca.crt"], p.data["ca.crt"]) || bytes.Equal(d["ca.crt"], expiring.CertPEM) {
 			return errors.New("CA not replaced yet")
 		}
 		next = d["ca.crt"]
 		return e.caBundlesAre(next)
-	})
+	}, "a new CA is published")
 	if n := countCerts(next); n != 1 {
 		t.Errorf("caBundle holds %d certificates, want 1 (cert-controller keeps no old CA)", n)
 	}
 
-	e.eventually(30*time.Second, "the API server refuses the certificate still served", func() error {
+	wait.ForNil(t, 30*time.Second, func() error {
 		err := e.admit()
 		if err == nil {
 			return errors.New("still accepted")
@@ -175,10 +183,10 @@ func TestCARotationHasNoOverlap(t *testing.T) {
 			return fmt.Errorf("refused for another reason: %w", err)
 		}
 		return nil
-	})
+	}, "the API server refuses the certificate still served")
 
 	e.kubelet.pause(false)
-	e.eventually(60*time.Second, "the API server calls the webhook with the new certificate", e.admit)
+	wait.ForNil(t, 60*time.Second, e.admit, "the API server calls the webhook with the new certificate")
 	served, err := e.servedLeaf(next)
 	if err != nil {
 		t.Fatalf("TLS with the new CA: %v", err)
@@ -193,7 +201,7 @@ func TestCARotationHasNoOverlap(t *testing.T) {
 func TestRotatorUserListsOnlyByName(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	c, err := client.New(e.user.Config(), client.Options{Scheme: scheme})
+	c, err := client.New(e.user.Config(), client.Options{Scheme: testEnv.Scheme})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,8 +69,8 @@ func mustCreate(t *testing.T, ctx context.Context, ns string, pod *corev1.Pod) *
 
 func requireEnvtest(t *testing.T) context.Context {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs envtest (a real API server)")
+	if k8s == nil {
+		t.Skip("needs envtest (a real API server): run `make envtest`, and not -short")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)

@@ -8,32 +8,28 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zapcore"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/test/k8senv"
+	"github.com/authgate/authgate/test/wait"
 )
 
 // k8s is a client of a real kube-apiserver and etcd (envtest) that calls the
 // injector, served by a controller-runtime webhook server in this process,
 // through the MutatingWebhookConfiguration injector.WebhookConfiguration
 // recommends. envtest has no kubelet: pods are stored, never run. Tests that
-// need it skip under -short.
+// need it skip under -short or without the envtest binaries.
 var k8s client.Client
 
 const gatewayNamespace = "authgate-system"
@@ -43,21 +39,15 @@ func TestMain(m *testing.M) {
 	if testing.Short() {
 		os.Exit(m.Run())
 	}
-	os.Exit(runMain(m))
-}
-
-func runMain(m *testing.M) int {
-	level := zapcore.ErrorLevel
-	if os.Getenv("AUTHGATE_TEST_VERBOSE") != "" {
-		level = zapcore.DebugLevel
-	}
-	logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(level)))
-	path := injector.Path
 	cfg := testConfig()
-	env := &envtest.Environment{
-		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			// envtest rewrites the Service reference into a URL to the local
-			// webhook server and fills in the CA bundle.
+	path := injector.Path
+	opts := k8senv.Options{
+		// Most of the package's tests need no API server: without the
+		// envtest binaries they run, and those needing one skip.
+		Optional: true,
+		// envtest rewrites the Service reference into a URL to the local
+		// webhook server and fills in the CA bundle.
+		Webhooks: envtest.WebhookInstallOptions{
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{
 				injector.WebhookConfiguration("authgate-injector", admissionregistrationv1.WebhookClientConfig{
 					Service: &admissionregistrationv1.ServiceReference{Namespace: gatewayNamespace, Name: "authgate-webhook", Path: &path},
@@ -65,25 +55,21 @@ func runMain(m *testing.M) int {
 			},
 		},
 	}
-	restCfg, err := k8senv.Start(env, filepath.Join("..", ".."))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err, "(or go test -short)")
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
+	os.Exit(k8senv.Main(opts, func(env *k8senv.Env) int {
+		if env == nil {
+			return m.Run()
+		}
+		k8s = env.Client
+		return runWithWebhook(m, env, cfg)
+	}))
+}
 
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		fmt.Fprint(os.Stderr, err.Error()+"\n")
-		return 1
-	}
-	if k8s, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprint(os.Stderr, err.Error()+"\n")
-		return 1
-	}
+// runWithWebhook runs the tests with the injector served by a webhook
+// server in this process, where envtest's webhook configuration points.
+func runWithWebhook(m *testing.M, env *k8senv.Env, cfg injector.Config) int {
 	wio := &env.WebhookInstallOptions
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		WebhookServer: webhook.NewServer(webhook.Options{
@@ -91,45 +77,46 @@ func runMain(m *testing.M) int {
 		}),
 	})
 	if err != nil {
-		fmt.Fprint(os.Stderr, err.Error()+"\n")
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	if err := injector.Register(mgr, cfg); err != nil {
-		fmt.Fprint(os.Stderr, err.Error()+"\n")
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	ctx, cancel := context.WithCancel(ctrl.LoggerInto(context.Background(), logf.Log))
+	running, stopped := context.WithCancelCause(ctx)
 	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if err := waitForTLS(net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort)), done); err != nil {
+	go func() {
+		err := mgr.Start(ctx)
+		cause := errors.New("manager stopped")
+		if err != nil {
+			cause = fmt.Errorf("manager stopped: %w", err)
+		}
+		stopped(cause)
+		done <- err
+	}()
+	addr := net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort))
+	if err := wait.Until(running, 30*time.Second, func() error { return tlsHandshake(addr) }); err != nil {
 		cancel()
-		fmt.Fprint(os.Stderr, "webhook server: "+err.Error()+"\n")
+		<-done
+		fmt.Fprintln(os.Stderr, "webhook server not serving:", err)
 		return 1
 	}
 	code := m.Run()
 	cancel()
 	if err := <-done; err != nil {
-		fmt.Fprint(os.Stderr, "manager: "+err.Error()+"\n")
+		fmt.Fprintln(os.Stderr, "manager:", err)
 		return 1
 	}
 	return code
 }
 
-// waitForTLS waits until the webhook server completes a TLS handshake.
-func waitForTLS(addr string, done <-chan error) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			return fmt.Errorf("manager stopped: %w", err)
-		default:
-		}
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
-		if err == nil {
-			_ = conn.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
+// tlsHandshake completes a TLS handshake with the webhook server.
+func tlsHandshake(addr string) error {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		return err
 	}
-	return errors.New("not serving after 30s")
+	return conn.Close()
 }

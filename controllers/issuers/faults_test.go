@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/test/faultidp"
+	"github.com/authgate/authgate/test/wait"
 )
 
 func TestEnsureFaults(t *testing.T) {
@@ -14,19 +17,19 @@ func TestEnsureFaults(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	tests := []struct {
 		name    string
-		mode    int32
+		mode    faultidp.Fault
 		wantErr string
 	}{
-		{"down", modeDown, "unexpected status 503"},
-		{"slow", modeHang, "did not finish within 300ms|timeout|deadline exceeded"},
-		{"garbage", modeGarbage, "parse key set"},
-		{"no usable key", modeUnusable, "none usable"},
+		{"down", faultidp.Down, "unexpected status 503"},
+		{"slow", faultidp.Hang, "did not finish within 300ms|timeout|deadline exceeded"},
+		{"garbage", faultidp.Garbage, "parse key set"},
+		{"no usable key", faultidp.SymmetricKey, "none usable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name+" at cold start", func(t *testing.T) {
 			t.Parallel()
-			idp := newIDP(t)
-			idp.mode.Store(tc.mode)
+			idp := faultidp.New(t)
+			idp.Set(faultidp.JWKS, tc.mode)
 			f := newManager(t, fetchTimeout(timeout))
 			spec := Spec{IssuerURL: idp.URL, JWKSURL: idp.URL + "/jwks"}
 			start := time.Now()
@@ -48,30 +51,30 @@ func TestEnsureFaults(t *testing.T) {
 			}
 			// No refetch before the retry is due; one when it is (once the
 			// key set's own detached fetch has given up too).
-			waitFor(t, func() bool { return f.m.keySetError(spec) != "" })
-			idp.mode.Store(modeOK)
+			wait.For(t, 0, func() bool { return f.m.keySetError(spec) != "" }, "the key set's detached fetch to fail")
+			idp.Set(faultidp.JWKS, faultidp.None)
 			f.clk.Advance(DefaultMinRefresh - time.Second)
-			if st := f.m.Ensure(t.Context(), spec); st.KeyCount != 0 || idp.jwksHits.Load() != 1 {
-				t.Fatalf("got %d keys after %d requests, want the retry to wait for MinRefresh", st.KeyCount, idp.jwksHits.Load())
+			if st := f.m.Ensure(t.Context(), spec); st.KeyCount != 0 || idp.Hits(faultidp.JWKS) != 1 {
+				t.Fatalf("got %d keys after %d requests, want the retry to wait for MinRefresh", st.KeyCount, idp.Hits(faultidp.JWKS))
 			}
 			f.clk.Advance(time.Second)
-			if st := f.m.Ensure(t.Context(), spec); st.KeyCount != 2 || st.LastError != "" || idp.jwksHits.Load() != 2 {
-				t.Fatalf("got state %s after %d requests, want recovery on the retry", summary(st), idp.jwksHits.Load())
+			if st := f.m.Ensure(t.Context(), spec); st.KeyCount != 2 || st.LastError != "" || idp.Hits(faultidp.JWKS) != 2 {
+				t.Fatalf("got state %s after %d requests, want recovery on the retry", summary(st), idp.Hits(faultidp.JWKS))
 			}
 		})
 		t.Run(tc.name+" after success", func(t *testing.T) {
 			t.Parallel()
-			idp := newIDP(t)
+			idp := faultidp.New(t)
 			f := newManager(t, fetchTimeout(timeout))
 			spec := Spec{IssuerURL: idp.URL}
 			t0 := f.clk.Now()
 			if st := f.m.Ensure(t.Context(), spec); st.KeyCount != 2 {
 				t.Fatalf("got state %s, want 2 keys", summary(st))
 			}
-			idp.mode.Store(tc.mode)
+			idp.Set(faultidp.JWKS, tc.mode)
 			f.clk.Advance(DefaultMinRefresh)
 			st := f.m.Ensure(t.Context(), spec)
-			if got, want := kidsOf(t, st.Keys), idp.kids(); !slices.Equal(got, want) || st.KeyCount != 2 {
+			if got, want := kidsOf(t, st.Keys), idp.KIDs(); !slices.Equal(got, want) || st.KeyCount != 2 {
 				t.Fatalf("got kids %v (count %d), want the last good %v", got, st.KeyCount, want)
 			}
 			if !regexp.MustCompile(tc.wantErr).MatchString(st.LastError) || !st.LastSuccess.Equal(t0) {
@@ -90,10 +93,10 @@ func TestEnsureFaults(t *testing.T) {
 func TestSlowDiscoveryAndKeysBoundedByFetchTimeout(t *testing.T) {
 	t.Parallel()
 	const timeout = 300 * time.Millisecond
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	// Each request stays under the timeout; together they exceed it.
-	idp.discoDelay.Store(int64(200 * time.Millisecond))
-	idp.jwksDelay.Store(int64(200 * time.Millisecond))
+	idp.SetDelay(faultidp.Discovery, 200*time.Millisecond)
+	idp.SetDelay(faultidp.JWKS, 200*time.Millisecond)
 	f := newManager(t, fetchTimeout(timeout))
 	spec := Spec{IssuerURL: idp.URL}
 	start := time.Now()
@@ -105,39 +108,39 @@ func TestSlowDiscoveryAndKeysBoundedByFetchTimeout(t *testing.T) {
 		t.Fatalf("got state %s, want the fetch timeout reported", summary(st))
 	}
 	// The detached fetch completes; its keys are used from then on.
-	waitFor(t, func() bool { _, ok := f.m.Lookup(spec); return ok })
+	wait.For(t, 0, func() bool { _, ok := f.m.Lookup(spec); return ok }, "the detached fetch's keys")
 }
 
 func TestEnsureStopsWaitingWhenCallerGivesUp(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeBlock)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Block)
 	f := newManager(t)
 	spec := Spec{IssuerURL: idp.URL, JWKSURL: idp.URL + "/jwks"}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan State, 1)
 	go func() { done <- f.m.Ensure(ctx, spec) }()
-	<-idp.arrived
+	<-idp.Arrived()
 	cancel()
 	st := <-done
 	if st.KeyCount != 0 || !st.Pending || st.LastError != "" || !st.NextRefresh.Equal(f.clk.Now().Add(2*time.Second)) {
 		t.Fatalf("got state %s, want no keys, pending, no error yet and a retry after the fetch timeout", summary(st))
 	}
-	close(idp.unblock)
+	idp.Unblock()
 	// The refresh went on without the caller.
-	waitFor(t, func() bool { _, ok := f.m.Lookup(spec); return ok })
-	if st := f.m.Ensure(t.Context(), spec); st.KeyCount != 2 || idp.jwksHits.Load() != 1 {
-		t.Fatalf("got state %s after %d requests, want the finished refresh reused", summary(st), idp.jwksHits.Load())
+	wait.For(t, 0, func() bool { _, ok := f.m.Lookup(spec); return ok }, "the keys of the refresh the caller left")
+	if st := f.m.Ensure(t.Context(), spec); st.KeyCount != 2 || idp.Hits(faultidp.JWKS) != 1 {
+		t.Fatalf("got state %s after %d requests, want the finished refresh reused", summary(st), idp.Hits(faultidp.JWKS))
 	}
 }
 
 func TestStaleKeysAreDropped(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newManager(t)
 	spec := Spec{IssuerURL: idp.URL, JWKSURL: idp.URL + "/jwks"}
 	f.m.Ensure(t.Context(), spec)
-	idp.mode.Store(modeDown)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f.clk.Advance(DefaultMaxStaleness)
 	if st := f.m.Ensure(t.Context(), spec); st.KeyCount != 2 || st.LastError == "" {
 		t.Fatalf("got state %s at the staleness bound, want the last good keys and the error", summary(st))
@@ -154,7 +157,7 @@ func TestStaleKeysAreDropped(t *testing.T) {
 
 func TestInvalidSpecsAreNotFetched(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	tests := []struct {
 		name    string
 		spec    Spec
@@ -191,7 +194,7 @@ func TestInvalidSpecsAreNotFetched(t *testing.T) {
 			}
 		})
 	}
-	if n := idp.discoHits.Load() + idp.jwksHits.Load(); n != 0 {
+	if n := idp.Hits(faultidp.Discovery | faultidp.JWKS); n != 0 {
 		t.Fatalf("got %d requests to the issuer, want 0", n)
 	}
 }

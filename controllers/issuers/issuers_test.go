@@ -10,8 +10,11 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/test/faultidp"
+	"github.com/authgate/authgate/test/wait"
 )
 
 func TestEnsureFirstFetch(t *testing.T) {
@@ -27,7 +30,7 @@ func TestEnsureFirstFetch(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			idp := newIDP(t)
+			idp := faultidp.New(t)
 			f := newManager(t)
 			spec := tc.spec(idp.URL)
 			if _, ok := f.m.Lookup(spec); ok {
@@ -35,7 +38,7 @@ func TestEnsureFirstFetch(t *testing.T) {
 			}
 			t0 := f.clk.Now()
 			st := f.m.Ensure(t.Context(), spec)
-			if got, want := kidsOf(t, st.Keys), idp.kids(); !slices.Equal(got, want) {
+			if got, want := kidsOf(t, st.Keys), idp.KIDs(); !slices.Equal(got, want) {
 				t.Fatalf("got kids %v, want %v", got, want)
 			}
 			if st.KeyCount != 2 || st.LastError != "" || !st.LastSuccess.Equal(t0) {
@@ -45,7 +48,7 @@ func TestEnsureFirstFetch(t *testing.T) {
 			if want := t0.Add(DefaultMinRefresh); !st.NextRefresh.Equal(want) {
 				t.Fatalf("got next refresh %v, want %v", st.NextRefresh, want)
 			}
-			if d, j := idp.discoHits.Load(), idp.jwksHits.Load(); d != tc.wantDisco || j != 1 {
+			if d, j := idp.Hits(faultidp.Discovery), idp.Hits(faultidp.JWKS); d != tc.wantDisco || j != 1 {
 				t.Fatalf("got %d discovery and %d jwks requests, want %d and 1", d, j, tc.wantDisco)
 			}
 			keys, ok := f.m.Lookup(spec)
@@ -56,11 +59,11 @@ func TestEnsureFirstFetch(t *testing.T) {
 			}
 			// Cached: no network until NextRefresh.
 			f.m.Ensure(t.Context(), spec)
-			if n := idp.discoHits.Load() + idp.jwksHits.Load(); n != tc.wantDisco+1 {
+			if n := idp.Hits(faultidp.Discovery | faultidp.JWKS); n != tc.wantDisco+1 {
 				t.Fatalf("got %d requests after a cached Ensure, want %d", n, tc.wantDisco+1)
 			}
-			verifyWith(t, st.Keys.Keys, idp.iss, devissuer.RS256)
-			verifyWith(t, st.Keys.Keys, idp.iss, devissuer.ES256)
+			verifyWith(t, st.Keys.Keys, idp.Issuer, devissuer.RS256)
+			verifyWith(t, st.Keys.Keys, idp.Issuer, devissuer.ES256)
 		})
 	}
 }
@@ -111,9 +114,9 @@ func TestRefreshIntervalFromCacheHeaders(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			idp := newIDP(t)
+			idp := faultidp.New(t)
 			if tc.cacheControl != nil {
-				idp.setCacheControl(*tc.cacheControl)
+				idp.SetCacheControl(*tc.cacheControl)
 			}
 			f := newManager(t)
 			spec := Spec{IssuerURL: idp.URL, JWKSURL: idp.URL + "/jwks"}
@@ -123,12 +126,12 @@ func TestRefreshIntervalFromCacheHeaders(t *testing.T) {
 			}
 			f.clk.Advance(tc.want - time.Second)
 			f.m.Ensure(t.Context(), spec)
-			if n := idp.jwksHits.Load(); n != 1 {
+			if n := idp.Hits(faultidp.JWKS); n != 1 {
 				t.Fatalf("got %d jwks requests before NextRefresh, want 1", n)
 			}
 			f.clk.Advance(time.Second)
 			st := f.m.Ensure(t.Context(), spec)
-			if n := idp.jwksHits.Load(); n != 2 {
+			if n := idp.Hits(faultidp.JWKS); n != 2 {
 				t.Fatalf("got %d jwks requests at NextRefresh, want 2", n)
 			}
 			if want := t0.Add(2 * tc.want); !st.NextRefresh.Equal(want) || !st.LastSuccess.Equal(t0.Add(tc.want)) {
@@ -142,8 +145,8 @@ func ptr(s string) *string { return &s }
 
 func TestCustomRefreshBounds(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.setCacheControl("max-age=7200")
+	idp := faultidp.New(t)
+	idp.SetCacheControl("max-age=7200")
 	f := newManager(t, func(o *Options) { o.MinRefresh, o.MaxRefresh = 30*time.Second, 3*time.Hour })
 	t0 := f.clk.Now()
 	if st := f.m.Ensure(t.Context(), Spec{IssuerURL: idp.URL}); !st.NextRefresh.Equal(t0.Add(2 * time.Hour)) {
@@ -153,14 +156,14 @@ func TestCustomRefreshBounds(t *testing.T) {
 
 func TestRotationPickedUpAtNextRefresh(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.setCacheControl("max-age=300")
+	idp := faultidp.New(t)
+	idp.SetCacheControl("max-age=300")
 	f := newManager(t)
 	spec := Spec{IssuerURL: idp.URL}
-	before := idp.kids()
+	before := idp.KIDs()
 	f.m.Ensure(t.Context(), spec)
-	oldRS := idp.iss.KeyID(devissuer.RS256)
-	newRS, err := idp.iss.RotateKey(devissuer.RS256)
+	oldRS := idp.Issuer.KeyID(devissuer.RS256)
+	newRS, err := idp.Issuer.RotateKey(devissuer.RS256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,8 +173,8 @@ func TestRotationPickedUpAtNextRefresh(t *testing.T) {
 	}
 	f.clk.Advance(time.Minute)
 	got := kidsOf(t, f.m.Ensure(t.Context(), spec).Keys)
-	if !slices.Equal(got, idp.kids()) || !slices.Contains(got, newRS) || slices.Contains(got, oldRS) {
-		t.Fatalf("got kids %v, want %v with %s and without %s", got, idp.kids(), newRS, oldRS)
+	if !slices.Equal(got, idp.KIDs()) || !slices.Contains(got, newRS) || slices.Contains(got, oldRS) {
+		t.Fatalf("got kids %v, want %v with %s and without %s", got, idp.KIDs(), newRS, oldRS)
 	}
 	if keys, _ := f.m.Lookup(spec); !slices.Equal(kidsOf(t, keys), got) {
 		t.Fatalf("got Lookup kids %v, want %v", kidsOf(t, keys), got)
@@ -180,8 +183,8 @@ func TestRotationPickedUpAtNextRefresh(t *testing.T) {
 
 func TestConcurrentEnsureShareOneFetch(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeBlock)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Block)
 	f := newManager(t)
 	spec := Spec{IssuerURL: idp.URL}
 	const callers = 20
@@ -197,9 +200,9 @@ func TestConcurrentEnsureShareOneFetch(t *testing.T) {
 			states <- f.m.Ensure(t.Context(), s)
 		})
 	}
-	<-idp.arrived
-	waitFor(t, func() bool { return f.m.flightWaiters(spec) == callers })
-	close(idp.unblock)
+	<-idp.Arrived()
+	wait.For(t, 0, func() bool { return f.m.flightWaiters(spec) == callers }, "%d callers waiting on the refresh", callers)
+	idp.Unblock()
 	wg.Wait()
 	close(states)
 	for st := range states {
@@ -207,22 +210,22 @@ func TestConcurrentEnsureShareOneFetch(t *testing.T) {
 			t.Fatalf("got state %s, want every caller to see the shared fetch's 2 keys", summary(st))
 		}
 	}
-	if d, j := idp.discoHits.Load(), idp.jwksHits.Load(); d != 1 || j != 1 {
+	if d, j := idp.Hits(faultidp.Discovery), idp.Hits(faultidp.JWKS); d != 1 || j != 1 {
 		t.Fatalf("got %d discovery and %d jwks requests, want 1 shared fetch", d, j)
 	}
 	// Another algorithm set is another entry with its own filtered keys.
 	es := f.m.Ensure(t.Context(), Spec{IssuerURL: idp.URL, Algorithms: []string{"ES256"}})
-	if got, want := kidsOf(t, es.Keys), []string{idp.iss.KeyID(devissuer.ES256)}; !slices.Equal(got, want) {
+	if got, want := kidsOf(t, es.Keys), []string{idp.Issuer.KeyID(devissuer.ES256)}; !slices.Equal(got, want) {
 		t.Fatalf("got kids %v for ES256 only, want %v", got, want)
 	}
-	if j := idp.jwksHits.Load(); j != 2 {
+	if j := idp.Hits(faultidp.JWKS); j != 2 {
 		t.Fatalf("got %d jwks requests, want a second fetch for the other spec", j)
 	}
 }
 
 func TestForget(t *testing.T) {
 	t.Parallel()
-	idp1, idp2 := newIDP(t), newIDP(t)
+	idp1, idp2 := faultidp.New(t), faultidp.New(t)
 	f := newManager(t)
 	a := Spec{IssuerURL: idp1.URL}
 	b := Spec{IssuerURL: idp2.URL}
@@ -254,20 +257,20 @@ func TestForget(t *testing.T) {
 		}
 	}
 	// c still uses idp2's URL: its series stay.
-	if got := metricCount(t, f, "authgate_controller_jwks_keys"); got != 2 {
+	if got := seriesCount(t, f, "authgate_controller_jwks_keys"); got != 2 {
 		t.Fatalf("got %d key gauges, want 2 issuer URLs", got)
 	}
 	f.m.Forget(keep(a))
-	if got := metricCount(t, f, "authgate_controller_jwks_keys"); got != 1 {
+	if got := seriesCount(t, f, "authgate_controller_jwks_keys"); got != 1 {
 		t.Fatalf("got %d key gauges after forgetting idp2, want 1", got)
 	}
-	if got := metricCount(t, f, "authgate_controller_jwks_refresh_total"); got != 1 {
+	if got := seriesCount(t, f, "authgate_controller_jwks_refresh_total"); got != 1 {
 		t.Fatalf("got %d refresh counters after forgetting idp2, want 1", got)
 	}
 	// A forgotten issuer is fetched again when a policy uses it again.
-	before := idp2.jwksHits.Load()
-	if st := f.m.Ensure(t.Context(), b); st.KeyCount != 2 || idp2.jwksHits.Load() != before+1 {
-		t.Fatalf("got state %s after %d requests, want a new fetch", summary(st), idp2.jwksHits.Load()-before)
+	before := idp2.Hits(faultidp.JWKS)
+	if st := f.m.Ensure(t.Context(), b); st.KeyCount != 2 || idp2.Hits(faultidp.JWKS) != before+1 {
+		t.Fatalf("got state %s after %d requests, want a new fetch", summary(st), idp2.Hits(faultidp.JWKS)-before)
 	}
 	f.m.Forget(func(Spec) bool { return false })
 	if n := len(f.m.entries); n != 0 {
@@ -275,23 +278,19 @@ func TestForget(t *testing.T) {
 	}
 }
 
-func metricCount(t *testing.T, f *fixture, name string) int {
+// seriesCount is how many series of the metric f's registry holds.
+func seriesCount(t *testing.T, f *fixture, name string) int {
 	t.Helper()
-	mfs, err := f.reg.Gather()
+	n, err := testutil.GatherAndCount(f.reg, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return len(mf.GetMetric())
-		}
-	}
-	return 0
+	return n
 }
 
 func TestHTTPClientOption(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	var mu sync.Mutex
 	var paths []string
 	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
@@ -317,17 +316,17 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 func TestLogsCarryNoKeys(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newManager(t)
 	spec := Spec{IssuerURL: idp.URL}
 	f.m.Ensure(t.Context(), spec)
 	// A fetch that outlives Ensure on a loaded machine still completes.
-	waitFor(t, func() bool { _, ok := f.m.Lookup(spec); return ok })
+	wait.For(t, 0, func() bool { _, ok := f.m.Lookup(spec); return ok }, "the first keys")
 	keys, _ := f.m.Lookup(spec)
-	idp.mode.Store(modeDown)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f.clk.Advance(time.Hour)
 	f.m.Ensure(t.Context(), spec)
-	waitFor(t, func() bool { return strings.Contains(f.logs.String(), "key refresh failed") })
+	wait.For(t, 0, func() bool { return strings.Contains(f.logs.String(), "key refresh failed") }, "the failed refresh logged")
 	var k map[string]any
 	if err := json.Unmarshal(keys.Keys[0], &k); err != nil {
 		t.Fatal(err)

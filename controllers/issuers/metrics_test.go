@@ -8,16 +8,18 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newManager(t)
 	spec := Spec{IssuerURL: idp.URL}
 	t0 := f.clk.Now()
 	f.m.Ensure(t.Context(), spec)
-	idp.mode.Store(modeDown)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f.clk.Advance(time.Hour)
 	f.m.Ensure(t.Context(), spec)
 	f.m.Ensure(t.Context(), spec) // cached until the retry: not a refresh
@@ -41,7 +43,7 @@ authgate_controller_jwks_refresh_total{issuer=%[1]q,result="success"} 1
 
 func TestMetricsSharedRegistry(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	reg := prometheus.NewRegistry()
 	a := New(Options{Registerer: reg})
 	b := New(Options{Registerer: reg}) // must not panic; shares the collectors

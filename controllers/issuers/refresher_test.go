@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/test/faultidp"
+	"github.com/authgate/authgate/test/wait"
 )
 
 // changes records OnChange calls.
@@ -88,8 +90,8 @@ func tick(t *testing.T, m *Manager) time.Duration {
 
 func TestCurrentNeverTouchesTheNetwork(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeHang)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Hang)
 	f := newManager(t)
 	spec := Spec{IssuerURL: idp.URL}
 	st := f.m.Current(spec)
@@ -100,7 +102,7 @@ func TestCurrentNeverTouchesTheNetwork(t *testing.T) {
 		t.Fatalf("got next refresh %v, want the end of the first fetch at the latest, %v", st.NextRefresh, want)
 	}
 	// Current starts nothing: without a refresher nobody has fetched.
-	if n := idp.discoHits.Load() + idp.jwksHits.Load(); n != 0 {
+	if n := idp.Hits(faultidp.Discovery | faultidp.JWKS); n != 0 {
 		t.Fatalf("got %d requests to the issuer from Current, want 0", n)
 	}
 	if n := len(f.m.entries); n != 1 {
@@ -110,7 +112,7 @@ func TestCurrentNeverTouchesTheNetwork(t *testing.T) {
 
 func TestRefresherFetchesRegisteredIssuersAndTellsOnChange(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	c := newChanges()
 	f := newManager(t, realClock, onChange(c))
 	spec := Spec{IssuerURL: idp.URL}
@@ -122,11 +124,11 @@ func TestRefresherFetchesRegisteredIssuersAndTellsOnChange(t *testing.T) {
 		t.Fatalf("got OnChange for %q, want %q", got, spec.Key())
 	}
 	st := f.m.Current(spec)
-	if st.Pending || st.KeyCount != 2 || st.LastError != "" || !slices.Equal(kidsOf(t, st.Keys), idp.kids()) {
+	if st.Pending || st.KeyCount != 2 || st.LastError != "" || !slices.Equal(kidsOf(t, st.Keys), idp.KIDs()) {
 		t.Fatalf("got state %s after OnChange, want the issuer's 2 keys", summary(st))
 	}
 	// A rotation is picked up on the schedule, with no caller asking.
-	newRS, err := idp.iss.RotateKey(devissuer.RS256)
+	newRS, err := idp.Issuer.RotateKey(devissuer.RS256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +141,8 @@ func TestRefresherFetchesRegisteredIssuersAndTellsOnChange(t *testing.T) {
 
 func TestRefresherSchedule(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.setCacheControl("max-age=300")
+	idp := faultidp.New(t)
+	idp.SetCacheControl("max-age=300")
 	c := newChanges()
 	f := newManager(t, onChange(c))
 	spec := Spec{IssuerURL: idp.URL, JWKSURL: idp.URL + "/jwks"}
@@ -149,22 +151,22 @@ func TestRefresherSchedule(t *testing.T) {
 	if st := f.m.Current(spec); st.KeyCount != 2 || c.count(spec) != 1 {
 		t.Fatalf("got state %s and %d changes, want 2 keys and 1 change", summary(st), c.count(spec))
 	}
-	if wait := tick(t, f.m); wait != 5*time.Minute || idp.jwksHits.Load() != 1 {
-		t.Fatalf("got a wait of %v after %d requests, want max-age 5m and no refetch", wait, idp.jwksHits.Load())
+	if wait := tick(t, f.m); wait != 5*time.Minute || idp.Hits(faultidp.JWKS) != 1 {
+		t.Fatalf("got a wait of %v after %d requests, want max-age 5m and no refetch", wait, idp.Hits(faultidp.JWKS))
 	}
 	// Failures: retried after MinRefresh; a repeated failure is no change.
-	idp.mode.Store(modeDown)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f.clk.Advance(5 * time.Minute)
 	tick(t, f.m)
-	if wait := tick(t, f.m); wait != DefaultMinRefresh || idp.jwksHits.Load() != 2 || c.count(spec) != 2 {
+	if wait := tick(t, f.m); wait != DefaultMinRefresh || idp.Hits(faultidp.JWKS) != 2 || c.count(spec) != 2 {
 		t.Fatalf("got a wait of %v, %d requests, %d changes; want a retry in %v, 2 requests, 2 changes",
-			wait, idp.jwksHits.Load(), c.count(spec), DefaultMinRefresh)
+			wait, idp.Hits(faultidp.JWKS), c.count(spec), DefaultMinRefresh)
 	}
 	f.clk.Advance(DefaultMinRefresh)
 	tick(t, f.m)
-	if st := f.m.Current(spec); st.KeyCount != 2 || st.LastError == "" || idp.jwksHits.Load() != 3 || c.count(spec) != 2 {
+	if st := f.m.Current(spec); st.KeyCount != 2 || st.LastError == "" || idp.Hits(faultidp.JWKS) != 3 || c.count(spec) != 2 {
 		t.Fatalf("got state %s, %d requests, %d changes; want the last good keys, 3 requests, still 2 changes",
-			summary(st), idp.jwksHits.Load(), c.count(spec))
+			summary(st), idp.Hits(faultidp.JWKS), c.count(spec))
 	}
 	// Keys past MaxStaleness are dropped: a change, though the error is the same.
 	f.clk.Advance(DefaultMaxStaleness)
@@ -172,7 +174,7 @@ func TestRefresherSchedule(t *testing.T) {
 	if st := f.m.Current(spec); st.KeyCount != 0 || c.count(spec) != 3 {
 		t.Fatalf("got state %s and %d changes past MaxStaleness, want no keys and a third change", summary(st), c.count(spec))
 	}
-	idp.mode.Store(modeOK)
+	idp.Set(faultidp.JWKS, faultidp.None)
 	f.clk.Advance(DefaultMinRefresh)
 	tick(t, f.m)
 	if st := f.m.Current(spec); st.KeyCount != 2 || st.LastError != "" || c.count(spec) != 4 {
@@ -184,14 +186,14 @@ func TestRefresherSchedule(t *testing.T) {
 // not delay another issuer's keys.
 func TestRefresherHangingIssuerHoldsUpNoOther(t *testing.T) {
 	t.Parallel()
-	hung, ok := newIDP(t), newIDP(t)
-	hung.mode.Store(modeBlock)
+	hung, ok := faultidp.New(t), faultidp.New(t)
+	hung.Set(faultidp.JWKS, faultidp.Block)
 	c := newChanges()
 	f := newManager(t, realClock, onChange(c), fetchTimeout(time.Minute))
 	hungSpec, okSpec := Spec{IssuerURL: hung.URL, JWKSURL: hung.URL + "/jwks"}, Spec{IssuerURL: ok.URL}
 	startRefresher(t, f.m)
 	f.m.Current(hungSpec)
-	<-hung.arrived
+	<-hung.Arrived()
 	f.m.Current(okSpec)
 	for key := range c.ch {
 		if key == okSpec.Key() {
@@ -211,14 +213,14 @@ func TestRefresherHangingIssuerHoldsUpNoOther(t *testing.T) {
 
 func TestStartEndsRunningFetches(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeBlock)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Block)
 	c := newChanges()
 	f := newManager(t, realClock, onChange(c), fetchTimeout(time.Minute))
 	spec := Spec{IssuerURL: idp.URL, JWKSURL: idp.URL + "/jwks"}
 	stop := startRefresher(t, f.m)
 	f.m.Current(spec)
-	<-idp.arrived
+	<-idp.Arrived()
 	start := time.Now()
 	stop() // fails the test if Start does not return
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
@@ -235,43 +237,43 @@ func TestStartEndsRunningFetches(t *testing.T) {
 
 func TestEnsureAndRefresherShareOneFetch(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeBlock)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Block)
 	f := newManager(t)
 	spec := Spec{IssuerURL: idp.URL, JWKSURL: idp.URL + "/jwks"}
 	f.m.Current(spec)
 	var wg sync.WaitGroup
 	f.m.refreshDue(t.Context(), &wg)
-	<-idp.arrived
+	<-idp.Arrived()
 	done := make(chan State, 1)
 	go func() { done <- f.m.Ensure(t.Context(), spec) }()
-	waitFor(t, func() bool { return f.m.flightWaiters(spec) == 1 })
-	close(idp.unblock)
+	wait.For(t, 0, func() bool { return f.m.flightWaiters(spec) == 1 }, "Ensure to join the refresher's fetch")
+	idp.Unblock()
 	wg.Wait()
-	if st := <-done; st.KeyCount != 2 || idp.jwksHits.Load() != 1 {
-		t.Fatalf("got state %s after %d requests, want Ensure to join the refresher's fetch", summary(st), idp.jwksHits.Load())
+	if st := <-done; st.KeyCount != 2 || idp.Hits(faultidp.JWKS) != 1 {
+		t.Fatalf("got state %s after %d requests, want Ensure to join the refresher's fetch", summary(st), idp.Hits(faultidp.JWKS))
 	}
 }
 
 func TestForgottenIssuersAreNotRefreshed(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeBlock)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Block)
 	c := newChanges()
 	f := newManager(t, onChange(c))
 	spec := Spec{IssuerURL: idp.URL, JWKSURL: idp.URL + "/jwks"}
 	f.m.Current(spec)
 	var wg sync.WaitGroup
 	f.m.refreshDue(t.Context(), &wg)
-	<-idp.arrived
+	<-idp.Arrived()
 	f.m.Forget(func(Spec) bool { return false }) // while its fetch runs
-	close(idp.unblock)
+	idp.Unblock()
 	wg.Wait()
 	f.clk.Advance(DefaultMaxRefresh)
 	if wait := tick(t, f.m); wait != DefaultMaxRefresh {
 		t.Fatalf("got a wait of %v with no issuer, want the %v default", wait, DefaultMaxRefresh)
 	}
-	if n, changes := idp.jwksHits.Load(), c.count(spec); n != 1 || changes != 0 {
+	if n, changes := idp.Hits(faultidp.JWKS), c.count(spec); n != 1 || changes != 0 {
 		t.Fatalf("got %d requests and %d changes for a forgotten issuer, want 1 and none", n, changes)
 	}
 }

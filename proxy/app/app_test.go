@@ -20,6 +20,8 @@ import (
 	"github.com/authgate/authgate/internal/atomicwriter"
 	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/proxy/app"
+	"github.com/authgate/authgate/test/metrictest"
+	"github.com/authgate/authgate/test/wait"
 )
 
 func configYAML(upstream, route string, public bool) string {
@@ -91,19 +93,6 @@ func get(t *testing.T, url string) int {
 	return resp.StatusCode
 }
 
-// eventually polls cond; reloads are asynchronous by nature.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func TestReloadThroughConfigMapSymlinkSwap(t *testing.T) {
 	fn := httptest.NewServer(echo.New())
 	defer fn.Close()
@@ -126,43 +115,22 @@ func TestReloadThroughConfigMapSymlinkSwap(t *testing.T) {
 
 	// New policy: /a is no longer public, /b is.
 	writeAtomic(t, dir, configYAML(fn.URL, "/b", true))
-	eventually(t, "the new policy to be enforced", func() bool { return get(t, base+"/b") == 200 })
+	wait.For(t, 15*time.Second, func() bool { return get(t, base+"/b") == 200 }, "the new policy to be enforced")
 	if got := get(t, base+"/a"); got != 403 {
 		t.Fatalf("got %d for /a after reload, want 403", got)
 	}
 
 	// A bad config keeps the last good one, and is counted.
 	writeAtomic(t, dir, "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\nupstream: {url: 'ftp://x'}\n")
-	eventually(t, "the bad config to be rejected", func() bool {
-		return counter(t, r.reg, "authgate_config_reloads_total", "failure") >= 1
-	})
+	wait.For(t, 15*time.Second, func() bool {
+		return metrictest.Sum(t, r.reg, "authgate_config_reloads_total", "result", "failure") >= 1
+	}, "the bad config to be rejected")
 	if got := get(t, base+"/b"); got != 200 {
 		t.Fatalf("got %d for /b after a bad config, want the last good config (200)", got)
 	}
 	if got := get(t, admin+"/readyz"); got != 200 {
 		t.Fatalf("got readyz %d after a bad config, want still ready", got)
 	}
-}
-
-func counter(t *testing.T, reg *prometheus.Registry, name, result string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 func TestNotReadyUntilValidConfig(t *testing.T) {
@@ -229,7 +197,7 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 	}()
 	<-entered
 	r.cancel() // SIGTERM equivalent
-	eventually(t, "readiness to drop while draining", func() bool { return !r.a.Ready() })
+	wait.For(t, 15*time.Second, func() bool { return !r.a.Ready() }, "readiness to drop while draining")
 	close(release)
 	if got := <-result; got != "200 done" {
 		t.Fatalf("got %q for the in-flight request, want it drained to completion", got)
@@ -307,21 +275,21 @@ func TestAdminServesWhileWaitingForConfig(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	eventually(t, "/healthz before any config", func() bool {
+	wait.For(t, 15*time.Second, func() bool {
 		resp, err := http.Get("http://" + adminAddr + "/healthz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == 200
-	})
+	}, "/healthz before any config")
 	if got := get(t, "http://"+adminAddr+"/readyz"); got != 503 {
 		t.Fatalf("got readyz %d without config, want 503", got)
 	}
 	if err := os.WriteFile(path, []byte(configYAML(fn.URL, "/a", true)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "ready after a valid config", func() bool { return get(t, "http://"+adminAddr+"/readyz") == 200 })
+	wait.For(t, 15*time.Second, func() bool { return get(t, "http://"+adminAddr+"/readyz") == 200 }, "ready after a valid config")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run: %v", err)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/proxy/app"
+	"github.com/authgate/authgate/test/wait"
 )
 
 // policyYAML is a config whose policy makes route public, requires an API
@@ -73,7 +74,7 @@ func startWith(t *testing.T, opts app.Options) *app.App {
 func reloadTo(t *testing.T, dir, base, cfg, route string) {
 	t.Helper()
 	writeAtomic(t, dir, cfg)
-	eventually(t, "the new config to be enforced", func() bool { return get(t, base+route) != http.StatusForbidden })
+	wait.For(t, 15*time.Second, func() bool { return get(t, base+route) != http.StatusForbidden }, "the new config to be enforced")
 }
 
 // rawPost starts a POST of length bytes and sends the first part of it.

@@ -4,14 +4,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestCacheHitAvoidsVerification(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	is := newIssuer(t, clk)
-	a, reg := newAuthnWithRegistry(t, baseConfig(clk, is.issuerConfig("dev")), clk)
+	a, m := newAuthnWithMetrics(t, baseConfig(clk, is.issuerConfig("dev")), clk)
 	tok := is.mint(t, nil)
 	first, err := authenticate(a, bearer(tok))
 	if err != nil {
@@ -29,31 +29,9 @@ func TestCacheHitAvoidsVerification(t *testing.T) {
 	if got := a.verifications("dev"); got != 1 {
 		t.Fatalf("got %d verifications, want 1", got)
 	}
-	if got := cacheLookups(t, reg, "hit"); got != 3 {
+	if got := testutil.ToFloat64(m.TokenCache.WithLabelValues("hit")); got != 3 {
 		t.Fatalf("got %v cache hits, want 3", got)
 	}
-}
-
-// cacheLookups reads authgate_token_cache_requests_total{result}.
-func cacheLookups(t *testing.T, reg *prometheus.Registry, result string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "authgate_token_cache_requests_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 func TestCacheNeverPastExpiry(t *testing.T) {

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/authgate/authgate/proxy/identity"
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/test/fakeclock"
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 // testAudience is the audience every test issuer expects.
@@ -28,39 +27,25 @@ type clock = fakeclock.Clock
 
 func newClock() *clock { return fakeclock.New(time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)) }
 
-// counter is a loopback HTTP server counting its hits; it answers 500.
-type counter struct {
-	srv  *httptest.Server
-	hits atomic.Int64
-}
-
-func newCounter(t *testing.T) *counter {
+// newDownIdP is an identity provider that is down (503) and counts the
+// requests it gets (Hits).
+func newDownIdP(t *testing.T) *faultidp.Server {
 	t.Helper()
-	c := &counter{}
-	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		c.hits.Add(1)
-		http.Error(w, "no", http.StatusInternalServerError)
-	}))
-	t.Cleanup(c.srv.Close)
-	return c
+	s := faultidp.New(t)
+	s.Set(faultidp.All, faultidp.Down)
+	return s
 }
 
 // issuerServer is a devissuer served over loopback.
 type issuerServer struct {
 	*devissuer.Issuer
-	srv *httptest.Server
+	srv *faultidp.Server
 }
 
 func newIssuer(t testing.TB, clk *clock) *issuerServer {
 	t.Helper()
-	iss, err := devissuer.New(devissuer.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatalf("devissuer: %v", err)
-	}
-	srv := httptest.NewServer(iss.Handler())
-	t.Cleanup(srv.Close)
-	iss.SetURL(srv.URL)
-	return &issuerServer{Issuer: iss, srv: srv}
+	srv := faultidp.New(t, faultidp.WithNow(clk.Now))
+	return &issuerServer{Issuer: srv.Issuer, srv: srv}
 }
 
 // issuerConfig trusts is with keys fetched from its JWKS URL.
@@ -116,22 +101,23 @@ func baseConfig(clk *clock, issuers ...config.Issuer) *config.ProxyConfig {
 // newAuthn defaults and validates cfg, then builds an Authenticator.
 func newAuthn(t testing.TB, cfg *config.ProxyConfig, clk *clock) *Authenticator {
 	t.Helper()
-	a, _ := newAuthnWithRegistry(t, cfg, clk)
+	a, _ := newAuthnWithMetrics(t, cfg, clk)
 	return a
 }
 
-func newAuthnWithRegistry(t testing.TB, cfg *config.ProxyConfig, clk *clock) (*Authenticator, *prometheus.Registry) {
+// newAuthnWithMetrics is newAuthn, returning the metrics it counts in too.
+func newAuthnWithMetrics(t testing.TB, cfg *config.ProxyConfig, clk *clock) (*Authenticator, *metrics.Metrics) {
 	t.Helper()
 	cfg.Default()
 	if errs := cfg.Validate(); len(errs) > 0 {
 		t.Fatalf("config invalid: %v", errs)
 	}
-	reg := prometheus.NewRegistry()
-	a, err := New(cfg, Options{Now: clk.Now, Metrics: metrics.New(reg)})
+	m := metrics.New(prometheus.NewRegistry())
+	a, err := New(cfg, Options{Now: clk.Now, Metrics: m})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return a, reg
+	return a, m
 }
 
 // verifications counts signature verifications of the named issuer.

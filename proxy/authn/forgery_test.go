@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 var b64 = base64.RawURLEncoding.EncodeToString
@@ -69,7 +70,7 @@ func TestAuthenticateForgery(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	is := newIssuer(t, clk)
-	attacker := newCounter(t)
+	attacker := newDownIdP(t)
 	payload := validPayload(is, clk)
 	kid := is.KeyID(devissuer.RS256)
 
@@ -126,10 +127,10 @@ func TestAuthenticateForgery(t *testing.T) {
 		{"case-variant ALG header", craft(t, map[string]any{"alg": "RS256", "ALG": "none"}, payload, gp[2]), ReasonInvalidToken},
 		{"HS256 keyed with the RSA public key", hs256, ReasonUnsupportedAlg},
 		{"attacker key in jwk header", embedded, ReasonInvalidToken},
-		{"jku to attacker", withHeader("jku", attacker.srv.URL+"/jwks"), ReasonInvalidToken},
-		{"x5u to attacker", withHeader("x5u", attacker.srv.URL+"/cert.pem"), ReasonInvalidToken},
+		{"jku to attacker", withHeader("jku", attacker.URL+"/jwks"), ReasonInvalidToken},
+		{"x5u to attacker", withHeader("x5u", attacker.URL+"/cert.pem"), ReasonInvalidToken},
 		{"x5c chain", withHeader("x5c", []string{"MIIBszCCAVmgAwIBAgIUQ"}), ReasonInvalidToken},
-		{"jku on an issuer-signed token", mintHeader("jku", attacker.srv.URL+"/jwks"), ReasonInvalidToken},
+		{"jku on an issuer-signed token", mintHeader("jku", attacker.URL+"/jwks"), ReasonInvalidToken},
 		{"unknown crit", mintHeader("crit", []string{"urn:example:x"}), ReasonInvalidToken},
 		{"crit naming a registered header", mintHeader("crit", []string{"exp"}), ReasonInvalidToken},
 		{"b64 false", mintHeader("b64", false), ReasonInvalidToken},
@@ -170,7 +171,7 @@ func TestAuthenticateForgery(t *testing.T) {
 			}
 		})
 	}
-	if got := attacker.hits.Load(); got != 0 {
+	if got := attacker.Hits(faultidp.All); got != 0 {
 		t.Errorf("got %d requests to URLs taken from tokens, want 0", got)
 	}
 	if got := is.JWKSRequests() - fetches; got > 3 {
@@ -183,9 +184,9 @@ func TestUnknownIssuerCausesNoTraffic(t *testing.T) {
 	clk := newClock()
 	is := newIssuer(t, clk)
 	stranger := newIssuer(t, clk)
-	keys := newCounter(t)
+	keys := newDownIdP(t)
 	ic := is.issuerConfig("dev")
-	ic.JWKSURL = keys.srv.URL + "/jwks"
+	ic.JWKSURL = keys.URL + "/jwks"
 	a := newAuthn(t, baseConfig(clk, ic), clk)
 	for _, tok := range []string{
 		stranger.mint(t, nil),
@@ -195,7 +196,7 @@ func TestUnknownIssuerCausesNoTraffic(t *testing.T) {
 		id, err := authenticate(a, bearer(tok))
 		wantReason(t, id, err, ReasonUnknownIssuer)
 	}
-	if got := keys.hits.Load() + is.JWKSRequests() + stranger.JWKSRequests(); got != 0 {
+	if got := keys.Hits(faultidp.All) + is.JWKSRequests() + stranger.JWKSRequests(); got != 0 {
 		t.Fatalf("got %d key fetches for unknown issuers, want 0", got)
 	}
 }
@@ -204,20 +205,20 @@ func TestKeysUnavailable(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
 	is := newIssuer(t, clk)
-	keys := newCounter(t)
+	keys := newDownIdP(t)
 	ic := is.issuerConfig("dev")
-	ic.JWKSURL = keys.srv.URL + "/jwks"
+	ic.JWKSURL = keys.URL + "/jwks"
 	a := newAuthn(t, baseConfig(clk, ic), clk)
 	id, err := authenticate(a, bearer(is.mint(t, nil)))
 	wantReason(t, id, err, ReasonKeysUnavailable)
-	if got := keys.hits.Load(); got != 1 {
+	if got := keys.Hits(faultidp.All); got != 1 {
 		t.Fatalf("got %d fetches, want 1", got)
 	}
 	// At the same instant (no keys: one fetch per 250 ms) no further fetch
 	// happens and the answer stays.
 	id, err = authenticate(a, bearer(is.mint(t, nil)))
 	wantReason(t, id, err, ReasonKeysUnavailable)
-	if got := keys.hits.Load(); got != 1 {
+	if got := keys.Hits(faultidp.All); got != 1 {
 		t.Fatalf("got %d fetches within the cooldown, want 1", got)
 	}
 	st := a.IssuerStatus()["dev"]

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/metrics"
+	"github.com/authgate/authgate/test/faultidp"
 	"github.com/authgate/authgate/test/logbuf"
 )
 
@@ -34,19 +34,18 @@ const partnerHash = "sha256:f0992dacd3492d57ea3de793332ac43c28d7b65ac787eb85ae67
 // env is one proxy in front of the echo function, with a real OIDC issuer,
 // all on loopback.
 type env struct {
-	t        testing.TB
-	issuer   *devissuer.Issuer
-	issuerTS *httptest.Server
-	idpDown  atomic.Bool // the issuer answers 503 to every request while set
-	fn       *echo.Function
-	fnTS     *httptest.Server
-	proxy    *httptest.Server
-	reg      *prometheus.Registry
-	metrics  *metrics.Metrics
-	logs     *syncBuffer
-	rt       *gateway.Runtime
-	sw       *gateway.Switch
-	now      func() time.Time
+	t       testing.TB
+	idp     *faultidp.Server // idp.Set(faultidp.All, faultidp.Down): an IdP outage
+	issuer  *devissuer.Issuer
+	fn      *echo.Function
+	fnTS    *httptest.Server
+	proxy   *httptest.Server
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	logs    *syncBuffer
+	rt      *gateway.Runtime
+	sw      *gateway.Switch
+	now     func() time.Time
 }
 
 type syncBuffer = logbuf.Buffer
@@ -61,18 +60,12 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 // to the upstream (benchmarks).
 func newEnvWith(t testing.TB, transport http.RoundTripper, opts ...envOption) *env {
 	t.Helper()
-	iss, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, issuer: iss, fn: echo.New(), logs: &syncBuffer{}, now: time.Now}
-	e.issuerTS = httptest.NewServer(e.faultable(iss.Handler()))
-	t.Cleanup(e.issuerTS.Close)
-	iss.SetURL(e.issuerTS.URL)
+	idp := faultidp.New(t)
+	e := &env{t: t, idp: idp, issuer: idp.Issuer, fn: echo.New(), logs: &syncBuffer{}, now: time.Now}
 	e.fnTS = httptest.NewServer(e.fn)
 	t.Cleanup(e.fnTS.Close)
 
-	cfg := baseConfig(e.issuerTS.URL, iss.PublicJWKS(), e.fnTS.URL)
+	cfg := baseConfig(idp.URL, idp.Issuer.PublicJWKS(), e.fnTS.URL)
 	for _, o := range opts {
 		o(cfg)
 	}
@@ -99,17 +92,6 @@ func newEnvWith(t testing.TB, transport http.RoundTripper, opts ...envOption) *e
 	e.proxy = httptest.NewServer(e.sw)
 	t.Cleanup(e.proxy.Close)
 	return e
-}
-
-// faultable answers 503 instead of h while the issuer is down.
-func (e *env) faultable(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e.idpDown.Load() {
-			http.Error(w, "unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }
 
 // baseConfig: one enforcing policy with public, scoped, MFA, Rego and

@@ -77,7 +77,7 @@ func TestHeaderSpellingsNeverReachTheFunction(t *testing.T) {
 	e := newEnv(t, withSpellingPolicies)
 	tok := e.mint(map[string]any{"groups": []string{"eng", "ops"}})
 	jwt := map[string][]string{
-		"X-Authgate-Subject": {"alice"}, "X-Authgate-Issuer": {e.issuerTS.URL}, "X-Authgate-Credential-Kind": {"jwt"},
+		"X-Authgate-Subject": {"alice"}, "X-Authgate-Issuer": {e.idp.URL}, "X-Authgate-Credential-Kind": {"jwt"},
 		"X-Authgate-Scopes": {"orders:read"}, "X-Authgate-Email": {"alice@example.com"}, "X-Authgate-Groups": {"eng,ops"},
 		"X-User-Email": {"alice@example.com"},
 	}
@@ -179,7 +179,7 @@ decision := {"allow": true, "headers": {
 	e := newEnv(t, withSpellingPolicies, withRego(src, 0))
 	rec := e.get("/api/x", bearer(e.mint(nil))...).mustForward(t)
 	want := map[string][]string{
-		"X-Authgate-Subject": {"alice"}, "X-Authgate-Issuer": {e.issuerTS.URL}, "X-Authgate-Credential-Kind": {"jwt"},
+		"X-Authgate-Subject": {"alice"}, "X-Authgate-Issuer": {e.idp.URL}, "X-Authgate-Credential-Kind": {"jwt"},
 		"X-Authgate-Scopes": {"orders:read"}, "X-Authgate-Email": {"alice@example.com"},
 		"X-User-Email": {"alice@example.com"}, "X-Authgate-Team": {"blue"},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/test/fakeclock"
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 // Class 6 and 10 through the proxy with keys only from the JWKS URL and a
@@ -106,7 +107,7 @@ func TestJWKSColdStartOutageThroughTheProxy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, remoteKeys, noAuthFailureThrottle)
 	clk := e.manualClock()
-	e.idpDown.Store(true)
+	e.idp.Set(faultidp.All, faultidp.Down)
 	for range 5 {
 		e.get("/orders/1", bearer(e.mint(nil))...).mustNotForward(t, "keys_unavailable")
 		clk.Advance(200 * time.Millisecond)
@@ -114,7 +115,7 @@ func TestJWKSColdStartOutageThroughTheProxy(t *testing.T) {
 	if got := testutil.ToFloat64(e.metrics.JWKSFetches.WithLabelValues("dev", "error")); got < 1 || got > 5 {
 		t.Fatalf("got %v failed fetches for 5 tokens in one second, want 1 to 5", got)
 	}
-	e.idpDown.Store(false)
+	e.idp.Set(faultidp.All, faultidp.None)
 	back := clk.Now()
 	for {
 		r := e.get("/orders/1", bearer(e.mint(nil))...)

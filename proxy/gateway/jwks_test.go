@@ -9,6 +9,7 @@ import (
 
 	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 // Class 6 through the proxy: keys only from a JWKS URL, on a manual clock
@@ -17,7 +18,7 @@ func TestJWKSFaultsThroughTheProxy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, remoteKeys, func(c *config.ProxyConfig) { c.Issuers[0].Fetch.RefreshCooldown = config.D(time.Second) })
 	clk := e.manualClock()
-	e.idpDown.Store(true)
+	e.idp.Set(faultidp.All, faultidp.Down)
 	call := func() result { return e.get("/orders/1", bearer(e.mint(nil))...) }
 	// untilOK advances the clock until a valid token is accepted.
 	untilOK := func(what string) {
@@ -42,15 +43,15 @@ func TestJWKSFaultsThroughTheProxy(t *testing.T) {
 	for range 20 {
 		call()
 	}
-	e.idpDown.Store(false)
+	e.idp.Set(faultidp.All, faultidp.None)
 	untilOK("keys never loaded after the JWKS endpoint recovered")
 	// Endpoint down again after keys are cached: cached keys keep working.
-	e.idpDown.Store(true)
+	e.idp.Set(faultidp.All, faultidp.Down)
 	if r := call(); r.status != http.StatusOK {
 		t.Fatalf("JWKS down with cached keys: got %d, want 200", r.status)
 	}
 	// Rotation: a token signed by a brand-new key triggers one refetch.
-	e.idpDown.Store(false)
+	e.idp.Set(faultidp.All, faultidp.None)
 	if _, err := e.issuer.RotateKey(devissuer.RS256); err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func secondPolicy(edit func(*config.Policy)) envOption {
 // build builds a runtime for the env's issuer and function with opts.
 func (e *env) build(t *testing.T, opts ...envOption) (*gateway.Runtime, error) {
 	t.Helper()
-	cfg := baseConfig(e.issuerTS.URL, e.issuer.PublicJWKS(), e.fnTS.URL)
+	cfg := baseConfig(e.idp.URL, e.issuer.PublicJWKS(), e.fnTS.URL)
 	for _, o := range opts {
 		o(cfg)
 	}

@@ -7,15 +7,14 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 func b64(v any) string {
@@ -40,9 +39,7 @@ func TestForgedTokensAreRejected(t *testing.T) {
 	other := e.mint(map[string]any{"sub": "mallory"})
 	claims := map[string]any{"iss": e.issuer.URL(), "sub": "mallory", "aud": "api", "scope": "orders:read", "exp": time.Now().Add(time.Hour).Unix()}
 
-	var jkuHits atomic.Int64
-	jku := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { jkuHits.Add(1) }))
-	defer jku.Close()
+	jku := faultidp.New(t) // the attacker's key server, never to be contacted
 
 	hmacWithPublicKey := func() string {
 		pub := e.issuer.SigningKey("RS256").Public().(*rsa.PublicKey)
@@ -94,7 +91,7 @@ func TestForgedTokensAreRejected(t *testing.T) {
 			e.get("/orders/1", bearer(tok)...).mustDeny(t, http.StatusUnauthorized, "")
 		})
 	}
-	if n := jkuHits.Load(); n != 0 {
+	if n := jku.Hits(faultidp.All); n != 0 {
 		t.Fatalf("got %d requests to a URL named by a token, want 0", n)
 	}
 }

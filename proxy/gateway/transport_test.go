@@ -19,6 +19,7 @@ import (
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/metrics"
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 // proxyTo builds a runtime for cfg in front of upstreamURL and serves it.
@@ -160,16 +161,11 @@ func TestH2CBothWays(t *testing.T) {
 func TestSeveralIssuersChosenByIss(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	second, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secondTS := httptest.NewServer(second.Handler())
-	defer secondTS.Close()
-	second.SetURL(secondTS.URL)
-	cfg := baseConfig(e.issuerTS.URL, e.issuer.PublicJWKS(), e.fnTS.URL)
+	secondIDP := faultidp.New(t)
+	second := secondIDP.Issuer
+	cfg := baseConfig(e.idp.URL, e.issuer.PublicJWKS(), e.fnTS.URL)
 	cfg.Issuers = append(cfg.Issuers, config.Issuer{
-		Name: "partner-idp", IssuerURL: secondTS.URL, JWKSURL: secondTS.URL + "/jwks", Audiences: []string{"api"},
+		Name: "partner-idp", IssuerURL: secondIDP.URL, JWKSURL: secondIDP.URL + "/jwks", Audiences: []string{"api"},
 		Sources: []config.CredentialSource{{Type: config.SourceCookie, Name: "session"}},
 	})
 	cfg.Policies[0].Authentication.Issuers = []string{"dev", "partner-idp"}

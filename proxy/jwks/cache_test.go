@@ -1,12 +1,11 @@
 package jwks
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 func TestFreshness(t *testing.T) {
@@ -53,23 +52,9 @@ func TestFreshness(t *testing.T) {
 
 func TestStatusReportsMaxAge(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	var (
-		cacheControl atomic.Pointer[string]
-		down         atomic.Bool
-	)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		if down.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		if cc := cacheControl.Load(); cc != nil {
-			w.Header().Set("Cache-Control", *cc)
-		}
-		_ = json.NewEncoder(w).Encode(idp.iss.PublicJWKS())
-	}))
-	t.Cleanup(srv.Close)
-	f := newKeySet(t, issuerConfig(srv.URL))
+	idp := faultidp.New(t)
+	idp.SetCacheControl("") // no cache headers at first
+	f := newKeySet(t, issuerConfig(idp.URL))
 	if st := f.ks.Status(); st.HasMaxAge || st.MaxAge != 0 {
 		t.Fatalf("got max-age %v (known %v) before any fetch, want none", st.MaxAge, st.HasMaxAge)
 	}
@@ -79,8 +64,7 @@ func TestStatusReportsMaxAge(t *testing.T) {
 	if st := f.ks.Status(); st.HasMaxAge || st.MaxAge != 0 {
 		t.Fatalf("got max-age %v (known %v) without cache headers, want none", st.MaxAge, st.HasMaxAge)
 	}
-	cc := "public, max-age=120"
-	cacheControl.Store(&cc)
+	idp.SetCacheControl("public, max-age=120")
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +72,7 @@ func TestStatusReportsMaxAge(t *testing.T) {
 		t.Fatalf("got max-age %v (known %v), want 2m", st.MaxAge, st.HasMaxAge)
 	}
 	// A failed fetch keeps the lifetime of the response whose keys are used.
-	down.Store(true)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	if err := f.ks.Refresh(t.Context()); err == nil {
 		t.Fatal("got no error from a down endpoint, want one")
 	}

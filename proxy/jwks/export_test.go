@@ -13,6 +13,7 @@ import (
 
 	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 // exportedKIDs parses an exported set, checks every key is a valid public
@@ -35,19 +36,19 @@ func exportedKIDs(t *testing.T, set config.JSONWebKeySet) []string {
 
 func TestExportInlineAndRemote(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	inlineSet := idp.iss.PublicJWKS()
+	idp := faultidp.New(t)
+	inlineSet := idp.Issuer.PublicJWKS()
 	f := newKeySet(t, issuerConfig(idp.URL, inline(inlineSet)))
-	inlineKIDs := []string{idp.iss.KeyID(devissuer.ES256), idp.iss.KeyID(devissuer.RS256)}
+	inlineKIDs := []string{idp.Issuer.KeyID(devissuer.ES256), idp.Issuer.KeyID(devissuer.RS256)}
 	if got := exportedKIDs(t, f.ks.Export()); !slices.Equal(got, inlineKIDs) {
 		t.Fatalf("got kids %v before any fetch, want the inline %v", got, inlineKIDs)
 	}
-	if n := idp.jwksHits.Load(); n != 0 {
+	if n := idp.Hits(faultidp.JWKS); n != 0 {
 		t.Fatalf("got %d jwks requests from Export, want 0", n)
 	}
 
 	// The remote set shares the RS256 key and adds a rotated ES256 key.
-	newES, err := idp.iss.RotateKey(devissuer.ES256)
+	newES, err := idp.Issuer.RotateKey(devissuer.ES256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestExportInlineAndRemote(t *testing.T) {
 	}
 
 	// Stale remote keys are no longer exported; the inline ones are.
-	idp.mode.Store(modeDown)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f.clk.Advance(24*time.Hour + time.Second)
 	if got := exportedKIDs(t, f.ks.Export()); !slices.Equal(got, inlineKIDs) {
 		t.Fatalf("got kids %v with a stale remote set, want the inline %v", got, inlineKIDs)
@@ -76,7 +77,7 @@ func TestExportInlineAndRemote(t *testing.T) {
 
 func TestExportHasNoPrivatePartsAndVerifies(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
@@ -95,8 +96,8 @@ func TestExportHasNoPrivatePartsAndVerifies(t *testing.T) {
 	}
 	// The export, used as an inline set, verifies the issuer's tokens.
 	g := newKeySet(t, issuerConfig(idp.URL, noRemote, inline(set)))
-	mustVerify(t, g.ks, mint(t, idp.iss))
-	mustVerify(t, g.ks, mint(t, idp.iss, devissuer.WithAlg(devissuer.ES256)))
+	mustVerify(t, g.ks, mint(t, idp.Issuer))
+	mustVerify(t, g.ks, mint(t, idp.Issuer, devissuer.WithAlg(devissuer.ES256)))
 }
 
 func TestExportWithoutKeysIsEmpty(t *testing.T) {
@@ -116,12 +117,12 @@ func TestExportWithoutKeysIsEmpty(t *testing.T) {
 
 func TestExportFiltersByAlgorithms(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL, func(i *config.Issuer) { i.Algorithms = []string{devissuer.ES256} }))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := exportedKIDs(t, f.ks.Export()), []string{idp.iss.KeyID(devissuer.ES256)}; !slices.Equal(got, want) {
+	if got, want := exportedKIDs(t, f.ks.Export()), []string{idp.Issuer.KeyID(devissuer.ES256)}; !slices.Equal(got, want) {
 		t.Fatalf("got kids %v, want only the ES256 key %v", got, want)
 	}
 }

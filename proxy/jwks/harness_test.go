@@ -1,16 +1,12 @@
 package jwks
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,120 +27,6 @@ func newClock() *clock { return fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, 
 
 // syncBuffer collects log output from concurrent goroutines.
 type syncBuffer = logbuf.Buffer
-
-// JWKS endpoint behaviours.
-const (
-	modeOK int32 = iota
-	modeDown
-	modeHang
-	modeTrickle
-	modeHugeLength
-	modeHugeChunked
-	modeGarbage
-	modeBlock // signal arrival, wait for unblock, then serve normally
-	modeRedirectPlainHTTP
-)
-
-// idpServer is a devissuer behind an httptest server whose /jwks can
-// misbehave, counting requests per endpoint.
-type idpServer struct {
-	*httptest.Server
-	iss        *devissuer.Issuer
-	mode       atomic.Int32
-	jwksHits   atomic.Int64
-	discoHits  atomic.Int64
-	discoIss   atomic.Pointer[string] // overrides the discovery issuer
-	arrived    chan struct{}
-	unblock    chan struct{}
-	release    chan struct{} // closed at cleanup: every handler returns
-	issHandler http.Handler
-}
-
-func newIDP(t *testing.T) *idpServer {
-	t.Helper()
-	iss, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &idpServer{
-		iss: iss, issHandler: iss.Handler(),
-		arrived: make(chan struct{}, 16), unblock: make(chan struct{}), release: make(chan struct{}),
-	}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
-	t.Cleanup(func() { close(s.release) }) // runs before Close
-	iss.SetURL(s.URL)
-	return s
-}
-
-func (s *idpServer) serve(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/.well-known/openid-configuration":
-		s.discoHits.Add(1)
-		if p := s.discoIss.Load(); p != nil {
-			doc := s.iss.DiscoveryDocument()
-			doc.Issuer = *p
-			_ = json.NewEncoder(w).Encode(doc)
-			return
-		}
-		s.issHandler.ServeHTTP(w, r)
-	case "/jwks":
-		s.jwksHits.Add(1)
-		s.serveJWKS(w, r)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-func (s *idpServer) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	flusher, _ := w.(http.Flusher)
-	switch s.mode.Load() {
-	case modeDown:
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	case modeHang:
-		s.wait(r, nil)
-	case modeTrickle:
-		_, _ = w.Write([]byte(`{"keys":[`))
-		for {
-			_, _ = w.Write([]byte(" "))
-			flusher.Flush()
-			select {
-			case <-r.Context().Done():
-				return
-			case <-s.release:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-	case modeHugeLength, modeHugeChunked:
-		body, _ := json.Marshal(s.iss.PublicJWKS())
-		body = append(body, bytes.Repeat([]byte(" "), 8192)...)
-		if s.mode.Load() == modeHugeChunked {
-			_, _ = w.Write(body[:10])
-			flusher.Flush()
-			body = body[10:]
-		}
-		_, _ = w.Write(body)
-	case modeGarbage:
-		_, _ = w.Write([]byte("<html>\x00\xff not json"))
-	case modeRedirectPlainHTTP:
-		http.Redirect(w, r, "http://authgate-test.invalid/jwks", http.StatusFound)
-	case modeBlock:
-		s.arrived <- struct{}{}
-		s.wait(r, s.unblock)
-		s.issHandler.ServeHTTP(w, r)
-	default:
-		s.issHandler.ServeHTTP(w, r)
-	}
-}
-
-func (s *idpServer) wait(r *http.Request, ch chan struct{}) {
-	select {
-	case <-r.Context().Done():
-	case <-s.release:
-	case <-ch:
-	}
-}
 
 // issuerConfig is a defaulted issuer fetching from base+"/jwks".
 func issuerConfig(base string, mut ...func(*config.Issuer)) config.Issuer {

@@ -20,6 +20,8 @@ import (
 	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/metrics"
+	"github.com/authgate/authgate/test/faultidp"
+	"github.com/authgate/authgate/test/wait"
 )
 
 func TestNewRequiresDependenciesAndSource(t *testing.T) {
@@ -50,13 +52,13 @@ func TestNewRequiresDependenciesAndSource(t *testing.T) {
 
 func TestInlineKeysVerifyWithoutNetwork(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	f := newKeySet(t, issuerConfig(idp.URL, noRemote, inline(idp.iss.PublicJWKS())))
+	idp := faultidp.New(t)
+	f := newKeySet(t, issuerConfig(idp.URL, noRemote, inline(idp.Issuer.PublicJWKS())))
 
-	mustVerify(t, f.ks, mint(t, idp.iss))
-	mustVerify(t, f.ks, mint(t, idp.iss, devissuer.WithAlg("ES256")))
-	mustVerify(t, f.ks, mint(t, idp.iss, devissuer.WithoutKID()))
-	mustFail(t, f.ks, mint(t, idp.iss, devissuer.WithKID("unknown")), ErrUnknownKey)
+	mustVerify(t, f.ks, mint(t, idp.Issuer))
+	mustVerify(t, f.ks, mint(t, idp.Issuer, devissuer.WithAlg("ES256")))
+	mustVerify(t, f.ks, mint(t, idp.Issuer, devissuer.WithoutKID()))
+	mustFail(t, f.ks, mint(t, idp.Issuer, devissuer.WithKID("unknown")), ErrUnknownKey)
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatalf("got refresh error %v without a remote source, want nil", err)
 	}
@@ -66,7 +68,7 @@ func TestInlineKeysVerifyWithoutNetwork(t *testing.T) {
 	cancel()
 	<-done
 
-	if n := idp.jwksHits.Load() + idp.discoHits.Load(); n != 0 {
+	if n := idp.Hits(faultidp.Discovery | faultidp.JWKS); n != 0 {
 		t.Fatalf("got %d requests to the issuer, want 0", n)
 	}
 	st := f.ks.Status()
@@ -75,15 +77,15 @@ func TestInlineKeysVerifyWithoutNetwork(t *testing.T) {
 	}
 	// Inline keys never go stale.
 	f.clk.Advance(10 * 365 * 24 * time.Hour)
-	mustVerify(t, f.ks, mint(t, idp.iss))
+	mustVerify(t, f.ks, mint(t, idp.Issuer))
 }
 
 func TestGoOIDCVerifierUsesKeySet(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	v := oidc.NewVerifier(idp.URL, f.ks, &oidc.Config{ClientID: "api", SupportedSigningAlgs: []string{"RS256", "ES256"}})
-	tok, err := v.Verify(t.Context(), mint(t, idp.iss, devissuer.WithAlg("ES256")))
+	tok, err := v.Verify(t.Context(), mint(t, idp.Issuer, devissuer.WithAlg("ES256")))
 	if err != nil {
 		t.Fatalf("got %v, want the token verified through go-oidc", err)
 	}
@@ -94,16 +96,16 @@ func TestGoOIDCVerifierUsesKeySet(t *testing.T) {
 
 func TestDiscovery(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL, useDiscovery))
-	mustVerify(t, f.ks, mint(t, idp.iss)) // cold start: the token triggers the first fetch
-	if d, j := idp.discoHits.Load(), idp.jwksHits.Load(); d != 1 || j != 1 {
+	mustVerify(t, f.ks, mint(t, idp.Issuer)) // cold start: the token triggers the first fetch
+	if d, j := idp.Hits(faultidp.Discovery), idp.Hits(faultidp.JWKS); d != 1 || j != 1 {
 		t.Fatalf("got %d discovery and %d jwks requests, want 1 and 1", d, j)
 	}
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if d, j := idp.discoHits.Load(), idp.jwksHits.Load(); d != 1 || j != 2 {
+	if d, j := idp.Hits(faultidp.Discovery), idp.Hits(faultidp.JWKS); d != 1 || j != 2 {
 		t.Fatalf("got %d discovery and %d jwks requests, want the jwks_uri reused (1 and 2)", d, j)
 	}
 	if st := f.ks.Status(); st.Keys != 2 || !st.Remote || st.LastError != "" {
@@ -125,31 +127,27 @@ func TestDiscoveryRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			idp := newIDP(t)
+			idp := faultidp.New(t)
 			other := tc.issuer(idp.URL)
-			idp.discoIss.Store(&other)
+			idp.EditDiscovery(func(d *devissuer.Discovery) { d.Issuer = other })
 			f := newKeySet(t, issuerConfig(idp.URL, useDiscovery))
 			err := f.ks.Refresh(t.Context())
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
 			}
-			if n := idp.jwksHits.Load(); n != 0 {
+			if n := idp.Hits(faultidp.JWKS); n != 0 {
 				t.Fatalf("got %d jwks requests, want 0 after a refused discovery", n)
 			}
 			f.clk.Advance(time.Hour)
-			mustFail(t, f.ks, mint(t, idp.iss), ErrNoKeys)
+			mustFail(t, f.ks, mint(t, idp.Issuer), ErrNoKeys)
 		})
 	}
 }
 
 func TestDiscoveryRefusesPlainHTTPJWKSURI(t *testing.T) {
 	t.Parallel()
-	doc := `{"issuer":%q,"jwks_uri":"http://idp.example.com/jwks"}`
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, doc, srv.URL)
-	}))
-	t.Cleanup(srv.Close)
+	srv := faultidp.New(t)
+	srv.EditDiscovery(func(d *devissuer.Discovery) { d.JWKSURI = "http://idp.example.com/jwks" })
 	f := newKeySet(t, issuerConfig(srv.URL, useDiscovery))
 	if err := f.ks.Refresh(t.Context()); err == nil || !strings.Contains(err.Error(), "https") {
 		t.Fatalf("got %v, want the http jwks_uri refused", err)
@@ -158,10 +156,10 @@ func TestDiscoveryRefusesPlainHTTPJWKSURI(t *testing.T) {
 
 func TestColdStartEndpointDown(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeDown)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f := newKeySet(t, issuerConfig(idp.URL))
-	mustFail(t, f.ks, mint(t, idp.iss), ErrNoKeys)
+	mustFail(t, f.ks, mint(t, idp.Issuer), ErrNoKeys)
 	if err := f.ks.Refresh(t.Context()); err == nil {
 		t.Fatal("got no refresh error from a down endpoint, want one")
 	}
@@ -178,21 +176,21 @@ func TestFetchFaultsKeepLastGoodKeys(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		mode    int32
+		mode    faultidp.Fault
 		wantErr string
 	}{
-		{"down", modeDown, "unexpected status 503"},
-		{"hanging", modeHang, "deadline exceeded|timeout"},
-		{"trickling", modeTrickle, "deadline exceeded|timeout"},
-		{"huge with length", modeHugeLength, "limit"},
-		{"huge chunked", modeHugeChunked, "limit"},
-		{"garbage", modeGarbage, "parse key set"},
-		{"redirect to plain http", modeRedirectPlainHTTP, "https"},
+		{"down", faultidp.Down, "unexpected status 503"},
+		{"hanging", faultidp.Hang, "deadline exceeded|timeout"},
+		{"trickling", faultidp.Trickle, "deadline exceeded|timeout"},
+		{"huge with length", faultidp.HugeLength, "limit"},
+		{"huge chunked", faultidp.HugeChunked, "limit"},
+		{"garbage", faultidp.Garbage, "parse key set"},
+		{"redirect to plain http", faultidp.RedirectPlainHTTP, "https"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			idp := newIDP(t)
+			idp := faultidp.New(t)
 			f := newKeySet(t, issuerConfig(idp.URL, func(i *config.Issuer) {
 				i.Fetch.Timeout = config.D(300 * time.Millisecond)
 				i.Fetch.MaxBytes = 4096
@@ -200,12 +198,12 @@ func TestFetchFaultsKeepLastGoodKeys(t *testing.T) {
 			if err := f.ks.Refresh(t.Context()); err != nil {
 				t.Fatalf("initial refresh: %v", err)
 			}
-			idp.mode.Store(tc.mode)
+			idp.Set(faultidp.JWKS, tc.mode)
 			err := f.ks.Refresh(t.Context())
 			if err == nil || !regexp.MustCompile(tc.wantErr).MatchString(err.Error()) {
 				t.Fatalf("got %v, want an error matching %q", err, tc.wantErr)
 			}
-			mustVerify(t, f.ks, mint(t, idp.iss))
+			mustVerify(t, f.ks, mint(t, idp.Issuer))
 			if st := f.ks.Status(); st.Keys != 2 || st.LastError == "" {
 				t.Fatalf("got status %+v, want the 2 cached keys and the last error", st)
 			}
@@ -215,8 +213,8 @@ func TestFetchFaultsKeepLastGoodKeys(t *testing.T) {
 
 func TestUnusableKeysAreDropped(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	good := idp.iss.PublicJWKS().Keys[0] // RS256
+	idp := faultidp.New(t)
+	good := idp.Issuer.PublicJWKS().Keys[0] // RS256
 	bad := []string{
 		`{"kty":"oct","k":"c2VjcmV0c2VjcmV0c2VjcmV0","kid":"sym"}`,
 		`{"kty":"RSA","kid":"enc","use":"enc","n":"` + jsonField(t, good, "n") + `","e":"AQAB"}`,
@@ -227,10 +225,8 @@ func TestUnusableKeysAreDropped(t *testing.T) {
 		privateJWK(t),
 		weakRSAJWK(t),
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, `{"keys":[%s,%s]}`, strings.Join(bad, ","), good)
-	}))
-	t.Cleanup(srv.Close)
+	srv := faultidp.New(t)
+	srv.SetKeySet(fmt.Sprintf(`{"keys":[%s,%s]}`, strings.Join(bad, ","), good))
 	f := newKeySet(t, issuerConfig(srv.URL))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
@@ -246,10 +242,8 @@ func TestUnusableKeysAreDropped(t *testing.T) {
 	}
 
 	// A set with no usable key is a failed fetch.
-	onlyBad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintf(w, `{"keys":[%s]}`, strings.Join(bad, ","))
-	}))
-	t.Cleanup(onlyBad.Close)
+	onlyBad := faultidp.New(t)
+	onlyBad.SetKeySet(fmt.Sprintf(`{"keys":[%s]}`, strings.Join(bad, ",")))
 	f2 := newKeySet(t, issuerConfig(onlyBad.URL))
 	if err := f2.ks.Refresh(t.Context()); !errors.Is(err, ErrNoKeys) {
 		t.Fatalf("got %v, want ErrNoKeys", err)
@@ -258,19 +252,19 @@ func TestUnusableKeysAreDropped(t *testing.T) {
 
 func TestRotation(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	oldTok := mint(t, idp.iss)
+	oldTok := mint(t, idp.Issuer)
 	mustVerify(t, f.ks, oldTok)
-	if _, err := idp.iss.RotateKey("RS256"); err != nil {
+	if _, err := idp.Issuer.RotateKey("RS256"); err != nil {
 		t.Fatal(err)
 	}
 	f.clk.Advance(31 * time.Second)
-	mustVerify(t, f.ks, mint(t, idp.iss))
-	if n := idp.jwksHits.Load(); n != 2 {
+	mustVerify(t, f.ks, mint(t, idp.Issuer))
+	if n := idp.Hits(faultidp.JWKS); n != 2 {
 		t.Fatalf("got %d jwks requests, want 2 (one refetch for the new kid)", n)
 	}
 	// The old kid is gone after the refresh; its token is refused, and
@@ -279,7 +273,7 @@ func TestRotation(t *testing.T) {
 	for range 5 {
 		mustFail(t, f.ks, oldTok, ErrUnknownKey)
 	}
-	if n := idp.jwksHits.Load(); n != 4 {
+	if n := idp.Hits(faultidp.JWKS); n != 4 {
 		t.Fatalf("got %d jwks requests, want 4 (the burst of 3 refetches)", n)
 	}
 	if got := testutil.ToFloat64(f.m.JWKSRefetchSuppressed.WithLabelValues("test")); got != 3 {
@@ -289,77 +283,77 @@ func TestRotation(t *testing.T) {
 
 func TestInlineBaseWithRemoteRefresh(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	f := newKeySet(t, issuerConfig(idp.URL, inline(idp.iss.PublicJWKS())))
-	mustVerify(t, f.ks, mint(t, idp.iss))
-	if n := idp.jwksHits.Load(); n != 0 {
+	idp := faultidp.New(t)
+	f := newKeySet(t, issuerConfig(idp.URL, inline(idp.Issuer.PublicJWKS())))
+	mustVerify(t, f.ks, mint(t, idp.Issuer))
+	if n := idp.Hits(faultidp.JWKS); n != 0 {
 		t.Fatalf("got %d jwks requests for a known inline key, want 0", n)
 	}
-	if _, err := idp.iss.RotateKey("ES256"); err != nil {
+	if _, err := idp.Issuer.RotateKey("ES256"); err != nil {
 		t.Fatal(err)
 	}
-	mustVerify(t, f.ks, mint(t, idp.iss, devissuer.WithAlg("ES256")))
-	if n := idp.jwksHits.Load(); n != 1 {
+	mustVerify(t, f.ks, mint(t, idp.Issuer, devissuer.WithAlg("ES256")))
+	if n := idp.Hits(faultidp.JWKS); n != 1 {
 		t.Fatalf("got %d jwks requests, want 1 refetch for the rotated kid", n)
 	}
 	// The remote goes down and stale; the inline base set still verifies.
-	idp.mode.Store(modeDown)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f.clk.Advance(25 * time.Hour)
-	mustVerify(t, f.ks, mint(t, idp.iss))
-	mustFail(t, f.ks, mint(t, idp.iss, devissuer.WithAlg("ES256")), ErrUnknownKey)
+	mustVerify(t, f.ks, mint(t, idp.Issuer))
+	mustFail(t, f.ks, mint(t, idp.Issuer, devissuer.WithAlg("ES256")), ErrUnknownKey)
 }
 
 func TestConcurrentCallersShareOneFetch(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeBlock)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Block)
 	f := newKeySet(t, issuerConfig(idp.URL))
-	tok := mint(t, idp.iss)
+	tok := mint(t, idp.Issuer)
 	errs := make(chan error, 3)
 	verify := func(ctx context.Context) {
 		_, err := f.ks.VerifySignature(ctx, tok)
 		errs <- err
 	}
 	go verify(t.Context())
-	<-idp.arrived // the first caller's fetch reached the server and is held
+	<-idp.Arrived() // the first caller's fetch reached the server and is held
 	cancelCtx, cancel := context.WithCancel(t.Context())
 	go verify(t.Context())
 	go verify(cancelCtx)
-	waitFor(t, func() bool { return f.ks.waiting() == 3 })
+	wait.For(t, 10*time.Second, func() bool { return f.ks.waiting() == 3 }, "3 callers waiting on the fetch")
 	cancel() // one caller gives up; the shared fetch goes on
 	if err := <-errs; !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v from the cancelled caller, want context.Canceled", err)
 	}
-	close(idp.unblock)
+	idp.Unblock()
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatalf("got %v, want the shared fetch to verify the token", err)
 		}
 	}
-	if n := idp.jwksHits.Load(); n != 1 {
+	if n := idp.Hits(faultidp.JWKS); n != 1 {
 		t.Fatalf("got %d jwks requests, want 1 shared fetch", n)
 	}
 }
 
 func TestStaleRemoteKeysAreRefused(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	idp.mode.Store(modeDown)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f.clk.Advance(24 * time.Hour)
-	mustVerify(t, f.ks, mint(t, idp.iss)) // exactly at MaxStaleness: still used
+	mustVerify(t, f.ks, mint(t, idp.Issuer)) // exactly at MaxStaleness: still used
 	f.clk.Advance(time.Second)
-	mustFail(t, f.ks, mint(t, idp.iss), ErrNoKeys)
+	mustFail(t, f.ks, mint(t, idp.Issuer), ErrNoKeys)
 	st := f.ks.Status()
 	if !st.Stale || st.Keys != 0 {
 		t.Fatalf("got status %+v, want stale with 0 usable keys", st)
 	}
-	idp.mode.Store(modeOK)
+	idp.Set(faultidp.JWKS, faultidp.None)
 	f.clk.Advance(time.Minute)
-	mustVerify(t, f.ks, mint(t, idp.iss)) // recovery refetch
+	mustVerify(t, f.ks, mint(t, idp.Issuer)) // recovery refetch
 	if st := f.ks.Status(); st.Stale || st.Keys != 2 {
 		t.Fatalf("got status %+v, want fresh keys after recovery", st)
 	}
@@ -367,17 +361,17 @@ func TestStaleRemoteKeysAreRefused(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	t0 := f.clk.Now()
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	idp.mode.Store(modeDown)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f.clk.Advance(90 * time.Second)
 	_ = f.ks.Refresh(t.Context())
 	for range refetchBurst + 1 { // the burst fetches (and fails), the next is suppressed
-		mustFail(t, f.ks, mint(t, idp.iss, devissuer.WithKID("nope")), ErrUnknownKey)
+		mustFail(t, f.ks, mint(t, idp.Issuer, devissuer.WithKID("nope")), ErrUnknownKey)
 	}
 
 	want := fmt.Sprintf(`
@@ -422,34 +416,19 @@ func TestFetchErrorsDoNotLeakURLSecrets(t *testing.T) {
 
 func TestRunFetchesAtStartWithoutInlineKeys(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	ctx, cancel := context.WithCancel(t.Context())
 	var done atomic.Bool
 	stopped := make(chan struct{})
 	go func() { f.ks.Run(ctx); done.Store(true); close(stopped) }()
-	waitFor(t, func() bool { return f.ks.Status().Keys == 2 })
+	wait.For(t, 10*time.Second, func() bool { return f.ks.Status().Keys == 2 }, "Run to load the 2 keys")
 	cancel()
 	<-stopped
 	if !done.Load() {
 		t.Fatal("got Run still running after cancel, want it stopped")
 	}
-	if n := idp.jwksHits.Load(); n != 1 {
+	if n := idp.Hits(faultidp.JWKS); n != 1 {
 		t.Fatalf("got %d jwks requests, want 1 initial fetch", n)
-	}
-}
-
-// waitFor polls cond until it holds, for at most 10 s.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for !cond() {
-		select {
-		case <-t.Context().Done():
-			t.Fatal("test ended before the condition held")
-		case <-deadline:
-			t.Fatal("condition did not hold within 10s")
-		case <-time.After(time.Millisecond):
-		}
 	}
 }

@@ -12,29 +12,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/test/faultidp"
+	"github.com/authgate/authgate/test/wait"
 )
 
 // A key published right after a fetch is picked up at once: the refetch
 // limit is a burst per cooldown, not one fetch per cooldown.
 func TestRotationRightAfterFetchIsAccepted(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	oldTok := mint(t, idp.iss)
+	oldTok := mint(t, idp.Issuer)
 	mustVerify(t, f.ks, oldTok)
-	if _, err := idp.iss.RotateKey("RS256"); err != nil {
+	if _, err := idp.Issuer.RotateKey("RS256"); err != nil {
 		t.Fatal(err)
 	}
 	// Same instant as the fetch: well inside the cooldown.
-	mustVerify(t, f.ks, mint(t, idp.iss))
-	if n := idp.jwksHits.Load(); n != 2 {
+	mustVerify(t, f.ks, mint(t, idp.Issuer))
+	if n := idp.Hits(faultidp.JWKS); n != 2 {
 		t.Fatalf("got %d jwks requests, want 2 (one refetch for the new kid)", n)
 	}
-	mustVerify(t, f.ks, mint(t, idp.iss)) // now known: no fetch
-	if n := idp.jwksHits.Load(); n != 2 {
+	mustVerify(t, f.ks, mint(t, idp.Issuer)) // now known: no fetch
+	if n := idp.Hits(faultidp.JWKS); n != 2 {
 		t.Fatalf("got %d jwks requests for a known kid, want still 2", n)
 	}
 	if got := testutil.ToFloat64(f.m.JWKSRefetchSuppressed.WithLabelValues("test")); got != 0 {
@@ -72,26 +74,26 @@ func floodKIDs(t *testing.T, f *fixture, iss *devissuer.Issuer, prefix string, n
 // fetches in any cooldown window, and every skipped one is counted.
 func TestRandomKIDFloodFetchesAtMostBurstPerCooldown(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	floodKIDs(t, f, idp.iss, "seq", 1000, false, ErrUnknownKey)
-	if n := idp.jwksHits.Load() - 1; n != 3 {
+	floodKIDs(t, f, idp.Issuer, "seq", 1000, false, ErrUnknownKey)
+	if n := idp.Hits(faultidp.JWKS) - 1; n != 3 {
 		t.Fatalf("got %d fetches for 1000 random kids in one cooldown, want exactly the burst of 3", n)
 	}
 	if got := testutil.ToFloat64(f.m.JWKSRefetchSuppressed.WithLabelValues("test")); got != 997 {
 		t.Fatalf("got %v suppressed refetches, want 997", got)
 	}
 	f.clk.Advance(29 * time.Second)
-	floodKIDs(t, f, idp.iss, "late", 1000, true, ErrUnknownKey)
-	if n := idp.jwksHits.Load() - 1; n != 3 {
+	floodKIDs(t, f, idp.Issuer, "late", 1000, true, ErrUnknownKey)
+	if n := idp.Hits(faultidp.JWKS) - 1; n != 3 {
 		t.Fatalf("got %d fetches before the cooldown ended, want still 3", n)
 	}
 	f.clk.Advance(2 * time.Second) // the first burst left the window
-	floodKIDs(t, f, idp.iss, "next", 1000, true, ErrUnknownKey)
-	if n := idp.jwksHits.Load() - 4; n < 1 || n > 3 {
+	floodKIDs(t, f, idp.Issuer, "next", 1000, true, ErrUnknownKey)
+	if n := idp.Hits(faultidp.JWKS) - 4; n < 1 || n > 3 {
 		t.Fatalf("got %d fetches in the next cooldown, want 1 to 3", n)
 	}
 }
@@ -100,22 +102,22 @@ func TestRandomKIDFloodFetchesAtMostBurstPerCooldown(t *testing.T) {
 // under a known kid never does, whatever the budget left.
 func TestKnownKIDBadSignatureNeverFetches(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	attacker, err := devissuer.New(devissuer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	attacker.SetURL(idp.URL)
-	good := mint(t, idp.iss)
+	good := mint(t, idp.Issuer)
 	parts := strings.Split(good, ".")
 	tests := []struct {
 		name string
 		tok  string
 	}{
 		{"tampered payload", parts[0] + "." + b64(`{"sub":"admin","aud":"api"}`) + "." + parts[2]},
-		{"attacker key under the RS256 kid", mint(t, attacker, devissuer.WithKID(idp.iss.KeyID("RS256")))},
-		{"attacker key under the ES256 kid", mint(t, attacker, devissuer.WithAlg("ES256"), devissuer.WithKID(idp.iss.KeyID("ES256")))},
-		{"RS256 token under the ES256 kid", mint(t, idp.iss, devissuer.WithKID(idp.iss.KeyID("ES256")))},
+		{"attacker key under the RS256 kid", mint(t, attacker, devissuer.WithKID(idp.Issuer.KeyID("RS256")))},
+		{"attacker key under the ES256 kid", mint(t, attacker, devissuer.WithAlg("ES256"), devissuer.WithKID(idp.Issuer.KeyID("ES256")))},
+		{"RS256 token under the ES256 kid", mint(t, idp.Issuer, devissuer.WithKID(idp.Issuer.KeyID("ES256")))},
 	}
 	for _, tc := range tests { // sequential: the subtests share idp's counters
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,11 +125,11 @@ func TestKnownKIDBadSignatureNeverFetches(t *testing.T) {
 			if err := f.ks.Refresh(t.Context()); err != nil {
 				t.Fatal(err)
 			}
-			before := idp.jwksHits.Load()
+			before := idp.Hits(faultidp.JWKS)
 			for range 100 {
 				mustFail(t, f.ks, tc.tok, ErrSignature)
 			}
-			if n := idp.jwksHits.Load() - before; n != 0 {
+			if n := idp.Hits(faultidp.JWKS) - before; n != 0 {
 				t.Fatalf("got %d fetches for a bad signature under a known kid, want 0", n)
 			}
 			if got := testutil.ToFloat64(f.m.JWKSRefetchSuppressed.WithLabelValues("test")); got != 0 {
@@ -142,24 +144,24 @@ func TestKnownKIDBadSignatureNeverFetches(t *testing.T) {
 // is accepted within 2 s (fake clock: the bound is exact, not timed).
 func TestColdStartOutageRecoversWithinTwoSeconds(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeDown)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	// One simulated second of tokens every 10 ms while the endpoint is down.
 	for range 100 {
-		mustFail(t, f.ks, mint(t, idp.iss), ErrNoKeys)
+		mustFail(t, f.ks, mint(t, idp.Issuer), ErrNoKeys)
 		f.clk.Advance(10 * time.Millisecond)
 	}
-	if n := idp.jwksHits.Load(); n < 1 || n > 5 {
+	if n := idp.Hits(faultidp.JWKS); n < 1 || n > 5 {
 		t.Fatalf("got %d fetches in one second of tokens without keys, want 1 to 5", n)
 	}
-	floodKIDs(t, f, idp.iss, "cold", 1000, true, ErrNoKeys)
-	if n := idp.jwksHits.Load(); n > 6 {
+	floodKIDs(t, f, idp.Issuer, "cold", 1000, true, ErrNoKeys)
+	if n := idp.Hits(faultidp.JWKS); n > 6 {
 		t.Fatalf("got %d fetches after a flood at one instant, want at most one more", n)
 	}
-	idp.mode.Store(modeOK)
+	idp.Set(faultidp.JWKS, faultidp.None)
 	back := f.clk.Now()
-	tok := mint(t, idp.iss)
+	tok := mint(t, idp.Issuer)
 	for {
 		if _, err := f.ks.VerifySignature(t.Context(), tok); err == nil {
 			break
@@ -172,10 +174,10 @@ func TestColdStartOutageRecoversWithinTwoSeconds(t *testing.T) {
 		f.clk.Advance(50 * time.Millisecond)
 	}
 	// Keys loaded: the normal burst limit applies again.
-	hits := idp.jwksHits.Load()
+	hits := idp.Hits(faultidp.JWKS)
 	suppressed := testutil.ToFloat64(f.m.JWKSRefetchSuppressed.WithLabelValues("test"))
-	floodKIDs(t, f, idp.iss, "warm", 100, false, ErrUnknownKey)
-	if n := idp.jwksHits.Load() - hits; n != 3 {
+	floodKIDs(t, f, idp.Issuer, "warm", 100, false, ErrUnknownKey)
+	if n := idp.Hits(faultidp.JWKS) - hits; n != 3 {
 		t.Fatalf("got %d fetches for a flood once keys loaded, want the burst of 3", n)
 	}
 	if got := testutil.ToFloat64(f.m.JWKSRefetchSuppressed.WithLabelValues("test")) - suppressed; got != 97 {
@@ -187,17 +189,17 @@ func TestColdStartOutageRecoversWithinTwoSeconds(t *testing.T) {
 // after the endpoint answers again, with no token needed.
 func TestRunRetriesWhileNoKeys(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	idp.mode.Store(modeDown)
+	idp := faultidp.New(t)
+	idp.Set(faultidp.JWKS, faultidp.Down)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	ctx, cancel := context.WithCancel(t.Context())
 	stopped := make(chan struct{})
 	go func() { f.ks.Run(ctx); close(stopped) }()
 	defer func() { cancel(); <-stopped }()
-	waitFor(t, func() bool { return idp.jwksHits.Load() >= 3 })
-	idp.mode.Store(modeOK)
-	waitFor(t, func() bool { return f.ks.Status().Keys == 2 })
-	mustVerify(t, f.ks, mint(t, idp.iss))
+	wait.For(t, 10*time.Second, func() bool { return idp.Hits(faultidp.JWKS) >= 3 }, "3 retries of the down endpoint")
+	idp.Set(faultidp.JWKS, faultidp.None)
+	wait.For(t, 10*time.Second, func() bool { return f.ks.Status().Keys == 2 }, "the 2 keys once the endpoint is back")
+	mustVerify(t, f.ks, mint(t, idp.Issuer))
 }
 
 func TestColdBackoff(t *testing.T) {
@@ -230,9 +232,9 @@ func TestColdBackoff(t *testing.T) {
 
 func TestHasKey(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	rsKID, esKID := idp.iss.KeyID("RS256"), idp.iss.KeyID("ES256")
-	inlineOnly := newKeySet(t, issuerConfig(idp.URL, noRemote, inline(idp.iss.PublicJWKS())))
+	idp := faultidp.New(t)
+	rsKID, esKID := idp.Issuer.KeyID("RS256"), idp.Issuer.KeyID("ES256")
+	inlineOnly := newKeySet(t, issuerConfig(idp.URL, noRemote, inline(idp.Issuer.PublicJWKS())))
 	remote := newKeySet(t, issuerConfig(idp.URL))
 	empty := newKeySet(t, issuerConfig(idp.URL))
 	stale := newKeySet(t, issuerConfig(idp.URL))
@@ -242,7 +244,7 @@ func TestHasKey(t *testing.T) {
 		}
 	}
 	stale.clk.Advance(24*time.Hour + time.Second)
-	hits := idp.jwksHits.Load()
+	hits := idp.Hits(faultidp.JWKS)
 
 	tests := []struct {
 		name string
@@ -270,19 +272,19 @@ func TestHasKey(t *testing.T) {
 			}
 		})
 	}
-	if n := idp.jwksHits.Load(); n != hits {
+	if n := idp.Hits(faultidp.JWKS); n != hits {
 		t.Fatalf("got %d jwks requests from HasKey, want none", n-hits)
 	}
 }
 
 // Not parallel: AllocsPerRun needs the process to itself.
 func TestHasKeyDoesNotAllocate(t *testing.T) {
-	idp := newIDP(t)
-	f := newKeySet(t, issuerConfig(idp.URL, inline(idp.iss.PublicJWKS())))
+	idp := faultidp.New(t)
+	f := newKeySet(t, issuerConfig(idp.URL, inline(idp.Issuer.PublicJWKS())))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	kid := idp.iss.KeyID("ES256")
+	kid := idp.Issuer.KeyID("ES256")
 	for _, k := range []string{kid, "", "nope"} {
 		if allocs := testing.AllocsPerRun(100, func() { f.ks.HasKey(k) }); allocs != 0 {
 			t.Fatalf("got %v allocations per HasKey(%q), want 0", allocs, k)

@@ -9,10 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +18,7 @@ import (
 
 	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/test/faultidp"
 )
 
 // selfSignedX5C returns a base64 DER certificate for key.
@@ -39,17 +37,9 @@ func selfSignedX5C(t *testing.T, key *rsa.PrivateKey) string {
 
 func TestTokenNamedKeysAreNeverTrustedOrFetched(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	attacker, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var attackerHits atomic.Int64
-	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		attackerHits.Add(1)
-		_ = json.NewEncoder(w).Encode(attacker.PublicJWKS())
-	}))
-	t.Cleanup(evil.Close)
+	idp := faultidp.New(t)
+	evil := faultidp.New(t) // the attacker's own identity provider
+	attacker := evil.Issuer
 	attackerKey := attacker.SigningKey("RS256").(*rsa.PrivateKey)
 	attackerJWK := json.RawMessage(attacker.PublicJWKS().Keys[0])
 
@@ -63,22 +53,22 @@ func TestTokenNamedKeysAreNeverTrustedOrFetched(t *testing.T) {
 		opt  devissuer.MintOption
 	}{
 		{"jku attacker", attacker, devissuer.WithHeader("jku", evil.URL+"/jwks")},
-		{"jku legit key", idp.iss, devissuer.WithHeader("jku", evil.URL+"/jwks")},
+		{"jku legit key", idp.Issuer, devissuer.WithHeader("jku", evil.URL+"/jwks")},
 		{"x5u", attacker, devissuer.WithHeader("x5u", evil.URL+"/cert.pem")},
 		{"embedded jwk", attacker, devissuer.WithHeader("jwk", attackerJWK)},
 		{"x5c", attacker, devissuer.WithHeader("x5c", []string{selfSignedX5C(t, attackerKey)})},
-		{"crit", idp.iss, devissuer.WithHeader("crit", []string{"exp"})},
-		{"b64", idp.iss, devissuer.WithHeader("b64", true)},
+		{"crit", idp.Issuer, devissuer.WithHeader("crit", []string{"exp"})},
+		{"b64", idp.Issuer, devissuer.WithHeader("b64", true)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			mustFail(t, f.ks, mint(t, tc.iss, tc.opt), ErrMalformed)
 		})
 	}
-	if n := attackerHits.Load(); n != 0 {
+	if n := evil.Hits(faultidp.All); n != 0 {
 		t.Fatalf("got %d requests to the URL named in the token, want 0", n)
 	}
-	if n := idp.jwksHits.Load(); n != 1 {
+	if n := idp.Hits(faultidp.JWKS); n != 1 {
 		t.Fatalf("got %d jwks requests, want only the initial 1", n)
 	}
 }
@@ -106,10 +96,10 @@ func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s
 
 func TestAlgorithmRestrictions(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	rsaKey := idp.iss.SigningKey("RS256").(*rsa.PrivateKey)
-	kid := idp.iss.KeyID("RS256")
-	f := newKeySet(t, issuerConfig(idp.URL, inline(idp.iss.PublicJWKS()), func(i *config.Issuer) {
+	idp := faultidp.New(t)
+	rsaKey := idp.Issuer.SigningKey("RS256").(*rsa.PrivateKey)
+	kid := idp.Issuer.KeyID("RS256")
+	f := newKeySet(t, issuerConfig(idp.URL, inline(idp.Issuer.PublicJWKS()), func(i *config.Issuer) {
 		i.Algorithms = []string{"RS256", "RS384"}
 	}))
 	der, err := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
@@ -124,7 +114,7 @@ func TestAlgorithmRestrictions(t *testing.T) {
 		tok  string
 		want error
 	}{
-		{"es256 not allowed", mint(t, idp.iss, devissuer.WithAlg("ES256")), ErrMalformed},
+		{"es256 not allowed", mint(t, idp.Issuer, devissuer.WithAlg("ES256")), ErrMalformed},
 		{"hs256 with the public key", signRaw(t, jose.HS256, pemKey, kid), ErrMalformed},
 		{"alg none", b64(`{"alg":"none","kid":"`+kid+`"}`) + "." + payload + ".", ErrMalformed},
 		{"alg None", b64(`{"alg":"None"}`) + "." + payload + ".", ErrMalformed},
@@ -140,21 +130,21 @@ func TestAlgorithmRestrictions(t *testing.T) {
 			})
 		}
 	})
-	if n := idp.jwksHits.Load(); n != 0 {
+	if n := idp.Hits(faultidp.JWKS); n != 0 {
 		t.Fatalf("got %d jwks requests caused by refused tokens, want 0", n)
 	}
 }
 
 func TestMalformedAndTamperedTokens(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	f.clk.Advance(time.Hour) // past the cooldown: any refetch would reach the server
-	good := mint(t, idp.iss)
-	other := mint(t, idp.iss, devissuer.WithHeader("typ", "JWT"))
+	good := mint(t, idp.Issuer)
+	other := mint(t, idp.Issuer, devissuer.WithHeader("typ", "JWT"))
 	parts := strings.Split(good, ".")
 	otherParts := strings.Split(other, ".")
 	jsonSerialized := `{"payload":"` + parts[1] + `","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`
@@ -170,7 +160,7 @@ func TestMalformedAndTamperedTokens(t *testing.T) {
 		{"jwe five parts", good + ".a.b", ErrMalformed},
 		{"json serialization", jsonSerialized, ErrMalformed},
 		{"header not base64", "!!!." + parts[1] + "." + parts[2], ErrMalformed},
-		{"kid too long", mint(t, idp.iss, devissuer.WithKID(strings.Repeat("k", MaxKIDBytes+1))), ErrMalformed},
+		{"kid too long", mint(t, idp.Issuer, devissuer.WithKID(strings.Repeat("k", MaxKIDBytes+1))), ErrMalformed},
 		{"stripped signature", parts[0] + "." + parts[1] + ".", ErrSignature},
 		{"spliced signature", parts[0] + "." + parts[1] + "." + otherParts[2], ErrSignature},
 		{"tampered payload", parts[0] + "." + b64(`{"sub":"admin"}`) + "." + parts[2], ErrSignature},
@@ -184,7 +174,7 @@ func TestMalformedAndTamperedTokens(t *testing.T) {
 		}
 	})
 	// None of these may cause a fetch: known kid or refused before lookup.
-	if n := idp.jwksHits.Load(); n != 1 {
+	if n := idp.Hits(faultidp.JWKS); n != 1 {
 		t.Fatalf("got %d jwks requests, want only the initial 1", n)
 	}
 	if got := testutil.ToFloat64(f.m.JWKSRefetchSuppressed.WithLabelValues("test")); got != 0 {
@@ -194,22 +184,22 @@ func TestMalformedAndTamperedTokens(t *testing.T) {
 
 func TestHostileKIDValuesAreUnknown(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
-	f := newKeySet(t, issuerConfig(idp.URL, noRemote, inline(idp.iss.PublicJWKS())))
+	idp := faultidp.New(t)
+	f := newKeySet(t, issuerConfig(idp.URL, noRemote, inline(idp.Issuer.PublicJWKS())))
 	for _, kid := range []string{"../../../../etc/passwd", "' OR 1=1 --", "a\r\nX-Injected: 1", strings.Repeat("k", MaxKIDBytes), "\x00"} {
-		mustFail(t, f.ks, mint(t, idp.iss, devissuer.WithKID(kid)), ErrUnknownKey)
+		mustFail(t, f.ks, mint(t, idp.Issuer, devissuer.WithKID(kid)), ErrUnknownKey)
 	}
 }
 
 func TestKIDLessTokenTriesEveryFittingKey(t *testing.T) {
 	t.Parallel()
-	idp := newIDP(t)
+	idp := faultidp.New(t)
 	f := newKeySet(t, issuerConfig(idp.URL))
 	if err := f.ks.Refresh(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	mustVerify(t, f.ks, mint(t, idp.iss, devissuer.WithoutKID()))
-	mustVerify(t, f.ks, mint(t, idp.iss, devissuer.WithoutKID(), devissuer.WithAlg("ES256")))
+	mustVerify(t, f.ks, mint(t, idp.Issuer, devissuer.WithoutKID()))
+	mustVerify(t, f.ks, mint(t, idp.Issuer, devissuer.WithoutKID(), devissuer.WithAlg("ES256")))
 	// A kid-less token no key verifies may refetch, within the refetch
 	// limit: the burst, then suppressed.
 	attacker, err := devissuer.New(devissuer.Options{})
@@ -220,7 +210,7 @@ func TestKIDLessTokenTriesEveryFittingKey(t *testing.T) {
 	for range refetchBurst + 1 {
 		mustFail(t, f.ks, mint(t, attacker, devissuer.WithoutKID()), ErrSignature)
 	}
-	if n := idp.jwksHits.Load(); n != 1+refetchBurst {
+	if n := idp.Hits(faultidp.JWKS); n != 1+refetchBurst {
 		t.Fatalf("got %d jwks requests, want the initial one and the burst of %d", n, refetchBurst)
 	}
 	if got := testutil.ToFloat64(f.m.JWKSRefetchSuppressed.WithLabelValues("test")); got != 1 {

@@ -10,11 +10,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/authgate/authgate/test/k8senv"
+	"github.com/authgate/authgate/test/wait"
 )
 
 // Kinds whose CRDs envtest does not install (the Prometheus Operator's and
@@ -41,16 +40,7 @@ var notInstalled = map[string]bool{
 // them.
 func TestDryRunOnAPIServer(t *testing.T) {
 	t.Parallel()
-	env := &envtest.Environment{} // no CRDs: the chart installs its own below
-	cfg, err := k8senv.Start(env, repoRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := k8senv.Start(t, k8senv.Options{}).Client // no CRDs: the chart installs its own below
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	createNamespace(ctx, t, c, releaseNamespace)
@@ -136,15 +126,5 @@ func installChartCRDs(ctx context.Context, t *testing.T, c client.Client) {
 	list := &unstructured.UnstructuredList{}
 	list.SetAPIVersion("authgate.dev/v1alpha1")
 	list.SetKind("AuthPolicyList")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := c.List(ctx, list)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("AuthPolicies are not served after installing the chart's CRD: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	wait.ForNil(t, 30*time.Second, func() error { return c.List(ctx, list) }, "AuthPolicies to be served after installing the chart's CRD")
 }

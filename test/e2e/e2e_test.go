@@ -30,16 +30,16 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/bundle"
 	"github.com/authgate/authgate/internal/atomicwriter"
-	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/internal/echo"
+	"github.com/authgate/authgate/test/faultidp"
 	"github.com/authgate/authgate/test/k8senv"
+	"github.com/authgate/authgate/test/wait"
 )
 
 var (
@@ -48,13 +48,15 @@ var (
 	repoRoot = filepath.Join("..", "..")
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
+func TestMain(m *testing.M) {
+	os.Exit(k8senv.Main(k8senv.Options{CRDs: true}, func(env *k8senv.Env) int {
+		k8s = env.Client
+		return run(m, env.Config)
+	}))
+}
 
-func run(m *testing.M) int {
-	if _, err := k8senv.Assets(repoRoot); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+// run builds authgate-proxy and runs the tests with the controller running.
+func run(m *testing.M, cfg *rest.Config) int {
 	tmp, err := os.MkdirTemp("", "authgate-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -66,21 +68,6 @@ func run(m *testing.M) int {
 	build.Dir = repoRoot
 	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build authgate-proxy: %v\n%s", err, out)
-		return 1
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := k8senv.Start(env, repoRoot)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	scheme, _ := controllers.Scheme()
-	if k8s, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	mgr, err := controllers.NewManager(rest.CopyConfig(cfg), controllers.Options{
@@ -222,19 +209,6 @@ func (p *proxyProcess) get(t *testing.T, fn *echo.Function, path string, hdr ...
 	return c
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < timeout {
-		if cond() {
-			return time.Since(start)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", timeout, what)
-	return 0
-}
-
 const policyYAML = `
 apiVersion: authgate.dev/v1alpha1
 kind: AuthPolicy
@@ -259,13 +233,8 @@ func TestEndToEnd(t *testing.T) {
 	fn := echo.New()
 	fnTS := httptest.NewServer(fn)
 	defer fnTS.Close()
-	iss, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issTS := httptest.NewServer(iss.Handler())
-	defer issTS.Close()
-	iss.SetURL(issTS.URL)
+	issTS := faultidp.New(t)
+	iss := issTS.Issuer
 
 	key := "agk_e2e_partner_key_000000001"
 	secret := &corev1.Secret{
@@ -291,9 +260,9 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal("the controller rendered no bundle")
 	}
 	px := startProxy(t, filepath.Join(dir, bundle.ConfigKey), fnTS.URL, "serving.knative.dev/service=orders,app=orders")
-	waitFor(t, "the policy to be enforced", 20*time.Second, func() bool {
+	wait.For(t, 20*time.Second, func() bool {
 		return px.get(t, fn, "/orders/1", "X-API-Key", key).status == http.StatusOK
-	})
+	}, "the policy to be enforced")
 
 	tok := func(scope string) string {
 		s, err := iss.Mint(map[string]any{"sub": "alice", "aud": "orders-api", "scope": scope})
@@ -343,9 +312,9 @@ func TestEndToEnd(t *testing.T) {
 	if err := k8s.Update(ctx, &current); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the new policy version to be enforced", 15*time.Second, func() bool {
+	wait.For(t, 15*time.Second, func() bool {
 		return px.get(t, fn, "/orders/1", "X-API-Key", key).status == http.StatusForbidden
-	})
+	}, "the new policy version to be enforced")
 	t.Logf("policy change enforced by the running proxy %s after kubectl update", time.Since(updated).Round(time.Millisecond))
 	if got := px.get(t, fn, "/orders/1", "Authorization", tok("orders:admin")); got.status != 200 {
 		t.Fatalf("token with the new scope: got %d, want 200", got.status)
@@ -355,10 +324,10 @@ func TestEndToEnd(t *testing.T) {
 	if err := k8s.Delete(ctx, &current); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "fail closed after the policy is deleted", 15*time.Second, func() bool {
+	wait.For(t, 15*time.Second, func() bool {
 		got := px.get(t, fn, "/healthz")
 		return got.status == http.StatusForbidden && got.reason == "no_policy"
-	})
+	}, "fail closed after the policy is deleted")
 	if got := px.get(t, fn, "/orders/1", "Authorization", tok("orders:admin")); got.status != 403 || got.received != nil {
 		t.Fatalf("after delete: got %d (function called: %v), want 403 without reaching the function", got.status, got.received != nil)
 	}

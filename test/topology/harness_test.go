@@ -17,7 +17,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,37 +33,23 @@ import (
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/metrics"
+	"github.com/authgate/authgate/test/faultidp"
 	"github.com/authgate/authgate/test/logbuf"
 )
 
 const ns = "shop"
 
 // idp is the namespace's identity provider: a real HTTP issuer on loopback
-// (discovery and JWKS) whose JWKS requests are counted.
+// (discovery and JWKS); srv.Set(faultidp.All, faultidp.Down) is an outage.
 type idp struct {
 	*devissuer.Issuer
-	srv  *httptest.Server
-	down atomic.Bool // answer 503 to everything: an IdP outage
+	srv *faultidp.Server
 }
 
 func newIDP(t *testing.T) *idp {
 	t.Helper()
-	iss, err := devissuer.New(devissuer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := &idp{Issuer: iss}
-	h := iss.Handler()
-	i.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if i.down.Load() {
-			http.Error(w, "identity provider unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(i.srv.Close)
-	iss.SetURL(i.srv.URL)
-	return i
+	srv := faultidp.New(t)
+	return &idp{Issuer: srv.Issuer, srv: srv}
 }
 
 func (i *idp) token(t *testing.T, claims map[string]any, opts ...devissuer.MintOption) string {
@@ -121,11 +106,11 @@ func apiKeySecret(name, key string) corev1.Secret {
 
 // pod is one function pod: the function and its sidecar.
 type pod struct {
-	name  string
-	fn    *echo.Function
-	proxy *httptest.Server
-	reg   *prometheus.Registry
-	logs  *logbuf.Buffer
+	name    string
+	fn      *echo.Function
+	proxy   *httptest.Server
+	metrics *metrics.Metrics
+	logs    *logbuf.Buffer
 }
 
 // deploy starts a function and a real proxy runtime in front of it, built
@@ -133,7 +118,7 @@ type pod struct {
 // sidecar builds it (the injector's flags override upstream and trust).
 func deploy(t *testing.T, name string, bundleCfg *config.ProxyConfig, labels map[string]string, trusted ...string) *pod {
 	t.Helper()
-	p := &pod{name: name, fn: echo.New(), reg: prometheus.NewRegistry(), logs: &logbuf.Buffer{}}
+	p := &pod{name: name, fn: echo.New(), metrics: metrics.New(prometheus.NewRegistry()), logs: &logbuf.Buffer{}}
 	fnSrv := httptest.NewServer(p.fn)
 	t.Cleanup(fnSrv.Close)
 	cfg := *bundleCfg
@@ -143,7 +128,7 @@ func deploy(t *testing.T, name string, bundleCfg *config.ProxyConfig, labels map
 	t.Cleanup(cancel)
 	rt, err := gateway.Build(ctx, &cfg, "topology", labels, gateway.Deps{
 		Logger:  slog.New(slog.NewJSONHandler(p.logs, nil)),
-		Metrics: metrics.New(p.reg),
+		Metrics: p.metrics,
 	})
 	if err != nil {
 		t.Fatalf("%s: build: %v", name, err)
