@@ -158,7 +158,7 @@ func issuerPath(i int, rest string) string {
 	switch {
 	case rest == ".name" || strings.HasPrefix(rest, ".fetch"):
 		return base
-	case strings.HasPrefix(rest, ".jwks"):
+	case rest == ".jwks" || strings.HasPrefix(rest, ".jwks."):
 		return base + " (keys fetched from the issuer)" + strings.TrimPrefix(rest, ".jwks")
 	}
 	return base + rest

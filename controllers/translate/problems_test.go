@@ -149,6 +149,7 @@ func TestSpecPath(t *testing.T) {
 		{"policies[0].authentication.apiKeys.keys[0]", "spec.authentication.apiKeys"},
 		{"issuers[3].audiences[0]", "spec.authentication.jwt[3].audiences[0]"},
 		{"issuers[0].jwks.keys[1]", "spec.authentication.jwt[0] (keys fetched from the issuer).keys[1]"},
+		{"issuers[0].jwksURL", "spec.authentication.jwt[0].jwksURL"},
 		{"issuers[0].fetch.timeout", "spec.authentication.jwt[0]"},
 		{"issuers[0]", "spec.authentication.jwt[0]"},
 		{"apiKeys.keys[1].subject", `Secret "beta" data "subject"`},
