@@ -152,11 +152,11 @@ type nsInputs struct {
 
 func (r *Reconciler) gather(ctx context.Context, ns string) (*nsInputs, error) {
 	var secrets corev1.SecretList
-	if err := r.Client.List(ctx, &secrets, client.InNamespace(ns), client.MatchingLabels{LabelAPIKey: "true"}); err != nil {
+	if err := r.Client.List(ctx, &secrets, client.InNamespace(ns), client.MatchingLabels{translate.LabelAPIKey: "true"}); err != nil {
 		return nil, fmt.Errorf("list api-key secrets: %w", err)
 	}
 	var cms corev1.ConfigMapList
-	if err := r.Client.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabels{LabelRole: RoleRego}); err != nil {
+	if err := r.Client.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabels{translate.LabelRole: translate.RoleRego}); err != nil {
 		return nil, fmt.Errorf("list rego configmaps: %w", err)
 	}
 	in := &nsInputs{secrets: secrets.Items, configMaps: map[string]*corev1.ConfigMap{}}
@@ -252,14 +252,14 @@ func pendingIssuer(results []*policyResult) string {
 
 func (r *Reconciler) currentBundle(ctx context.Context, ns string) ([]byte, error) {
 	var cm corev1.ConfigMap
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: bundle.ConfigMapName}, &cm)
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: config.BundleConfigMap}, &cm)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get bundle: %w", err)
 	}
-	return []byte(cm.Data[bundle.ConfigKey]), nil
+	return []byte(cm.Data[config.BundleKey]), nil
 }
 
 // writeBundle creates or updates the bundle only when its content changed.
@@ -269,18 +269,18 @@ func (r *Reconciler) writeBundle(ctx context.Context, ns string, data, current [
 	if current != nil && string(current) == string(data) {
 		return nil
 	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: bundle.ConfigMapName}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: config.BundleConfigMap}}
 	_, err := ctrl.CreateOrUpdate(ctx, r.Client, cm, func() error {
 		if cm.Labels == nil {
 			cm.Labels = map[string]string{}
 		}
-		cm.Labels[LabelRole] = RoleBundle
+		cm.Labels[translate.LabelRole] = RoleBundle
 		cm.Labels["app.kubernetes.io/managed-by"] = "authgate-controller"
 		if cm.Annotations == nil {
 			cm.Annotations = map[string]string{}
 		}
 		cm.Annotations[AnnotationBundleHash] = bundle.Hash(data)
-		cm.Data = map[string]string{bundle.ConfigKey: string(data)}
+		cm.Data = map[string]string{config.BundleKey: string(data)}
 		return nil
 	})
 	if err != nil {

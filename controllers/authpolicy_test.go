@@ -22,7 +22,7 @@ import (
 
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
-	"github.com/authgate/authgate/controllers/bundle"
+	"github.com/authgate/authgate/controllers/translate"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/test/faultidp"
 	"github.com/authgate/authgate/test/wait"
@@ -86,10 +86,10 @@ func waitCondition(t *testing.T, ns, name, typ string, status metav1.ConditionSt
 func bundleConfig(t *testing.T, ns string) (*config.ProxyConfig, *corev1.ConfigMap) {
 	t.Helper()
 	var cm corev1.ConfigMap
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: bundle.ConfigMapName}, &cm); err != nil {
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: config.BundleConfigMap}, &cm); err != nil {
 		return nil, nil
 	}
-	c, err := config.Parse([]byte(cm.Data[bundle.ConfigKey]))
+	c, err := config.Parse([]byte(cm.Data[config.BundleKey]))
 	if err != nil {
 		t.Fatalf("rendered bundle does not parse: %v", err)
 	}
@@ -132,7 +132,7 @@ spec:
 
 func apiKeySecret(ns, key string) *corev1.Secret {
 	return &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "partner-acme", Labels: map[string]string{controllers.LabelAPIKey: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "partner-acme", Labels: map[string]string{translate.LabelAPIKey: "true"}},
 		StringData: map[string]string{"key": key, "subject": "acme", "scopes": "orders:read"},
 	}
 }
@@ -163,7 +163,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	if cfg == nil || policyVersion(cfg, ns+"/partners") != "1" {
 		t.Fatalf("got bundle %+v, want generation 1 of the policy rendered", cfg)
 	}
-	if strings.Contains(cm.Data[bundle.ConfigKey], key) {
+	if strings.Contains(cm.Data[config.BundleKey], key) {
 		t.Fatal("the plaintext API key appears in the bundle")
 	}
 	if len(cfg.APIKeys.Keys) != 1 || cfg.APIKeys.Keys[0].Subject != "acme" {
@@ -172,7 +172,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	if sel := cfg.Policies[0].Selector.MatchLabels; sel["faas_function"] != "orders" {
 		t.Fatalf("got selector %v, want faas_function=orders", sel)
 	}
-	if got.Status.Bundle != bundle.ConfigMapName {
+	if got.Status.Bundle != config.BundleConfigMap {
 		t.Fatalf("got status bundle %q", got.Status.Bundle)
 	}
 
@@ -252,7 +252,7 @@ spec:
 	}
 	waitCondition(t, ns, "cm-rego", v1alpha1.ConditionAccepted, metav1.ConditionFalse, "ConfigMapNotFound")
 	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rules", Labels: map[string]string{controllers.LabelRole: controllers.RoleRego}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rules", Labels: map[string]string{translate.LabelRole: translate.RoleRego}},
 		Data:       map[string]string{"policy.rego": "package authgate.authz\n\ndecision := true\n"},
 	}
 	if err := k8s.Create(ctx, cm); err != nil {

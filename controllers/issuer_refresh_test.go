@@ -17,9 +17,9 @@ import (
 
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
-	"github.com/authgate/authgate/controllers/bundle"
 	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/test/faultidp"
 	"github.com/authgate/authgate/test/wait"
 )
@@ -208,7 +208,7 @@ func TestColdControllerKeepsTheBundleUntilKeysArrive(t *testing.T) {
 		t.Fatalf("got requeue after %v, want a safety net around the %v fetch timeout", res.RequeueAfter, coldFetchTimeout)
 	}
 	_, after := bundleConfig(t, ns)
-	if after.ResourceVersion != before.ResourceVersion || after.Data[bundle.ConfigKey] != before.Data[bundle.ConfigKey] {
+	if after.ResourceVersion != before.ResourceVersion || after.Data[config.BundleKey] != before.Data[config.BundleKey] {
 		t.Fatalf("got the bundle rewritten by a cold controller (kids now %v), want it kept until the first fetch ends", bundleKids(t, ns))
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/bundle"
 	"github.com/authgate/authgate/controllers/issuers"
+	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/test/wait"
 )
 
@@ -58,10 +59,10 @@ func TestLastGoodGenerationIsKeptInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cm corev1.ConfigMap
-	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: bundle.ConfigMapName}, &cm); err != nil {
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: config.BundleConfigMap}, &cm); err != nil {
 		t.Fatal(err)
 	}
-	cm.Data[bundle.ConfigKey] = string(empty)
+	cm.Data[config.BundleKey] = string(empty)
 	if err := k8s.Update(ctx, &cm); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestRestartWhileRejectedKeepsTheLastGoodGeneration(t *testing.T) {
 		t.Fatalf("got version %q in the bundle after the restart, want the last good generation 1", v)
 	}
 	if after.ResourceVersion != before.ResourceVersion {
-		t.Fatalf("got the bundle rewritten by the restarted controller:\n%s\nwant it unchanged:\n%s", after.Data[bundle.ConfigKey], before.Data[bundle.ConfigKey])
+		t.Fatalf("got the bundle rewritten by the restarted controller:\n%s\nwant it unchanged:\n%s", after.Data[config.BundleKey], before.Data[config.BundleKey])
 	}
 	p := get(t, ns, "partners")
 	if r := condition(p, v1alpha1.ConditionReady); r.Reason != controllers.ReasonLastGoodGeneration || r.ObservedGeneration != p.Generation {

@@ -27,6 +27,7 @@ import (
 	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
+	"github.com/authgate/authgate/controllers/translate"
 )
 
 // Options configure the controller manager.
@@ -111,7 +112,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	roles, err := labels.NewRequirement(LabelRole, selection.In, []string{RoleRego, RoleBundle})
+	roles, err := labels.NewRequirement(translate.LabelRole, selection.In, []string{translate.RoleRego, RoleBundle})
 	if err != nil {
 		return nil, fmt.Errorf("label requirement: %w", err)
 	}
@@ -129,7 +130,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		WebhookServer:           webhookServer,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{LabelAPIKey: "true"})},
+			&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{translate.LabelAPIKey: "true"})},
 			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*roles)},
 		}},
 	})

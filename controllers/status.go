@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/authgate/authgate/api/v1alpha1"
-	"github.com/authgate/authgate/controllers/bundle"
+	"github.com/authgate/authgate/proxy/config"
 )
 
 // Condition reasons set by the controller (translate adds its own for
@@ -58,7 +58,7 @@ func readyCondition(pr *policyResult, renderErr error, gen int64) metav1.Conditi
 		c.Message = "the namespace's bundle could not be rendered: " + renderErr.Error()
 	case pr.rendered != nil && !pr.stale:
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonRendered
-		c.Message = fmt.Sprintf("generation %d is rendered into ConfigMap %s for the sidecars", gen, bundle.ConfigMapName)
+		c.Message = fmt.Sprintf("generation %d is rendered into ConfigMap %s for the sidecars", gen, config.BundleConfigMap)
 	case pr.rendered != nil:
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonLastGoodGeneration
 		c.Message = fmt.Sprintf("generation %d was rejected (see Accepted); sidecars keep enforcing generation %s", gen, pr.rendered.Policy.Version)
@@ -109,7 +109,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, pr *policyResult, renderE
 	want := p.Status.DeepCopy()
 	want.ObservedGeneration = p.Generation
 	want.Issuers = pr.issuers
-	want.Bundle = bundle.ConfigMapName
+	want.Bundle = config.BundleConfigMap
 	var transitions []metav1.Condition
 	for _, c := range conditions(pr, renderErr) {
 		old := meta.FindStatusCondition(want.Conditions, c.Type)

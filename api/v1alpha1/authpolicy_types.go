@@ -173,13 +173,15 @@ type Authentication struct {
 type JWTIssuer struct {
 	// IssuerURL must equal the token's iss claim exactly (a trailing slash
 	// matters). Keys are found through OIDC discovery unless jwksURL is set.
-	// Must use https; http is accepted only on loopback (local development).
+	// Must use https; http is accepted only on localhost, 127.0.0.1 or [::1]
+	// (local development). No user info, query or fragment.
 	// +kubebuilder:validation:Pattern=`^(https://[^\s?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/[^\s?#]*)?)$`
 	// +kubebuilder:validation:MaxLength=512
 	IssuerURL string `json:"issuerURL"`
 
-	// JWKSURL fetches keys from this URL instead of OIDC discovery.
-	// +kubebuilder:validation:Pattern=`^(https://[^\s#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/[^\s#]*)?)$`
+	// JWKSURL fetches keys from this URL instead of OIDC discovery. The rules
+	// of issuerURL apply, except that a query is allowed.
+	// +kubebuilder:validation:Pattern=`^(https://[^\s#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?([/?][^\s#]*)?)$`
 	// +kubebuilder:validation:MaxLength=512
 	// +optional
 	JWKSURL string `json:"jwksURL,omitempty"`
@@ -314,7 +316,9 @@ type Route struct {
 
 	// Paths matched against the canonical path (never the query): exact
 	// "/a/b", "*" for one segment ("/users/*/orders"), or a trailing "/**" for
-	// the prefix and everything below it. Empty matches every path.
+	// the prefix and everything below it. "*" and "**" are whole segments,
+	// "**" only the last; no empty, "." or ".." segments. Empty matches every
+	// path.
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:Pattern=`^/[^?#%\\;]*$`
 	// +kubebuilder:validation:items:MaxLength=512

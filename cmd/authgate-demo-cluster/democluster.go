@@ -25,13 +25,14 @@ import (
 
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
-	"github.com/authgate/authgate/controllers/bundle"
+	"github.com/authgate/authgate/controllers/translate"
 	"github.com/authgate/authgate/internal/atomicwriter"
 	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/internal/keygen"
 	"github.com/authgate/authgate/internal/serve"
 	"github.com/authgate/authgate/proxy/app"
+	"github.com/authgate/authgate/proxy/config"
 )
 
 // clusterDemo is the whole system on one machine.
@@ -158,7 +159,7 @@ func (d *clusterDemo) applyInitial(ctx context.Context) error {
 		return fmt.Errorf("create namespace: %w", err)
 	}
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "partner-acme", Labels: map[string]string{controllers.LabelAPIKey: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: demoNamespace, Name: "partner-acme", Labels: map[string]string{translate.LabelAPIKey: "true"}},
 		StringData: map[string]string{"key": d.apiKey, "subject": "acme", "scopes": "orders:read"},
 	}
 	if err := d.k8s.Create(ctx, secret); err != nil {
@@ -185,8 +186,8 @@ func (d *clusterDemo) projectAndStartProxy(ctx context.Context, upstream string)
 		last := ""
 		for ctx.Err() == nil {
 			var cm corev1.ConfigMap
-			if err := d.k8s.Get(ctx, types.NamespacedName{Namespace: demoNamespace, Name: bundle.ConfigMapName}, &cm); err == nil {
-				if data := cm.Data[bundle.ConfigKey]; data != last && atomicwriter.Write(d.dir, map[string]string{bundle.ConfigKey: data}) == nil {
+			if err := d.k8s.Get(ctx, types.NamespacedName{Namespace: demoNamespace, Name: config.BundleConfigMap}, &cm); err == nil {
+				if data := cm.Data[config.BundleKey]; data != last && atomicwriter.Write(d.dir, map[string]string{config.BundleKey: data}) == nil {
 					if last == "" {
 						close(first)
 					}
@@ -202,7 +203,7 @@ func (d *clusterDemo) projectAndStartProxy(ctx context.Context, upstream string)
 		return errors.New("the controller rendered no bundle within 30s")
 	}
 	a, err := app.New(app.Options{
-		ConfigPath: filepath.Join(d.dir, bundle.ConfigKey), Labels: map[string]string{"serving.knative.dev/service": "orders"},
+		ConfigPath: filepath.Join(d.dir, config.BundleKey), Labels: map[string]string{"serving.knative.dev/service": "orders"},
 		Upstream: upstream, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", PollInterval: 500 * time.Millisecond,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	})
@@ -217,7 +218,7 @@ func (d *clusterDemo) projectAndStartProxy(ctx context.Context, upstream string)
 	}
 	d.proxyURL = "http://" + a.Addr()
 	fmt.Fprintf(d.out, "\nthe controller rendered ConfigMap %s/%s; it is projected into %s as the kubelet would, and authgate-proxy (%s) reads it\n",
-		demoNamespace, bundle.ConfigMapName, d.dir, d.proxyURL)
+		demoNamespace, config.BundleConfigMap, d.dir, d.proxyURL)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/proxy/app"
+	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/labels"
 )
 
@@ -36,7 +37,7 @@ func run(args []string, stderr io.Writer) error {
 		logLevel  string
 		check     bool
 	)
-	fs.StringVar(&opts.ConfigPath, "config", "/etc/authgate/config.yaml", "ProxyConfig file (YAML or JSON); reloaded on change")
+	fs.StringVar(&opts.ConfigPath, "config", config.DefaultPath, "ProxyConfig file (YAML or JSON); reloaded on change")
 	fs.StringVar(&opts.LabelsPath, "labels-file", "", "downward API file with this pod's labels (selects the policies that apply)")
 	fs.StringVar(&labelFlag, "labels", "", "this workload's labels as k=v,k2=v2 (outside Kubernetes)")
 	fs.StringVar(&opts.Listen, "listen", "", "override listen.address")

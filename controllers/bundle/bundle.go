@@ -22,13 +22,6 @@ import (
 	"github.com/authgate/authgate/proxy/config"
 )
 
-const (
-	// ConfigMapName is the bundle ConfigMap of a namespace.
-	ConfigMapName = "authgate-proxy-config"
-	// ConfigKey is the ConfigMap data key holding the ProxyConfig YAML.
-	ConfigKey = "config.yaml"
-)
-
 // Render merges fragments into one ProxyConfig and returns it as
 // deterministic YAML: policies sorted by name, each policy's issuers in
 // policy order, API keys sorted and deduplicated by name, API key sources

@@ -47,11 +47,8 @@ const (
 	ContainerName     = "authgate-proxy"
 	ConfigVolumeName  = "authgate-config"
 	PodInfoVolumeName = "authgate-podinfo"
-	// ConfigMapName and ConfigKey are the namespace bundle the controller
-	// renders (controllers/bundle.ConfigMapName and ConfigKey).
-	ConfigMapName    = "authgate-proxy-config"
-	ConfigKey        = "config.yaml"
-	ConfigMountPath  = "/etc/authgate"
+	// The bundle ConfigMap is mounted at config.MountDir; its name and key
+	// are config.BundleConfigMap and config.BundleKey.
 	PodInfoMountPath = "/etc/podinfo"
 	PodInfoLabelsKey = "labels"
 	// PortName and AdminPortName name the sidecar's container ports.

@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
-	"github.com/authgate/authgate/controllers/bundle"
 	"github.com/authgate/authgate/controllers/injector"
 )
 
@@ -372,13 +371,6 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("Mutate without the annotation: got changed=%v err=%v, want no change (the sidecar is there)", changed, err)
 			}
 		})
-	}
-}
-
-func TestBundleNames(t *testing.T) {
-	t.Parallel()
-	if injector.ConfigMapName != bundle.ConfigMapName || injector.ConfigKey != bundle.ConfigKey {
-		t.Fatalf("got %s/%s, want the controller's bundle %s/%s", injector.ConfigMapName, injector.ConfigKey, bundle.ConfigMapName, bundle.ConfigKey)
 	}
 }
 

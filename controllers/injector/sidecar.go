@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/authgate/authgate/proxy/config"
 )
 
 // proxyUID is the distroless "nonroot" user the proxy image runs as.
@@ -18,7 +20,7 @@ const startupWindowSeconds = 3600
 // sidecar builds the authgate-proxy container for w.
 func sidecar(cfg Config, w wiring) corev1.Container {
 	args := []string{
-		"--config", path.Join(ConfigMountPath, ConfigKey),
+		"--config", config.DefaultPath,
 		"--labels-file", path.Join(PodInfoMountPath, PodInfoLabelsKey),
 		"--listen", fmt.Sprintf(":%d", w.listen),
 		"--admin-listen", fmt.Sprintf(":%d", cfg.AdminPort),
@@ -41,7 +43,7 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 		},
 		Resources: *cfg.Resources.DeepCopy(),
 		VolumeMounts: []corev1.VolumeMount{
-			{Name: ConfigVolumeName, MountPath: ConfigMountPath, ReadOnly: true},
+			{Name: ConfigVolumeName, MountPath: config.MountDir, ReadOnly: true},
 			{Name: PodInfoVolumeName, MountPath: PodInfoMountPath, ReadOnly: true},
 		},
 		// The proxy opens its admin port only once a valid configuration is
@@ -92,7 +94,7 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 func volumes() []corev1.Volume {
 	return []corev1.Volume{
 		{Name: ConfigVolumeName, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: ConfigMapName},
+			LocalObjectReference: corev1.LocalObjectReference{Name: config.BundleConfigMap},
 			Optional:             ptrTo(true),
 		}}},
 		{Name: PodInfoVolumeName, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{

@@ -3,14 +3,12 @@ package issuers
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/authgate/authgate/proxy/config"
-	"github.com/authgate/authgate/proxy/jwks"
+	"github.com/authgate/authgate/proxy/urlrule"
 )
 
 // Spec identifies an issuer's key source. Two specs with the same Key share
@@ -54,13 +52,14 @@ func (s Spec) name() string {
 
 // validate checks a normalized spec before anything is fetched: specs come
 // from policies, so the controller must not fetch what the proxy would
-// refuse to.
+// refuse to. The URL rules are the proxy's (proxy/urlrule), whose messages
+// never quote the URL: a JWKS URL may carry a credential in its query.
 func (s Spec) validate() error {
-	if err := checkURL(s.IssuerURL, true); err != nil {
+	if err := urlrule.Issuer(s.IssuerURL); err != nil {
 		return fmt.Errorf("issuerURL: %w", err)
 	}
 	if s.JWKSURL != "" {
-		if err := checkURL(s.JWKSURL, false); err != nil {
+		if err := urlrule.JWKS(s.JWKSURL); err != nil {
 			return fmt.Errorf("jwksURL: %w", err)
 		}
 	}
@@ -68,27 +67,6 @@ func (s Spec) validate() error {
 		if !config.IsSupportedAlgorithm(a) {
 			return fmt.Errorf("unsupported algorithm %q (supported: %s)", truncate(a, 64), strings.Join(config.SupportedAlgorithms(), ", "))
 		}
-	}
-	return nil
-}
-
-// checkURL applies the key set's fetch rule (https, or http on loopback;
-// no user info) and refuses fragments, and queries on issuer URLs (the iss
-// claim is matched exactly). Messages never quote the URL: a JWKS URL may
-// carry a credential in its query.
-func checkURL(raw string, issuer bool) error {
-	if err := jwks.CheckURL(raw); err != nil {
-		return fmt.Errorf("invalid: %w", err)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("invalid: does not parse")
-	}
-	switch {
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return errors.New("invalid: must not carry a fragment")
-	case issuer && (u.RawQuery != "" || u.ForceQuery):
-		return errors.New("invalid: must not carry a query")
 	}
 	return nil
 }

@@ -40,8 +40,8 @@ const (
 // optInHint tells users why an existing object may be invisible: the
 // controller only reads Secrets and ConfigMaps that opt in by label.
 const (
-	secretHint    = `API-key Secrets must carry the label authgate.dev/api-key: "true" to be read` //nolint:gosec // a hint, not a credential
-	configMapHint = `Rego ConfigMaps must carry the label authgate.dev/role: rego to be read`
+	secretHint    = `API-key Secrets must carry the label ` + LabelAPIKey + `: "true" to be read`
+	configMapHint = `Rego ConfigMaps must carry the label ` + LabelRole + `: ` + RoleRego + ` to be read`
 )
 
 // apiKeys resolves spec.authentication.apiKeys to hashed keys, sorted by

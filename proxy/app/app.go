@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -24,6 +23,7 @@ import (
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/proxy/reload"
 	"github.com/authgate/authgate/proxy/upstream"
+	"github.com/authgate/authgate/proxy/urlrule"
 )
 
 // Options configure the proxy process.
@@ -80,8 +80,8 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("--listen and --admin-listen must differ"))
 	}
 	if o.Upstream != "" {
-		if u, err := url.Parse(o.Upstream); err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			errs = append(errs, fmt.Errorf("--upstream %q must be http://host:port", o.Upstream))
+		if err := urlrule.Upstream(o.Upstream); err != nil {
+			errs = append(errs, fmt.Errorf("--upstream %q: %w (want http://host:port)", o.Upstream, err))
 		}
 	}
 	if o.ShutdownTimeout < 0 {

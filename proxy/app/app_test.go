@@ -246,6 +246,14 @@ func TestOptionsValidate(t *testing.T) {
 		{"no config", app.Options{}, false},
 		{"same ports", app.Options{ConfigPath: "c", Listen: ":1", AdminListen: ":1"}, false},
 		{"bad address", app.Options{ConfigPath: "c", Listen: "nope"}, false},
+		// --upstream obeys upstream.url's rule (proxy/urlrule.Upstream): the
+		// override replaces a URL that config validation already checked.
+		{"upstream", app.Options{ConfigPath: "c", Upstream: "http://127.0.0.1:8080"}, true},
+		{"upstream https", app.Options{ConfigPath: "c", Upstream: "https://127.0.0.1:8080"}, false},
+		{"upstream path", app.Options{ConfigPath: "c", Upstream: "http://127.0.0.1:8080/p"}, false},
+		{"upstream query", app.Options{ConfigPath: "c", Upstream: "http://127.0.0.1:8080?x=1"}, false},
+		{"upstream user info", app.Options{ConfigPath: "c", Upstream: "http://u:p@127.0.0.1:8080"}, false},
+		{"upstream fragment", app.Options{ConfigPath: "c", Upstream: "http://127.0.0.1:8080#f"}, false},
 	}
 	for _, tt := range tests {
 		if err := tt.o.Validate(); (err == nil) != tt.ok {

@@ -1,85 +1,13 @@
 package authz
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/pathpattern"
 )
-
-func TestPatternMatch(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		pattern string
-		path    string
-		want    bool
-	}{
-		{"/a/b", "/a/b", true},
-		{"/a/b", "/a/b/", false},
-		{"/a/b/", "/a/b/", true},
-		{"/a/b/", "/a/b", false},
-		{"/a/b", "/a", false},
-		{"/a/b", "/a/b/c", false},
-		{"/a/b", "/A/b", false},
-		{"/a/b", "/a/bb", false},
-		{"/", "/", true},
-		{"/", "/a", false},
-		{"/", "", false},
-		{"/a/*/c", "/a/x/c", true},
-		{"/a/*/c", "/a//c", false},
-		{"/a/*/c", "/a/x/y/c", false},
-		{"/a/*/c", "/a/x/c/", false},
-		{"/a/*", "/a/", false},
-		{"/a/*", "/a", false},
-		{"/a/*", "/a/x", true},
-		{"/*", "/", false},
-		{"/*", "/x", true},
-		{"/*/", "/x/", true},
-		{"/a/**", "/a", true},
-		{"/a/**", "/a/", true},
-		{"/a/**", "/a/b/c", true},
-		{"/a/**", "/a//", true},
-		{"/a/**", "/ab", false},
-		{"/a/**", "/", false},
-		{"/a/**", "/b/a", false},
-		{"/a/*/**", "/a/x", true},
-		{"/a/*/**", "/a/x/y/z", true},
-		{"/a/*/**", "/a", false},
-		{"/a/*/**", "/a/", false},
-		{"/**", "/", true},
-		{"/**", "/anything/at/all", true},
-		{"/**", "", false},
-		{"/**", "relative", false},
-		{"/a/b", "a/b", false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.pattern+" "+tc.path, func(t *testing.T) {
-			t.Parallel()
-			p, err := compilePattern(tc.pattern)
-			if err != nil {
-				t.Fatalf("compile %q: %v", tc.pattern, err)
-			}
-			if got := p.match(tc.path); got != tc.want {
-				t.Errorf("got match %v, want %v", got, tc.want)
-			}
-			if got := refMatch(tc.pattern, tc.path); got != tc.want {
-				t.Errorf("reference: got %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestCompilePatternRejects(t *testing.T) {
-	t.Parallel()
-	for _, pat := range []string{"a/b", "", "/a/**/b", "/a*", "/a/b*c", "/a//b", "/a//**", "/**/**"} {
-		t.Run(pat, func(t *testing.T) {
-			t.Parallel()
-			if _, err := compilePattern(pat); err == nil {
-				t.Errorf("got no error for %q, want one", pat)
-			}
-		})
-	}
-}
 
 func TestRouterMatch(t *testing.T) {
 	t.Parallel()
@@ -164,6 +92,26 @@ func TestNewRouterRejectsBadPattern(t *testing.T) {
 	}
 }
 
+// TestNewRouterRejectsWhatValidationRejects: the router and config
+// validation share one grammar (proxy/pathpattern), so a pattern the
+// validator refuses is never compiled into a router either.
+func TestNewRouterRejectsWhatValidationRejects(t *testing.T) {
+	t.Parallel()
+	for _, pat := range []string{"a/b", "", "/a/**/b", "/a*", "/a/b*c", "/a//b", "/a//**", "/**/**", "/a/../b", "/a/./b", "/a%2Fb", "/a;b", "/a?b"} {
+		t.Run(pat, func(t *testing.T) {
+			t.Parallel()
+			_, err := NewRouter([]config.Route{{Name: "r", Paths: []string{"/ok", pat}}})
+			var pe *pathpattern.Error
+			if !errors.As(err, &pe) {
+				t.Fatalf("got %v, want a *pathpattern.Error", err)
+			}
+			if want := "route r: path pattern: " + pe.Error(); err.Error() != want {
+				t.Errorf("got %q, want %q", err.Error(), want)
+			}
+		})
+	}
+}
+
 func TestRouterMatchDoesNotAllocate(t *testing.T) {
 	r, err := NewRouter([]config.Route{
 		{Name: "a", Methods: []string{"GET", "POST"}, Paths: []string{"/x/*/y", "/api/v1/**"}},
@@ -220,11 +168,11 @@ func FuzzRouterMatch(f *testing.F) {
 		f.Add(p, uint8(0))
 		f.Add(p, uint8(3))
 	}
-	compiled := make([]pattern, len(patterns))
+	compiled := make([]pathpattern.Pattern, len(patterns))
 	for i, p := range patterns {
-		c, err := compilePattern(p)
+		c, err := pathpattern.Parse(p)
 		if err != nil {
-			f.Fatalf("compile %q: %v", p, err)
+			f.Fatalf("Parse(%q): %v", p, err)
 		}
 		compiled[i] = c
 	}
@@ -238,7 +186,7 @@ func FuzzRouterMatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, path string, idx uint8) {
 		i := int(idx) % len(patterns)
-		got := compiled[i].match(path)
+		got := compiled[i].Match(path)
 		if want := refMatch(patterns[i], path); got != want {
 			t.Fatalf("pattern %q path %q: got %v, want %v (reference)", patterns[i], path, got, want)
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"net"
 	"net/netip"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +12,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/authgate/authgate/proxy/headername"
+	"github.com/authgate/authgate/proxy/pathpattern"
+	"github.com/authgate/authgate/proxy/urlrule"
 )
 
 // supportedAlgorithms are the JWS algorithms an issuer may allow.
@@ -104,18 +105,8 @@ func validateListen(errs *ErrorList, p Path, l Listen) {
 }
 
 func validateUpstream(errs *ErrorList, p Path, u Upstream) {
-	parsed, err := url.Parse(u.URL)
-	switch {
-	case u.URL == "":
-		errs.add(p.child("url"), "is required")
-	case err != nil:
-		errs.add(p.child("url"), "invalid URL: %v", err)
-	case parsed.Scheme != "http":
-		errs.add(p.child("url"), "scheme must be http (the function listens on localhost), got %q", parsed.Scheme)
-	case parsed.Host == "":
-		errs.add(p.child("url"), "must name a host and port")
-	case (parsed.Path != "" && parsed.Path != "/") || parsed.RawQuery != "" || parsed.User != nil || parsed.Fragment != "":
-		errs.add(p.child("url"), "must not carry a path, query, fragment or user info")
+	if err := urlrule.Upstream(u.URL); err != nil {
+		errs.add(p.child("url"), "%v", err)
 	}
 	if u.Timeout.Duration <= 0 {
 		errs.add(p.child("timeout"), "must be positive")
@@ -129,9 +120,13 @@ func (i *Issuer) validate(errs *ErrorList, p Path) {
 	if !isName(i.Name) {
 		errs.add(p.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", i.Name)
 	}
-	validateIssuerURL(errs, p.child("issuerURL"), i.IssuerURL, true)
+	if err := urlrule.Issuer(i.IssuerURL); err != nil {
+		errs.add(p.child("issuerURL"), "%v", err)
+	}
 	if i.JWKSURL != "" {
-		validateIssuerURL(errs, p.child("jwksURL"), i.JWKSURL, false)
+		if err := urlrule.JWKS(i.JWKSURL); err != nil {
+			errs.add(p.child("jwksURL"), "%v", err)
+		}
 	}
 	if i.JWKS == nil && i.JWKSURL == "" && (i.Discovery == nil || !*i.Discovery) {
 		errs.add(p, "needs jwks, jwksURL or discovery to find keys")
@@ -193,31 +188,6 @@ func (i *Issuer) validate(errs *ErrorList, p Path) {
 	if i.Fetch.MaxStaleness.Duration < i.Fetch.RefreshInterval.Duration {
 		errs.add(f.child("maxStaleness"), "must be at least refreshInterval")
 	}
-}
-
-func validateIssuerURL(errs *ErrorList, p Path, raw string, exactIssuer bool) {
-	u, err := url.Parse(raw)
-	if raw == "" || err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || (exactIssuer && u.RawQuery != "") {
-		errs.add(p, "must be an absolute URL without user info, query or fragment, got %q", raw)
-		return
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopbackHost(u.Hostname()) {
-			errs.add(p, "must use https (http is allowed only for loopback development issuers), got %q", raw)
-		}
-	default:
-		errs.add(p, "scheme must be https, got %q", u.Scheme)
-	}
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(h)
-	return err == nil && a.IsLoopback()
 }
 
 func validateSources(errs *ErrorList, p Path, sources []CredentialSource, allowBearer bool) {
@@ -379,8 +349,8 @@ func (r *Route) validate(errs *ErrorList, p Path) {
 		}
 	}
 	for j, pat := range r.Paths {
-		if msg := checkPathPattern(pat); msg != "" {
-			errs.add(p.child("paths").index(j), "%s, got %q", msg, pat)
+		if _, err := pathpattern.Parse(pat); err != nil {
+			errs.add(p.child("paths").index(j), "%v", err)
 		}
 	}
 	if r.Public && (len(r.RequireScopes) > 0 || len(r.RequireRoles) > 0 || len(r.RequireClaims) > 0 || r.RequireMFA != nil) {
@@ -401,30 +371,6 @@ func (r *Route) validate(errs *ErrorList, p Path) {
 			errs.add(p.child("requireClaims").index(j).child("claim"), "must be a dotted claim path, got %q", rc.Claim)
 		}
 	}
-}
-
-// checkPathPattern returns why a route path pattern is invalid, or "".
-func checkPathPattern(pat string) string {
-	if !strings.HasPrefix(pat, "/") {
-		return "must start with /"
-	}
-	if strings.ContainsAny(pat, "?#%\\;") {
-		return "must be a canonical path without ?, #, %, \\ or ;"
-	}
-	segs := strings.Split(pat[1:], "/")
-	for i, s := range segs {
-		switch {
-		case s == "." || s == "..":
-			return "must not contain dot segments"
-		case s == "" && i != len(segs)-1:
-			return "must not contain empty segments"
-		case s == "**" && i != len(segs)-1:
-			return "** is allowed only as the last segment"
-		case s != "*" && s != "**" && strings.Contains(s, "*"):
-			return "* must be a whole segment"
-		}
-	}
-	return ""
 }
 
 func (h *IdentityHeaders) validate(errs *ErrorList, p Path) {

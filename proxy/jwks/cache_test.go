@@ -81,32 +81,6 @@ func TestStatusReportsMaxAge(t *testing.T) {
 	}
 }
 
-func TestCheckURL(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		raw string
-		ok  bool
-	}{
-		{"https://idp.example.com/jwks", true},
-		{"http://127.0.0.1:8080/jwks", true},
-		{"http://localhost/jwks", true},
-		{"http://[::1]:9/jwks", true},
-		{"http://idp.example.com/jwks", false},
-		{"ftp://idp.example.com/jwks", false},
-		{"https://user:pw@idp.example.com/jwks", false},
-		{"/jwks", false},
-		{"https://idp.example.com/%zz", false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.raw, func(t *testing.T) {
-			t.Parallel()
-			if err := CheckURL(tc.raw); (err == nil) != tc.ok {
-				t.Fatalf("got error %v, want ok=%v", err, tc.ok)
-			}
-		})
-	}
-}
-
 // FuzzFreshness feeds arbitrary cache headers: never a panic, never a
 // negative or uncapped lifetime.
 func FuzzFreshness(f *testing.F) {

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/urlrule"
 )
 
 // maxRedirects a fetch may follow.
@@ -53,47 +53,9 @@ func newClient(base *http.Client, timeout time.Duration) *http.Client {
 		if len(via) >= maxRedirects {
 			return fmt.Errorf("stopped after %d redirects", maxRedirects)
 		}
-		return checkFetchURL(req.URL)
+		return urlrule.Fetch(req.URL)
 	}
 	return &c
-}
-
-// checkFetchURL accepts https, and http only on a loopback host.
-func checkFetchURL(u *url.URL) error {
-	if u.User != nil || u.Host == "" {
-		return errors.New("key URL must be absolute and carry no user info")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return errors.New("key URL must use https (http only on loopback)")
-	default:
-		return errors.New("key URL must use https")
-	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
-}
-
-// CheckURL reports whether raw is a URL the key set may fetch: absolute,
-// without user info, https, or http only on a loopback host. It is the rule
-// applied to redirects and discovered jwks_uri values, exported for callers
-// that build key sets from untrusted specs.
-func CheckURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("key URL does not parse")
-	}
-	return checkFetchURL(u)
 }
 
 // get fetches u with the fetch timeout covering the whole exchange,
@@ -189,7 +151,7 @@ func (k *KeySet) discover(ctx context.Context) (string, error) {
 	if err != nil || doc.JWKSURI == "" {
 		return "", errors.New("discovery: missing or invalid jwks_uri")
 	}
-	if err := checkFetchURL(ju); err != nil {
+	if err := urlrule.Fetch(ju); err != nil {
 		return "", fmt.Errorf("discovery: jwks_uri: %w", err)
 	}
 	return doc.JWKSURI, nil

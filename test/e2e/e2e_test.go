@@ -34,9 +34,10 @@ import (
 
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
-	"github.com/authgate/authgate/controllers/bundle"
+	"github.com/authgate/authgate/controllers/translate"
 	"github.com/authgate/authgate/internal/atomicwriter"
 	"github.com/authgate/authgate/internal/echo"
+	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/test/faultidp"
 	"github.com/authgate/authgate/test/k8senv"
 	"github.com/authgate/authgate/test/wait"
@@ -98,9 +99,9 @@ func projectBundle(ctx context.Context, t *testing.T, ns, dir string) <-chan str
 		last := ""
 		for ctx.Err() == nil {
 			var cm corev1.ConfigMap
-			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: bundle.ConfigMapName}, &cm); err == nil {
-				if data := cm.Data[bundle.ConfigKey]; data != last {
-					if err := atomicwriter.Write(dir, map[string]string{bundle.ConfigKey: data}); err == nil {
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: config.BundleConfigMap}, &cm); err == nil {
+				if data := cm.Data[config.BundleKey]; data != last {
+					if err := atomicwriter.Write(dir, map[string]string{config.BundleKey: data}); err == nil {
 						if last == "" {
 							close(first)
 						}
@@ -238,7 +239,7 @@ func TestEndToEnd(t *testing.T) {
 
 	key := "agk_e2e_partner_key_000000001"
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "partner-acme", Labels: map[string]string{controllers.LabelAPIKey: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "partner-acme", Labels: map[string]string{translate.LabelAPIKey: "true"}},
 		StringData: map[string]string{"key": key, "subject": "acme", "scopes": "orders:read"},
 	}
 	if err := k8s.Create(ctx, secret); err != nil {
@@ -259,7 +260,7 @@ func TestEndToEnd(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the controller rendered no bundle")
 	}
-	px := startProxy(t, filepath.Join(dir, bundle.ConfigKey), fnTS.URL, "serving.knative.dev/service=orders,app=orders")
+	px := startProxy(t, filepath.Join(dir, config.BundleKey), fnTS.URL, "serving.knative.dev/service=orders,app=orders")
 	wait.For(t, 20*time.Second, func() bool {
 		return px.get(t, fn, "/orders/1", "X-API-Key", key).status == http.StatusOK
 	}, "the policy to be enforced")
