@@ -30,22 +30,25 @@ allow if {
 // reported and skipped.
 func (e *env) peerTargets(binDir string, out io.Writer) []*target {
 	bearer := [][2]string{{"Authorization", "Bearer " + e.token}}
-	var ts []*target
-	if bin, ok := findBin(binDir, "oauth2-proxy"); ok {
-		ts = append(ts, &target{
-			Name: "oauth2-proxy", Title: "peer: oauth2-proxy (bearer JWT)", Kind: kindPeer, Path: "/api/sales/report",
-			Headers: bearer, start: func(ctx context.Context) (string, []*proc, error) { return e.startOAuth2Proxy(ctx, bin) },
-		})
-	} else {
-		fmt.Fprintf(out, "peer oauth2-proxy skipped: no %s/oauth2-proxy (hack/bench.sh --peers builds it)\n", binDir)
+	peers := []struct {
+		name, bin, title string
+		start            func(ctx context.Context, bin string) (string, []*proc, error)
+	}{
+		{"oauth2-proxy", "oauth2-proxy", "peer: oauth2-proxy (bearer JWT)", e.startOAuth2Proxy},
+		{"opa-proxy", "opa", "peer: proxy + OPA server per request", e.startOPAProxy},
 	}
-	if bin, ok := findBin(binDir, "opa"); ok {
+	var ts []*target
+	for _, p := range peers {
+		bin, ok := findBin(binDir, p.bin)
+		if !ok {
+			fmt.Fprintf(out, "peer %s skipped: no %s/%s (hack/bench.sh --peers builds it)\n", p.name, binDir, p.bin)
+			continue
+		}
+		start := p.start
 		ts = append(ts, &target{
-			Name: "opa-proxy", Title: "peer: proxy + OPA server per request", Kind: kindPeer, Path: "/api/sales/report",
-			Headers: bearer, start: func(ctx context.Context) (string, []*proc, error) { return e.startOPAProxy(ctx, bin) },
+			Name: p.name, Title: p.title, Kind: kindPeer, Path: "/api/sales/report", Headers: bearer,
+			start: func(ctx context.Context) (string, []*proc, error) { return start(ctx, bin) },
 		})
-	} else {
-		fmt.Fprintf(out, "peer opa-proxy skipped: no %s/opa (hack/bench.sh --peers builds it)\n", binDir)
 	}
 	return ts
 }
