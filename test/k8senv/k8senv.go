@@ -21,13 +21,12 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/controllers"
 )
 
 // Options say what to install into the API server.
@@ -52,18 +51,6 @@ type Env struct {
 	Client client.Client
 	// Scheme holds the Kubernetes types and authgate's.
 	Scheme *runtime.Scheme
-}
-
-// Scheme returns a scheme with the Kubernetes types and authgate's.
-func Scheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("add core types: %w", err)
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("add authgate types: %w", err)
-	}
-	return s, nil
 }
 
 // Main starts the API server for a package's tests, calls run (which
@@ -204,7 +191,7 @@ func start(root, dir string, opts Options) (*Env, error) {
 		env.CRDDirectoryPaths = []string{filepath.Join(root, "config", "crd", "bases")}
 		env.ErrorIfCRDPathMissing = true
 	}
-	scheme, err := Scheme()
+	scheme, err := controllers.Scheme()
 	if err != nil {
 		return nil, err
 	}
