@@ -105,11 +105,17 @@ func rotatorRules(secret, whc string) (namespaced, cluster []rbacv1.PolicyRule) 
 		[]rbacv1.PolicyRule{{APIGroups: []string{"admissionregistration.k8s.io"}, Resources: []string{"mutatingwebhookconfigurations"}, ResourceNames: []string{whc}, Verbs: verbs}}
 }
 
+// addUserMu serialises envtest's AddUser: its certificate authority is not
+// safe for concurrent use, and the tests of this package run in parallel.
+var addUserMu sync.Mutex
+
 // rotatorUser adds a user bound to rotatorRules.
 func (e *env) rotatorUser() *envtest.AuthenticatedUser {
 	e.t.Helper()
 	name := "rotator-" + e.ns
+	addUserMu.Lock()
 	user, err := testEnv.AddUser(envtest.User{Name: name}, testEnv.Config)
+	addUserMu.Unlock()
 	if err != nil {
 		e.t.Fatalf("add user: %v", err)
 	}
