@@ -59,8 +59,11 @@ type Authenticator struct {
 	apiKeys   *apiKeyIndex
 	keysID    string   // the API keys' verifier id in the token cache
 	keyFPs    []string // fingerprints of the key sets in use
-	cache     *tokencache.Cache
-	all       *Scope // every issuer and key: Authenticate without a policy
+	// keySources are the config's apiKeys.sources, where a policy that names
+	// none reads its keys.
+	keySources []config.CredentialSource
+	cache      *tokencache.Cache
+	all        *Scope // every issuer and key: Authenticate without a policy
 }
 
 // New builds the extractor, one key set and go-oidc verifier per distinct
@@ -81,7 +84,7 @@ func New(cfg *config.ProxyConfig, opts Options) (*Authenticator, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New(prometheus.NewRegistry())
 	}
-	a := &Authenticator{now: opts.Now, byName: map[string]*issuerVerifier{}}
+	a := &Authenticator{now: opts.Now, byName: map[string]*issuerVerifier{}, keySources: cfg.APIKeys.Sources}
 	a.x.maxBytes = cfg.Limits.MaxTokenBytes
 	if a.x.maxBytes <= 0 {
 		a.x.maxBytes = config.DefaultMaxTokenBytes

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/authgate/authgate/proxy/config"
@@ -37,7 +38,7 @@ type scopeSource struct {
 
 // Scope builds the scope of one policy of the config the Authenticator was
 // built from. Issuer names the Authenticator does not know are an error.
-func (a *Authenticator) Scope(p *config.Policy, globalKeySources []config.CredentialSource) (*Scope, error) {
+func (a *Authenticator) Scope(p *config.Policy) (*Scope, error) {
 	s := &Scope{bySource: map[srcKey]scopeSource{}}
 	for _, n := range p.Authentication.Issuers {
 		iv, ok := a.byName[n]
@@ -47,7 +48,7 @@ func (a *Authenticator) Scope(p *config.Policy, globalKeySources []config.Creden
 		for _, src := range iv.cfg.Sources {
 			k := sourceKey(src)
 			ss := s.bySource[k]
-			if !containsVerifier(ss.verifiers, iv) {
+			if !slices.Contains(ss.verifiers, iv) {
 				ss.verifiers = append(ss.verifiers, iv)
 			}
 			s.bySource[k] = ss
@@ -60,7 +61,7 @@ func (a *Authenticator) Scope(p *config.Policy, globalKeySources []config.Creden
 				s.keys[k] = true
 			}
 		}
-		for _, src := range keySources(ak, globalKeySources) {
+		for _, src := range keySources(ak, a.keySources) {
 			k := sourceKey(src)
 			ss := s.bySource[k]
 			ss.apiKeys = true
@@ -79,15 +80,6 @@ func (a *Authenticator) everything() *Scope {
 	return s
 }
 
-func containsVerifier(list []*issuerVerifier, iv *issuerVerifier) bool {
-	for _, v := range list {
-		if v == iv {
-			return true
-		}
-	}
-	return false
-}
-
 // Attempt authenticates one request's credential for the policies that
 // apply to it, verifying it at most once per verifier. It is not safe for
 // concurrent use; it lives for one request.
@@ -101,6 +93,11 @@ type Attempt struct {
 	perr   *Error
 	tried  []tried
 	key    *tried
+
+	// ckFor and ck memoise the cache key of the last verifier asked for, so
+	// a fresh token's lookup and store hash it once.
+	ckFor *issuerVerifier
+	ck    [32]byte
 }
 
 type tried struct {
@@ -177,7 +174,7 @@ func (at *Attempt) jwt(ctx context.Context, verifiers []*issuerVerifier) (*ident
 		if t := at.lookup(iv); t != nil && t.err == nil {
 			return t.id, nil
 		}
-		if id, ok := at.a.cache.Get(tokencache.Key(iv.id, at.cred.Value)); ok {
+		if id, ok := at.a.cache.Get(at.cacheKey(iv)); ok {
 			at.tried = append(at.tried, tried{iv: iv, id: id})
 			return id, nil
 		}
@@ -234,8 +231,16 @@ func (at *Attempt) verify(ctx context.Context, iv *issuerVerifier) tried {
 	if err != nil {
 		return tried{iv: iv, err: err}
 	}
-	at.a.cache.Put(tokencache.Key(iv.id, at.cred.Value), iv.id, id)
+	at.a.cache.Put(at.cacheKey(iv), iv.id, id)
 	return tried{iv: iv, id: id}
+}
+
+// cacheKey is the token's cache key under iv.
+func (at *Attempt) cacheKey(iv *issuerVerifier) [32]byte {
+	if at.ckFor != iv {
+		at.ckFor, at.ck = iv, tokencache.Key(iv.id, at.cred.Value)
+	}
+	return at.ck
 }
 
 // fingerprints identify what an issuer's key set fetches (keys: including

@@ -29,7 +29,7 @@ func TestScopesShareVerifiersAndKeySets(t *testing.T) {
 		t.Fatalf("got %d key sets, want 1 for one IdP", n)
 	}
 	scope := func(p *config.Policy) *Scope {
-		s, err := a.Scope(p, nil)
+		s, err := a.Scope(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestScopesShareVerifiersAndKeySets(t *testing.T) {
 	if n := is.JWKSRequests(); n != 1 {
 		t.Fatalf("got %d JWKS fetches for one IdP, want 1", n)
 	}
-	if _, err := a.Scope(pol("x", "ns/unknown"), nil); err == nil {
+	if _, err := a.Scope(pol("x", "ns/unknown")); err == nil {
 		t.Fatal("got a scope for an issuer the config does not hold, want an error")
 	}
 }

@@ -129,39 +129,6 @@ func TestRouterMatchDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// refMatch is a straightforward reference implementation of the pattern
-// semantics, used to cross-check the compiled matcher.
-func refMatch(pattern, path string) bool {
-	if !strings.HasPrefix(path, "/") {
-		return false
-	}
-	if pattern == "/**" {
-		return true
-	}
-	if prefix, ok := strings.CutSuffix(pattern, "/**"); ok {
-		// The prefix's segments must lead the path's; anything may follow.
-		pSegs := strings.Split(prefix[1:], "/")
-		segs := strings.Split(path[1:], "/")
-		return len(segs) >= len(pSegs) && segsMatch(pSegs, segs[:len(pSegs)])
-	}
-	pSegs := strings.Split(pattern[1:], "/")
-	segs := strings.Split(path[1:], "/")
-	return len(pSegs) == len(segs) && segsMatch(pSegs, segs)
-}
-
-func segsMatch(pattern, segs []string) bool {
-	for i, p := range pattern {
-		if p == "*" {
-			if segs[i] == "" {
-				return false
-			}
-		} else if p != segs[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func FuzzRouterMatch(f *testing.F) {
 	patterns := []string{"/a/b", "/a/b/", "/a/*/c", "/a/**", "/a/*/**", "/**", "/", "/*", "/x/*/"}
 	for _, p := range []string{"/a/b", "/a/b/", "/a//c", "/a/x/c", "/ab", "/a", "", "/", "//", "/a/x/y", "a/b", "/\x00/\xff"} {
@@ -184,18 +151,14 @@ func FuzzRouterMatch(f *testing.F) {
 	if err != nil {
 		f.Fatalf("NewRouter: %v", err)
 	}
-	f.Fuzz(func(t *testing.T, path string, idx uint8) {
-		i := int(idx) % len(patterns)
-		got := compiled[i].Match(path)
-		if want := refMatch(patterns[i], path); got != want {
-			t.Fatalf("pattern %q path %q: got %v, want %v (reference)", patterns[i], path, got, want)
-		}
-		// The router returns the first pattern that the reference matches.
+	// pathpattern's own fuzz target checks Match against a reference; this
+	// one checks the router's part: the first route whose pattern matches.
+	f.Fuzz(func(t *testing.T, path string, _ uint8) {
 		route, ok := r.Match("GET", path)
 		wantName := ""
-		for _, p := range patterns {
-			if refMatch(p, path) {
-				wantName = p
+		for i, c := range compiled {
+			if c.Match(path) {
+				wantName = patterns[i]
 				break
 			}
 		}

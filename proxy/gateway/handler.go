@@ -61,7 +61,7 @@ type authState struct {
 	blocked  bool          // the client was throttled before this request
 	retry    time.Duration // when it may try again
 	attempt  authn.Attempt
-	counted  bool
+	counted  bool               // the request's failure was counted (throttle or 429 metric)
 	id       *identity.Identity // the last identity a policy accepted
 	authnDur time.Duration
 }
@@ -173,8 +173,9 @@ func (rt *Runtime) decide(w http.ResponseWriter, r *http.Request, ev *event, can
 		rt.finish(w, r, ev, deny)
 		return
 	}
-	if st.credErr == nil {
-		if o := formCredential(r); o != nil {
+	if st.id != nil {
+		// Only a verified credential makes the proxy read a body.
+		if o := formCredential(r, ev); o != nil {
 			rt.finish(w, r, ev, o)
 			return
 		}
@@ -204,8 +205,10 @@ func (rt *Runtime) decide(w http.ResponseWriter, r *http.Request, ev *event, can
 }
 
 // formCredential refuses a form body carrying a second credential beside
-// the request's; it runs only once the request is allowed.
-func formCredential(r *http.Request) *outcome {
+// the request's verified one; it runs only once the request is allowed. A
+// body that breaks the workload's limits while being read is answered as
+// the forward would answer it (413, 408).
+func formCredential(r *http.Request, ev *event) *outcome {
 	err := authn.FormCredential(r)
 	if err == nil {
 		return nil
@@ -215,6 +218,9 @@ func formCredential(r *http.Request) *outcome {
 	}
 	if errors.Is(err, authn.ErrFormTooLarge) {
 		return &outcome{status: http.StatusRequestEntityTooLarge, reason: ReasonBodyTooLarge, detail: "a form body sent with a credential may hold at most 1 MiB"}
+	}
+	if status, reason, detail, ok := ev.body.failure(); ok {
+		return &outcome{status: status, reason: reason, detail: detail}
 	}
 	return &outcome{status: http.StatusBadRequest, reason: ReasonInvalidBody, detail: "the request body could not be read"}
 }
@@ -309,7 +315,10 @@ func (rt *Runtime) authFailure(ev *event, st *authState, ae *authn.Error) *outco
 		o.retry = keysRetryAfter
 	case ae.Reason == authn.ReasonMissingCredential || ae.Reason == authn.ReasonNotAccepted:
 	case st.blocked || ae.Reason == authn.ReasonThrottled:
-		rt.deps.Metrics.RateLimited.WithLabelValues(ReasonAuthFailures).Inc()
+		if !st.counted { // one request, one 429, however many policies
+			st.counted = true
+			rt.deps.Metrics.RateLimited.WithLabelValues(ReasonAuthFailures).Inc()
+		}
 		o.status, o.reason, o.retry = http.StatusTooManyRequests, ReasonAuthFailures, st.retry
 		o.detail = "too many failed authentication attempts from this client"
 	case rt.authFails != nil && !st.counted:

@@ -141,7 +141,7 @@ func (rt *Runtime) build(ctx context.Context, labels map[string]string) error {
 		if err != nil {
 			return err
 		}
-		if pr.scope, err = rt.authn.Scope(p, cfg.APIKeys.Sources); err != nil {
+		if pr.scope, err = rt.authn.Scope(p); err != nil {
 			return err
 		}
 		rt.policies = append(rt.policies, pr)
@@ -207,7 +207,7 @@ func CheckPolicies(ctx context.Context, cfg *config.ProxyConfig, d Deps) error {
 		p := &cfg.Policies[i]
 		a, err := authn.New(cfg.Scoped([]*config.Policy{p}), authn.Options{Now: d.Now, Metrics: d.Metrics, Logger: d.Logger})
 		if err == nil {
-			_, err = a.Scope(p, cfg.APIKeys.Sources)
+			_, err = a.Scope(p)
 		}
 		if err != nil {
 			return fmt.Errorf("policy %s: build authentication: %w", p.Name, err)

@@ -115,3 +115,22 @@ func hashOf(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
+
+// TestUnverifiedCredentialNeverMakesTheProxyReadABody: on a public route a
+// credential is not verified, so a form body beside it is forwarded as it
+// is, however large, and never read (or refused) by the proxy.
+func TestUnverifiedCredentialNeverMakesTheProxyReadABody(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := "access_token=x&" + strings.Repeat("a=1&", 300_000)
+	req, err := http.NewRequest(http.MethodPost, e.proxy.URL+"/healthz", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+e.mint(nil))
+	rec := e.do(req).mustForward(t)
+	if rec.BodySize != int64(len(body)) {
+		t.Fatalf("the function got %d body bytes, want the %d sent", rec.BodySize, len(body))
+	}
+}
