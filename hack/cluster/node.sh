@@ -55,7 +55,7 @@ usage() {
 holder_pid() { cat "$STATE/holder.pid" 2>/dev/null || true; }
 
 # in CMD...: run CMD inside the cluster's network and mount namespaces.
-inside() { nsenter -t "$(holder_pid)" -n -m -- "$@"; }
+inside() { nsenter -t "$(holder_pid)" -n -m --wd="$PWD" -- "$@"; }
 
 # wait_for DESCRIPTION SECONDS CMD...: poll CMD until it succeeds.
 wait_for() {
