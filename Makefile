@@ -147,6 +147,10 @@ kustomize: ## Install kustomize into ./bin.
 envtest: ## Build kube-apiserver and etcd for envtest into ./bin/k8s (cached; ~5 min cold).
 	./hack/envtest.sh $(ENVTEST_DIR)
 
+.PHONY: cluster-components
+cluster-components: ## Build kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl and CoreDNS into ./bin/cluster (cached; ~6 min cold).
+	./hack/cluster/build.sh $(BIN)/cluster
+
 .PHONY: controller-gen
 controller-gen: $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 $(BIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION):
