@@ -91,6 +91,10 @@ test: vet verify lint unit fuzz-smoke linkcheck ## Run every test (what CI runs)
 unit: envtest helm kustomize ## Run unit and integration tests (real kube-apiserver + etcd, helm, kustomize) with the race detector.
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
+.PHONY: e2e
+e2e: envtest cluster-components helm ## A real single-node cluster (kubelet, containerd, runc, kube-proxy, CoreDNS) in its own network namespace; authgate by helm install; test/cluster. Needs root.
+	./hack/cluster/e2e.sh
+
 .PHONY: fuzz-smoke
 fuzz-smoke: ## Run each fuzz target briefly (FUZZTIME=3s).
 	FUZZTIME=$(FUZZTIME) ./hack/fuzz.sh
