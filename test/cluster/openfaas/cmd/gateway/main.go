@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -43,6 +44,10 @@ type options struct {
 	readTimeout, writeTimeout, upstreamTimeout                         time.Duration
 	providerReadTimeout, providerWriteTimeout                          time.Duration
 	scaleFromZero, httpProbe, nonRoot                                  bool
+	// ready, when set, is told the addresses once both servers listen.
+	ready func(gateway, provider net.Addr)
+	// logOut receives the log (stderr when nil).
+	logOut io.Writer
 }
 
 func main() {
@@ -85,7 +90,10 @@ func run(ctx context.Context, o options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	logger := log.New(os.Stderr, "", log.LstdFlags)
+	if o.logOut == nil {
+		o.logOut = os.Stderr
+	}
+	logger := log.New(o.logOut, "", log.LstdFlags)
 	logger.Printf("reproduction of %s and %s (not OpenFaaS): function namespace %s", gateway.Commit, faasnetes.Commits, o.namespace)
 	cfg, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
 	if err != nil {
@@ -130,6 +138,9 @@ func run(ctx context.Context, o options) error {
 		go func() { errc <- servers[i].Serve(ln) }()
 	}
 	logger.Printf("gateway on %s, provider on %s", gln.Addr(), pln.Addr())
+	if o.ready != nil {
+		o.ready(gln.Addr(), pln.Addr())
+	}
 	select {
 	case err = <-errc:
 	case <-ctx.Done():

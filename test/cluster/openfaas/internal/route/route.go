@@ -1,5 +1,6 @@
 // Package route is a reproduction of the routing behaviour of gorilla/mux
-// (v1.8.1, as vendored by openfaas/faas-netes@662ce9ce36ec4a32467773c308807bd5d58f5ae6, used by openfaas/faas-provider@f53fe6362ce959e032b8c063318ca5e38c0cbed8
+// v1.8.1 (as vendored by openfaas/faas-netes@662ce9ce36ec4a32467773c308807bd5d58f5ae6
+// and used by openfaas/faas-provider@f53fe6362ce959e032b8c063318ca5e38c0cbed8
 // and openfaas/faas@8d803bf9e2655aec6a60fd0e25b392839f96af95) for the few
 // routes the gateway and provider reproductions register: the request path is
 // cleaned first (an unclean path is answered 301 to the cleaned one, query
