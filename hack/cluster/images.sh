@@ -30,3 +30,19 @@ done
 go_static "$IMAGES_OUT/bin/pause" ./pause "$IMAGES_MODULE"
 image_raw dev.local/pause:e2e pause.tar --base scratch \
 	--add "$IMAGES_OUT/bin/pause:/pause:0755" --entrypoint /pause
+
+# The OpenFaaS contract, reproduced (test/cluster/openfaas: no OpenFaaS module
+# can be downloaded here): the gateway + faas-netes provider, and a function
+# image the way OpenFaaS templates build one, the watchdog as entrypoint and
+# the sample function as its fprocess.
+go_static "$IMAGES_OUT/bin/openfaas-repro-gateway" ./test/cluster/openfaas/cmd/gateway
+image dev.local/openfaas-repro/gateway:e2e openfaas-repro-gateway.tar "$IMAGES_OUT/bin/openfaas-repro-gateway" \
+	--add "$IMAGES_OUT/bin/openfaas-repro-gateway:/usr/local/bin/openfaas-repro-gateway:0755" \
+	--entrypoint /usr/local/bin/openfaas-repro-gateway
+go_static "$IMAGES_OUT/bin/of-watchdog-repro" ./test/cluster/openfaas/cmd/watchdog
+image dev.local/openfaas-repro/echo-fn:e2e openfaas-repro-echo-fn.tar "$IMAGES_OUT/bin/authgate" \
+	--add "$IMAGES_OUT/bin/of-watchdog-repro:/usr/local/bin/of-watchdog-repro:0755" \
+	--add "$IMAGES_OUT/bin/authgate:/usr/local/bin/authgate:0755" \
+	--entrypoint /usr/local/bin/of-watchdog-repro \
+	--env mode=http --env "fprocess=/usr/local/bin/authgate echo --listen 127.0.0.1:5000" \
+	--env upstream_url=http://127.0.0.1:5000

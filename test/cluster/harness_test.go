@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -231,19 +230,6 @@ func (r reply) header1(name string) string {
 		}
 	}
 	return ""
-}
-
-// saToken is a ServiceAccount token from the cluster's own issuer, through
-// the TokenRequest API, for the given audience.
-func saToken(t *testing.T, ns, sa, audience string) string {
-	t.Helper()
-	tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(t.Context(), sa, &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatalf("token for %s/%s: %v", ns, sa, err)
-	}
-	return tr.Status.Token
 }
 
 // dumpOnFailure prints the pods of ns and their logs when t failed.

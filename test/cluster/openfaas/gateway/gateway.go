@@ -79,7 +79,7 @@ func New(cfg Config) http.Handler {
 		u, _ := url.Parse(f.base)
 		out.URL.Scheme, out.URL.Host = "http", u.Host
 	})
-	var fn http.Handler = callID(f, cfg.Version)
+	fn := http.Handler(callID(f, cfg.Version))
 	if cfg.ScaleFromZero {
 		fn = &scaling{next: fn, cfg: cfg, query: newServiceQuery(cfg.ProviderURL)}
 	}

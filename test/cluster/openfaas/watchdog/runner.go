@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,10 +22,9 @@ import (
 // stdin a pipe that is never written or closed, stdout and stderr passed on
 // line by line.
 type child struct {
-	cmd      *exec.Cmd
-	waitOnce sync.Once
-	waitErr  error
-	exited   chan struct{}
+	cmd     *exec.Cmd
+	waitErr error
+	exited  chan struct{}
 }
 
 func (c *child) wait() error {
