@@ -92,7 +92,8 @@ need_packages() {
 	command -v openssl >/dev/null || missing+=(openssl)
 	if ((${#missing[@]})); then
 		log "installing ${missing[*]} (Debian packages)"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 ||
+			{ apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2; }
 	fi
 	for b in "$KUBE_BIN/etcd" "$KUBE_BIN/kube-apiserver" "$CLUSTER_BIN"/{kubelet,kube-controller-manager,kube-scheduler,kube-proxy,kubectl,coredns}; do
 		[[ -x "$b" ]] || die "missing $b: run make envtest cluster-components"
@@ -121,7 +122,7 @@ pki() {
 	for who in admin:system:masters kubelet:system:nodes kube-controller-manager: kube-scheduler: kube-proxy:; do
 		local name="${who%%:*}" group="${who#*:}" user token
 		case "$name" in
-		admin) user=admin ;;
+		admin) user="admin" ;;
 		kubelet) user="system:node:$NODE_NAME" ;;
 		*) user="system:$name" ;;
 		esac
@@ -387,8 +388,7 @@ down() {
 		for c in kube-proxy kubelet kube-scheduler kube-controller-manager coredns kube-apiserver etcd containerd; do
 			stop_pid "$c" 10
 		done
-		local pass
-		for pass in 1 2 3; do
+		for _ in 1 2 3; do
 			# shellcheck disable=SC2046
 			kill -KILL $(pod_pids) $(pids_in_netns | grep -vx "$(holder_pid)") 2>/dev/null || true
 			sleep 0.3
