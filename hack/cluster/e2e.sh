@@ -46,8 +46,6 @@ start=$SECONDS
 "$node" up "$state"
 echo "figure node_up_to_ready $((SECONDS - start)) s" >"$out/node-figures.txt"
 
-# shellcheck source=SCRIPTDIR/lib/images.sh
-source hack/cluster/lib/images.sh
 sock="$(sed -n 's/^CONTAINERD_SOCK=//p' "$state/env")"
 "$node" exec "$state" -- bash -c "source hack/cluster/lib/images.sh && import_images $sock $out/images/*.tar"
 

@@ -178,7 +178,6 @@ type reply struct {
 	status   int
 	received *echo.Received
 	body     string
-	header   http.Header
 }
 
 func send(t *testing.T, c *http.Client, method, url string, hdr map[string]string) reply {
@@ -211,7 +210,7 @@ func do(ctx context.Context, c *http.Client, method, url string, hdr map[string]
 	if err != nil {
 		return reply{}, err
 	}
-	out := reply{status: resp.StatusCode, body: string(body), header: resp.Header}
+	out := reply{status: resp.StatusCode, body: string(body)}
 	var rec echo.Received
 	if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &rec) == nil && rec.Method != "" {
 		out.received = &rec

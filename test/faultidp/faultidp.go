@@ -172,7 +172,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		Issuer: iss, handler: iss.Handler(),
 		arrived: make(chan struct{}, 64), unblock: make(chan struct{}), release: make(chan struct{}),
 	}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.Server = newServerOnFreshPort(http.HandlerFunc(s.serve))
 	iss.SetURL(s.URL)
 	t.Cleanup(func() {
 		close(s.release)
@@ -357,4 +357,36 @@ func (s *Server) body(ep Endpoint) []byte {
 		panic(fmt.Sprintf("faultidp: encode %T: %v", v, err))
 	}
 	return append(b, '\n')
+}
+
+// usedPorts are the ports this process's fault IdPs have listened on.
+var (
+	usedPortsMu sync.Mutex
+	usedPorts   = map[string]bool{}
+)
+
+// newServerOnFreshPort starts an httptest server on a loopback port no
+// earlier fault IdP of this process used. The issuer URL is the server's
+// URL, and the controller keeps an issuer's state by URL across tests: a
+// new IdP on a port the kernel handed out again would inherit the state
+// (a failed fetch, cached keys) of a previous test's IdP.
+func newServerOnFreshPort(h http.Handler) *httptest.Server {
+	usedPortsMu.Lock()
+	defer usedPortsMu.Unlock()
+	var rejected []*httptest.Server
+	defer func() {
+		for _, r := range rejected {
+			_ = r.Listener.Close()
+		}
+	}()
+	for {
+		srv := httptest.NewUnstartedServer(h)
+		addr := srv.Listener.Addr().String()
+		if !usedPorts[addr] {
+			usedPorts[addr] = true
+			srv.Start()
+			return srv
+		}
+		rejected = append(rejected, srv)
+	}
 }

@@ -128,16 +128,7 @@ func buildProxyRequest(r *http.Request, base url.URL, extraPath string) (*http.R
 	if err != nil {
 		return nil, err
 	}
-	relay.CopyHeaders(out.Header, r.Header)
-	if r.Host != "" && out.Header.Get("X-Forwarded-Host") == "" {
-		out.Header["X-Forwarded-Host"] = []string{r.Host}
-	}
-	if out.Header.Get("X-Forwarded-For") == "" {
-		out.Header["X-Forwarded-For"] = []string{r.RemoteAddr}
-	}
-	if r.Body != nil {
-		out.Body = r.Body // ContentLength stays 0: a body goes on chunked
-	}
+	relay.Forward(out, r)
 	return out, nil
 }
 

@@ -192,19 +192,7 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request) (int, error)
 		// the handler panics and the connection is dropped unanswered.
 		panic(http.ErrAbortHandler)
 	}
-	relay.CopyHeaders(out.Header, r.Header)
-	for _, h := range hopHeaders {
-		out.Header.Del(h)
-	}
-	if r.Host != "" && out.Header.Get("X-Forwarded-Host") == "" {
-		out.Header["X-Forwarded-Host"] = []string{r.Host}
-	}
-	if out.Header.Get("X-Forwarded-For") == "" {
-		out.Header["X-Forwarded-For"] = []string{r.RemoteAddr}
-	}
-	if r.Body != nil {
-		out.Body = r.Body // ContentLength stays 0: a body goes on chunked
-	}
+	relay.Forward(out, r, hopHeaders...)
 	ctx, cancel := context.WithTimeout(r.Context(), f.cfg.UpstreamTimeout)
 	defer cancel()
 	if strings.HasPrefix(r.Header.Get("Accept"), "text/event-stream") {

@@ -30,6 +30,27 @@ func CopyHeaders(dst, src http.Header) {
 	}
 }
 
+// Forward fills out, the request relayed for r, the way the gateway and the
+// provider both do: r's headers copied, X-Forwarded-Host and X-Forwarded-For
+// set only when absent (never appended to), and r's body passed on with
+// ContentLength left 0, so it goes on chunked. drop names headers removed
+// after the copy.
+func Forward(out, r *http.Request, drop ...string) {
+	CopyHeaders(out.Header, r.Header)
+	for _, h := range drop {
+		out.Header.Del(h)
+	}
+	if r.Host != "" && out.Header.Get("X-Forwarded-Host") == "" {
+		out.Header["X-Forwarded-Host"] = []string{r.Host}
+	}
+	if out.Header.Get("X-Forwarded-For") == "" {
+		out.Header["X-Forwarded-For"] = []string{r.RemoteAddr}
+	}
+	if r.Body != nil {
+		out.Body = r.Body
+	}
+}
+
 // RequiresStdlibProxy reports whether r goes through the standard library's
 // reverse proxy instead of an http.Client: Accept naming text/event-stream or
 // application/x-ndjson, or Upgrade: websocket.
