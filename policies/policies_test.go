@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/tester"
 
 	"github.com/authgate/authgate/policies"
@@ -207,4 +209,65 @@ func TestExamplesThroughAuthz(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClaimPathMatchesGo holds the Rego claim() to the cases Go's
+// claims.Lookup is tested against: one rule for claim paths, whichever side
+// reads them.
+func TestClaimPathMatchesGo(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../proxy/claims/testdata/lookup.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lc struct {
+		Claims map[string]any `json:"claims"`
+		Cases  []struct {
+			Path    string `json:"path"`
+			Want    any    `json:"want"`
+			Missing bool   `json:"missing"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &lc); err != nil {
+		t.Fatal(err)
+	}
+	opts := []func(*rego.Rego){rego.Query("x := data.authgate.lib.path.claim(input.path)"), rego.StrictBuiltinErrors(true)}
+	for _, m := range policies.Library() {
+		opts = append(opts, rego.Module(m.Name, m.Source))
+	}
+	pq, err := rego.New(opts...).PrepareForEval(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range lc.Cases {
+		t.Run(tc.Path, func(t *testing.T) {
+			input := map[string]any{"identity": map[string]any{"claims": lc.Claims}, "path": tc.Path}
+			rs, err := pq.Eval(context.Background(), rego.EvalInput(input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.Missing {
+				if len(rs) != 0 {
+					t.Fatalf("claim(%q) = %v, want undefined", tc.Path, rs[0].Bindings["x"])
+				}
+				return
+			}
+			if len(rs) != 1 {
+				t.Fatalf("claim(%q) undefined, want %v", tc.Path, tc.Want)
+			}
+			got, want := mustJSON(t, rs[0].Bindings["x"]), mustJSON(t, tc.Want)
+			if got != want {
+				t.Fatalf("claim(%q) = %s, want %s", tc.Path, got, want)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

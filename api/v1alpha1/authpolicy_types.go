@@ -263,7 +263,8 @@ type CredentialSource struct {
 
 // ClaimRequirement requires a claim to hold one of Values.
 type ClaimRequirement struct {
-	// Claim is a dotted path into the verified claims, e.g. "org.tier".
+	// Claim is a dotted path into the verified claims, e.g. "org.tier" or
+	// "kubernetes.io.namespace" (a key containing dots is matched whole).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
 	Claim string `json:"claim"`

@@ -7,31 +7,35 @@ import (
 	"strings"
 )
 
-// Lookup follows a dotted path ("org.tier") through nested objects. A key
-// that itself contains dots is matched first as a whole, so URL-style claim
-// names ("https://example.com/roles") work.
+// Lookup follows a dotted path ("org.tier") through nested objects. Claim
+// names may themselves contain dots: URL-style names
+// ("https://example.com/roles") and Kubernetes' "kubernetes.io". The path
+// matches a chain of keys whose names, joined with dots, spell it; where
+// several chains do, the one with the longest first key wins, then the
+// longest second key, and so on. So "kubernetes.io.namespace" reads
+// claims["kubernetes.io"]["namespace"] and "https://example.com/roles"
+// matches as a whole. policies/lib/authgate/lib/path.rego's claim() is the
+// same rule in Rego; testdata/lookup.json holds the cases both must agree
+// on.
+//
+// The work is bounded by the size of the claims: an object is reached by
+// one chain of keys only, so it is searched at most once.
 func Lookup(claims map[string]any, path string) (any, bool) {
-	if v, ok := claims[path]; ok {
-		return v, true
-	}
-	cur := any(claims)
-	rest := path
-	for rest != "" {
-		m, ok := cur.(map[string]any)
+	for end := len(path); end > 0; end = strings.LastIndexByte(path[:end], '.') {
+		v, ok := claims[path[:end]]
 		if !ok {
-			return nil, false
+			continue
 		}
-		if v, ok := m[rest]; ok {
+		if end == len(path) {
 			return v, true
 		}
-		head, tail, _ := strings.Cut(rest, ".")
-		v, ok := m[head]
-		if !ok {
-			return nil, false
+		if sub, isObject := v.(map[string]any); isObject {
+			if r, ok := Lookup(sub, path[end+1:]); ok {
+				return r, true
+			}
 		}
-		cur, rest = v, tail
 	}
-	return cur, true
+	return nil, false
 }
 
 // Strings flattens a claim value into strings: a string is itself, a list

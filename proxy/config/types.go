@@ -152,7 +152,8 @@ type JSONWebKeySet struct {
 // list claim matches when any element matches. Empty Values only requires
 // presence.
 type ClaimRequirement struct {
-	// Claim is a dotted path into the verified claims, e.g. "org.tier".
+	// Claim is a dotted path into the verified claims, e.g. "org.tier" or
+	// "kubernetes.io.namespace" (a key containing dots is matched whole).
 	Claim string `json:"claim"`
 	// Values accepted; compared as strings.
 	Values []string `json:"values,omitempty"`

@@ -1,14 +1,23 @@
 # Helpers relating the request path to the caller's claims.
 package authgate.lib.path
 
-# claim(claim_path) is the verified claim at a dotted path ("org.dept"). A
-# claim whose own name contains dots ("https://example.com/dept") is found
-# first, as in route requireClaims.
-claim(claim_path) := v if {
-	v := input.identity.claims[claim_path]
-} else := v if {
-	v := object.get(input.identity.claims, split(claim_path, "."), null)
-	v != null
+# claim(claim_path) is the verified claim at a dotted path ("org.dept",
+# "kubernetes.io.namespace"). Claim names may contain dots: the path matches
+# a chain of keys that, joined with dots, spell it, and where several do the
+# one with the longest first key wins, then the longest second key, and so
+# on: the rule of route requireClaims and claim headers (proxy/claims
+# Lookup; proxy/claims/testdata/lookup.json holds the cases both agree on).
+claim(claim_path) := best[1] if {
+	candidates := {[lengths, v] |
+		walk(input.identity.claims, [p, v])
+		count(p) > 0
+		every k in p {
+			is_string(k)
+		}
+		concat(".", p) == claim_path
+		lengths := [count(k) | some k in p]
+	}
+	best := max(candidates)
 }
 
 # claim_equals_segment(claim_path, index) holds when the claim at claim_path

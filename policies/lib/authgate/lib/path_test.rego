@@ -28,3 +28,7 @@ test_missing_claim if not path.claim_equals_segment("department", 1) with input 
 test_number_claim_not_compared if not path.claim_equals_segment("n", 0) with input as req(["1"], {"n": 1})
 
 test_no_identity if not path.claim_equals_segment("department", 1) with input as {"request": {"segments": ["departments", "eng"]}}
+
+test_kubernetes_io_claim if {
+	path.claim_equals_segment("kubernetes.io.namespace", 1) with input as req(["namespaces", "team-a"], {"kubernetes.io": {"namespace": "team-a"}})
+}
