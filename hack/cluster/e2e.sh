@@ -53,6 +53,7 @@ rm -f "$out/figures.txt"
 (cd test/cluster && "$root/$node" exec "$state" -- env \
 	AUTHGATE_E2E_KUBECONFIG="$state/admin.kubeconfig" \
 	AUTHGATE_E2E_HELM="$root/bin/helm" \
+	AUTHGATE_E2E_KNATIVE_DIR="$out/knative" \
 	AUTHGATE_E2E_FIGURES="$out/figures.txt" \
 	"$out/cluster.test" -test.v -test.timeout 25m ${E2E_RUN:+-test.run "$E2E_RUN"})
 cat "$out/node-figures.txt" >>"$out/figures.txt"

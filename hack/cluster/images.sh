@@ -9,6 +9,11 @@
 #   dev.local/authgate/authgate-proxy:e2e       authgate-proxy.tar
 #   dev.local/authgate/authgate:e2e             authgate.tar (the sample function: authgate echo --listen :8080)
 #   dev.local/pause:e2e                         pause.tar    (containerd's sandbox_image)
+#   dev.local/knative/<cmd>:e2e                 knative-<cmd>.tar (Knative Serving's controller,
+#                                               webhook, autoscaler, activator, queue)
+#   dev.local/openfaas-repro/{gateway,echo-fn}:e2e
+# and Knative Serving's manifests, with these images, to <outdir>/knative
+# ({crds,core}.yaml).
 # The authgate images have the Dockerfile's content; see lib/images.sh for the
 # functions (image, import_images, ...) other scripts source.
 set -euo pipefail
@@ -46,3 +51,19 @@ image dev.local/openfaas-repro/echo-fn:e2e openfaas-repro-echo-fn.tar "$IMAGES_O
 	--entrypoint /usr/local/bin/of-watchdog-repro \
 	--env mode=http --env "fprocess=/usr/local/bin/authgate echo --listen 127.0.0.1:5000" \
 	--env upstream_url=http://127.0.0.1:5000
+
+# Knative Serving from its module (hack/cluster/knative pins the release):
+# each command in an image laid out as ko, Knative's own image builder, lays
+# it out (/ko-app/<cmd>, KO_DATA_PATH, distroless static nonroot), and its
+# own manifests pointing at these images. config-autoscaler gets a short
+# stable window and scale-to-zero grace period, so the test sees an idle
+# revision go to zero in well under a minute (defaults 60s and 30s).
+knative_mod="$IMAGES_ROOT/hack/cluster/knative"
+for cmd in controller webhook autoscaler activator queue; do
+	go_static "$IMAGES_OUT/bin/knative-$cmd" "knative.dev/serving/cmd/$cmd" "$knative_mod"
+	image_raw "dev.local/knative/$cmd:e2e" "knative-$cmd.tar" --base static \
+		--add "$IMAGES_OUT/bin/knative-$cmd:/ko-app/$cmd:0755" \
+		--entrypoint "/ko-app/$cmd" --user 65532:65532 --env KO_DATA_PATH=/var/run/ko
+done
+(cd "$knative_mod" && go run -mod=readonly ./manifests -out "$IMAGES_OUT/knative" \
+	-set config-autoscaler:stable-window=20s -set config-autoscaler:scale-to-zero-grace-period=10s)

@@ -298,6 +298,7 @@ up() {
 		--kubelet-client-certificate "$p/apiserver-kubelet-client.crt" --kubelet-client-key "$p/apiserver-kubelet-client.key" \
 		--kubelet-preferred-address-types InternalIP \
 		--service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
+		--service-account-jwks-uri "https://kubernetes.default.svc.$CLUSTER_DOMAIN/openid/v1/jwks" \
 		--service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \
 		--service-cluster-ip-range "$SERVICE_CIDR" --authorization-mode Node,RBAC \
 		--enable-admission-plugins NodeRestriction --allow-privileged=true \

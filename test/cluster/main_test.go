@@ -37,7 +37,7 @@ import (
 const (
 	envKubeconfig = "AUTHGATE_E2E_KUBECONFIG"
 	envHelm       = "AUTHGATE_E2E_HELM"
-	envKnative    = "AUTHGATE_E2E_KNATIVE_MANIFEST"
+	envKnative    = "AUTHGATE_E2E_KNATIVE_DIR"
 	envFigures    = "AUTHGATE_E2E_FIGURES"
 )
 
