@@ -13,6 +13,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -89,9 +91,13 @@ func (c *CA) ServerCertificate(t testing.TB) tls.Certificate {
 }
 
 // StartTLS starts srv (unstarted) on https with a certificate this CA
-// issued.
+// issued. Failed handshakes (clients that do not trust the CA, which is
+// what tests of it provoke) are not logged.
 func (c *CA) StartTLS(t testing.TB, srv *httptest.Server) {
 	t.Helper()
+	if srv.Config.ErrorLog == nil {
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	}
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{c.ServerCertificate(t)}, MinVersion: tls.VersionTLS12}
 	srv.StartTLS()
 }
