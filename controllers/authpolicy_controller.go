@@ -211,6 +211,7 @@ type policyResult struct {
 	stale        bool                // rendered is an older generation
 	issuers      []v1alpha1.IssuerStatus
 	issuerErr    string
+	caErr        string    // an issuer whose CA bundle does not resolve
 	pending      string    // an issuer whose first key fetch has not ended
 	pendingUntil time.Time // when it will have ended at the latest
 }
@@ -258,8 +259,8 @@ func (r *Reconciler) issuerKeys(p *v1alpha1.AuthPolicy, pr *policyResult, cas ma
 		spec, prob := issuerSpec(p.Namespace, i, j, cas)
 		if prob != nil {
 			pr.issuers = append(pr.issuers, v1alpha1.IssuerStatus{IssuerURL: j.IssuerURL, Error: prob.Message})
-			if pr.issuerErr == "" {
-				pr.issuerErr = j.IssuerURL + ": " + prob.Message
+			if pr.caErr == "" {
+				pr.caErr = j.IssuerURL + ": " + prob.Message
 			}
 			seen[j.IssuerURL] = true
 			continue

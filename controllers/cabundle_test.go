@@ -144,6 +144,7 @@ func TestUnusableCABundleRefusesThePolicy(t *testing.T) {
 				t.Errorf("got message %q quoting the ConfigMap's content, want only its name and key", msg)
 			}
 			waitCondition(t, ns, "fn", v1alpha1.ConditionReady, metav1.ConditionFalse, controllers.ReasonNotRendered)
+			waitCondition(t, ns, "fn", v1alpha1.ConditionIssuersReady, metav1.ConditionFalse, controllers.ReasonCAUnresolved)
 			if c, _ := bundleConfig(t, ns); c != nil && len(c.Issuers) > 0 {
 				t.Fatalf("got issuers %v rendered, want none", c.Issuers)
 			}
@@ -171,33 +172,37 @@ func TestPrivateCAIssuerWithoutCABundleFailsOnTheCertificate(t *testing.T) {
 
 // Rotating the CA ConfigMap's content re-renders: an issuer the old CA does
 // not trust gets its keys once the ConfigMap holds its CA, and the bundle
-// ships the new CA.
+// ships the new CA. Both kinds of CA ConfigMap are watched.
 func TestRotatingTheCAConfigMapReRenders(t *testing.T) {
-	ctx := context.Background()
-	ca, other := testca.New(t), testca.New(t)
-	idp := faultidp.NewTLS(t, ca)
-	ns := newNamespace(t)
-	cm := caConfigMap(ns, "idp-ca", map[string]string{"ca.crt": other.PEM})
-	if err := k8s.Create(ctx, cm); err != nil {
-		t.Fatal(err)
-	}
-	if err := k8s.Create(ctx, caPolicy(t, ns, "fn", idp.URL, "idp-ca", "")); err != nil {
-		t.Fatal(err)
-	}
-	p := waitCondition(t, ns, "fn", v1alpha1.ConditionIssuersReady, metav1.ConditionFalse, controllers.ReasonFetchFailed)
-	if !strings.Contains(p.Status.Issuers[0].Error, "certificate") {
-		t.Fatalf("got issuer error %q with the wrong CA, want a certificate error", p.Status.Issuers[0].Error)
-	}
-	if got := bundleCA(t, ns); got != other.PEM {
-		t.Fatalf("got caBundle %q, want the configured (wrong) CA", got)
-	}
-	cm.Data = map[string]string{"ca.crt": ca.PEM}
-	if err := k8s.Update(ctx, cm); err != nil {
-		t.Fatal(err)
-	}
-	wait.ForNil(t, settle, func() error { return readyWithKeys(t, ns, "fn", idp) }, "the policy Ready with the IdP's keys after the CA rotation")
-	if got := bundleCA(t, ns); got != ca.PEM {
-		t.Fatalf("got caBundle %q after the rotation, want the new CA", got)
+	for _, name := range []string{"idp-ca", translate.ClusterCAConfigMap} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			ca, other := testca.New(t), testca.New(t)
+			idp := faultidp.NewTLS(t, ca)
+			ns := newNamespace(t)
+			cm := caConfigMap(ns, name, map[string]string{"ca.crt": other.PEM})
+			if err := k8s.Create(ctx, cm); err != nil {
+				t.Fatal(err)
+			}
+			if err := k8s.Create(ctx, caPolicy(t, ns, "fn", idp.URL, name, "")); err != nil {
+				t.Fatal(err)
+			}
+			p := waitCondition(t, ns, "fn", v1alpha1.ConditionIssuersReady, metav1.ConditionFalse, controllers.ReasonFetchFailed)
+			if !strings.Contains(p.Status.Issuers[0].Error, "certificate") {
+				t.Fatalf("got issuer error %q with the wrong CA, want a certificate error", p.Status.Issuers[0].Error)
+			}
+			if got := bundleCA(t, ns); got != other.PEM {
+				t.Fatalf("got caBundle %q, want the configured (wrong) CA", got)
+			}
+			cm.Data = map[string]string{"ca.crt": ca.PEM}
+			if err := k8s.Update(ctx, cm); err != nil {
+				t.Fatal(err)
+			}
+			wait.ForNil(t, settle, func() error { return readyWithKeys(t, ns, "fn", idp) }, "the policy Ready with the IdP's keys after the CA rotation")
+			if got := bundleCA(t, ns); got != ca.PEM {
+				t.Fatalf("got caBundle %q after the rotation, want the new CA", got)
+			}
+		})
 	}
 }
 
