@@ -339,9 +339,10 @@ func (r *Reconciler) writeBundle(ctx context.Context, ns string, data, current [
 }
 
 // SetupWithManager registers the controller: every AuthPolicy, opted-in
-// Secret, Rego ConfigMap and bundle maps to its namespace, and so does
-// every issuer change (IssuerChanged). It adds the issuer refresher to the
-// manager: like the controller it runs on the leader only.
+// Secret, Rego and CA bundle ConfigMap, bundle and (through ClusterCA)
+// kube-root-ca.crt maps to its namespace, and so does every issuer change
+// (IssuerChanged). It adds the issuer refresher and ClusterCA to the
+// manager: like the controller they run on the leader only.
 //
 // Every request is keyed by namespace alone ({Name: namespace}), and the
 // workqueue never hands one key to two workers at once (it holds a key
