@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -41,6 +42,10 @@ type Reconciler struct {
 	// APIReader reads the bundle uncached (it may be edited by hand).
 	APIReader client.Reader
 	Issuers   *issuers.Manager
+	// ClusterCA reads each namespace's kube-root-ca.crt ConfigMap, which
+	// carries no label (NewManager: a cache holding only ConfigMaps of that
+	// name); nil: only ConfigMaps labelled RoleCA hold CA bundles.
+	ClusterCA cache.Cache
 	Recorder  events.EventRecorder
 	Metrics   *Metrics
 	Now       func() time.Time
@@ -80,13 +85,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 		return reconcile.Result{}, fmt.Errorf("list authpolicies: %w", err)
 	}
 	sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
-	// Record the issuers before reading their keys: a fetch that ends after
-	// the read below then re-enqueues this namespace.
-	r.trackIssuers(ns, list.Items)
 	inputs, err := r.gather(ctx, ns)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	// Record the issuers before reading their keys: a fetch that ends after
+	// the read below then re-enqueues this namespace.
+	r.trackIssuers(ns, list.Items, inputs.caConfigMaps)
 	current, err := r.currentBundle(ctx, ns)
 	if err != nil {
 		return reconcile.Result{}, err
@@ -144,10 +149,12 @@ func (r *Reconciler) evaluateAll(ctx context.Context, items []v1alpha1.AuthPolic
 	return results, fragments, next
 }
 
-// nsInputs are the namespace's opted-in Secrets and Rego ConfigMaps.
+// nsInputs are the namespace's opted-in Secrets, Rego ConfigMaps and CA
+// bundle ConfigMaps.
 type nsInputs struct {
-	secrets    []corev1.Secret
-	configMaps map[string]*corev1.ConfigMap
+	secrets      []corev1.Secret
+	configMaps   map[string]*corev1.ConfigMap
+	caConfigMaps map[string]*corev1.ConfigMap
 }
 
 func (r *Reconciler) gather(ctx context.Context, ns string) (*nsInputs, error) {
@@ -163,7 +170,37 @@ func (r *Reconciler) gather(ctx context.Context, ns string) (*nsInputs, error) {
 	for i := range cms.Items {
 		in.configMaps[cms.Items[i].Name] = &cms.Items[i]
 	}
+	var err error
+	if in.caConfigMaps, err = r.gatherCAs(ctx, ns); err != nil {
+		return nil, err
+	}
 	return in, nil
+}
+
+// gatherCAs reads the ConfigMaps of ns that may hold an issuer's CA bundle:
+// those labelled RoleCA and, through ClusterCA, kube-root-ca.crt.
+func (r *Reconciler) gatherCAs(ctx context.Context, ns string) (map[string]*corev1.ConfigMap, error) {
+	var cms corev1.ConfigMapList
+	if err := r.Client.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabels{translate.LabelRole: translate.RoleCA}); err != nil {
+		return nil, fmt.Errorf("list ca bundle configmaps: %w", err)
+	}
+	out := make(map[string]*corev1.ConfigMap, len(cms.Items)+1)
+	for i := range cms.Items {
+		out[cms.Items[i].Name] = &cms.Items[i]
+	}
+	if r.ClusterCA == nil {
+		return out, nil
+	}
+	var root corev1.ConfigMap
+	err := r.ClusterCA.Get(ctx, types.NamespacedName{Namespace: ns, Name: translate.ClusterCAConfigMap}, &root)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("get configmap %s: %w", translate.ClusterCAConfigMap, err)
+	default:
+		out[root.Name] = &root
+	}
+	return out, nil
 }
 
 // policyResult is what one reconcile decided about one policy.
@@ -174,6 +211,7 @@ type policyResult struct {
 	stale        bool                // rendered is an older generation
 	issuers      []v1alpha1.IssuerStatus
 	issuerErr    string
+	caErr        string    // an issuer whose CA bundle does not resolve
 	pending      string    // an issuer whose first key fetch has not ended
 	pendingUntil time.Time // when it will have ended at the latest
 }
@@ -183,9 +221,9 @@ func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *n
 	if p.DeletionTimestamp != nil {
 		return pr
 	}
-	keys := r.issuerKeys(p, pr)
+	keys := r.issuerKeys(p, pr, in.caConfigMaps)
 	frag, problem := translate.Translate(ctx, translate.Input{
-		Policy: p, Secrets: in.secrets, ConfigMaps: in.configMaps,
+		Policy: p, Secrets: in.secrets, ConfigMaps: in.configMaps, CAConfigMaps: in.caConfigMaps,
 		Keys: func(issuerURL string) (config.JSONWebKeySet, bool) {
 			k, ok := keys[issuerURL]
 			return k, ok
@@ -208,15 +246,26 @@ func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *n
 // issuerKeys reads, without any network call, what Issuers knows about each
 // issuer the policy trusts: it fills the policy's issuer status and returns
 // the usable keys by issuer URL (the first entry of a URL, as before). The
-// status and the rendered keys come from the same read.
-func (r *Reconciler) issuerKeys(p *v1alpha1.AuthPolicy, pr *policyResult) map[string]config.JSONWebKeySet {
+// status and the rendered keys come from the same read. An issuer whose CA
+// bundle does not resolve is not looked up (translation refuses the
+// policy); its status says why.
+func (r *Reconciler) issuerKeys(p *v1alpha1.AuthPolicy, pr *policyResult, cas map[string]*corev1.ConfigMap) map[string]config.JSONWebKeySet {
 	keys := map[string]config.JSONWebKeySet{}
 	if p.Spec.Authentication == nil {
 		return keys
 	}
 	seen := map[string]bool{}
-	for _, j := range p.Spec.Authentication.JWT {
-		st := r.Issuers.Current(issuerSpec(j))
+	for i, j := range p.Spec.Authentication.JWT {
+		spec, prob := issuerSpec(p.Namespace, i, j, cas)
+		if prob != nil {
+			pr.issuers = append(pr.issuers, v1alpha1.IssuerStatus{IssuerURL: j.IssuerURL, Error: prob.Message})
+			if pr.caErr == "" {
+				pr.caErr = j.IssuerURL + ": " + prob.Message
+			}
+			seen[j.IssuerURL] = true
+			continue
+		}
+		st := r.Issuers.Current(spec)
 		is := v1alpha1.IssuerStatus{IssuerURL: j.IssuerURL, Keys: int32(st.KeyCount), Error: st.LastError}
 		if !st.LastSuccess.IsZero() {
 			t := metav1.NewTime(st.LastSuccess)
@@ -290,9 +339,10 @@ func (r *Reconciler) writeBundle(ctx context.Context, ns string, data, current [
 }
 
 // SetupWithManager registers the controller: every AuthPolicy, opted-in
-// Secret, Rego ConfigMap and bundle maps to its namespace, and so does
-// every issuer change (IssuerChanged). It adds the issuer refresher to the
-// manager: like the controller it runs on the leader only.
+// Secret, Rego and CA bundle ConfigMap, bundle and (through ClusterCA)
+// kube-root-ca.crt maps to its namespace, and so does every issuer change
+// (IssuerChanged). It adds the issuer refresher and ClusterCA to the
+// manager: like the controller they run on the leader only.
 //
 // Every request is keyed by namespace alone ({Name: namespace}), and the
 // workqueue never hands one key to two workers at once (it holds a key
@@ -307,14 +357,20 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	toNamespace := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetNamespace()}}}
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("authpolicy").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.workers()}).
 		Watches(&v1alpha1.AuthPolicy{}, toNamespace).
 		Watches(&corev1.Secret{}, toNamespace).
 		Watches(&corev1.ConfigMap{}, toNamespace).
-		WatchesRawSource(source.Channel(r.changed, toNamespace)).
-		Complete(r)
+		WatchesRawSource(source.Channel(r.changed, toNamespace))
+	if r.ClusterCA != nil {
+		if err := mgr.Add(r.ClusterCA); err != nil {
+			return fmt.Errorf("cluster CA cache: %w", err)
+		}
+		b = b.WatchesRawSource(source.Kind[client.Object](r.ClusterCA, &corev1.ConfigMap{}, toNamespace))
+	}
+	return b.Complete(r)
 }
 
 func (r *Reconciler) workers() int {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers/issuers"
+	"github.com/authgate/authgate/controllers/translate"
 )
 
 // DefaultReconcileWorkers is how many namespaces are reconciled at once
@@ -22,18 +24,28 @@ const MaxReconcileWorkers = 64
 // controller's channel source drains it into the workqueue.
 const changedBuffer = 256
 
-func issuerSpec(j v1alpha1.JWTIssuer) issuers.Spec {
-	return issuers.Spec{IssuerURL: j.IssuerURL, JWKSURL: j.JWKSURL, Algorithms: j.Algorithms}
+// issuerSpec is the key source of spec.authentication.jwt[i] of a policy in
+// namespace ns, with its CA bundle read from cas. When the bundle does not
+// resolve there is no spec: the issuer is not fetched at all, rather than
+// with the system roots.
+func issuerSpec(ns string, i int, j v1alpha1.JWTIssuer, cas map[string]*corev1.ConfigMap) (issuers.Spec, *translate.Problem) {
+	ca, prob := translate.CABundle(ns, i, j, cas)
+	if prob != nil {
+		return issuers.Spec{}, prob
+	}
+	return issuers.Spec{IssuerURL: j.IssuerURL, JWKSURL: j.JWKSURL, Algorithms: j.Algorithms, CABundle: ca}, nil
 }
 
 // trackIssuers records the issuers a namespace's policies use and forgets
 // the ones no namespace uses.
-func (r *Reconciler) trackIssuers(ns string, policies []v1alpha1.AuthPolicy) {
+func (r *Reconciler) trackIssuers(ns string, policies []v1alpha1.AuthPolicy, cas map[string]*corev1.ConfigMap) {
 	keys := map[string]bool{}
 	for i := range policies {
 		if a := policies[i].Spec.Authentication; a != nil {
-			for _, j := range a.JWT {
-				keys[issuerSpec(j).Key()] = true
+			for k, j := range a.JWT {
+				if s, prob := issuerSpec(ns, k, j, cas); prob == nil {
+					keys[s.Key()] = true
+				}
 			}
 		}
 	}

@@ -27,10 +27,10 @@ func TestIssuerChangedEnqueuesTheNamespacesUsingIt(t *testing.T) {
 	r := &Reconciler{Issuers: issuers.New(issuers.Options{})}
 	r.IssuerChanged(t.Context(), issuers.Spec{IssuerURL: a}) // before SetupWithManager: nothing, no block
 	r.changed = make(chan event.GenericEvent, 8)
-	r.trackIssuers("ns-2", []v1alpha1.AuthPolicy{policyTrusting(a), policyTrusting(b)})
-	r.trackIssuers("ns-1", []v1alpha1.AuthPolicy{policyTrusting(a)})
-	r.trackIssuers("ns-3", []v1alpha1.AuthPolicy{policyTrusting(b)})
-	r.trackIssuers("ns-3", nil) // its policies are gone
+	r.trackIssuers("ns-2", []v1alpha1.AuthPolicy{policyTrusting(a), policyTrusting(b)}, nil)
+	r.trackIssuers("ns-1", []v1alpha1.AuthPolicy{policyTrusting(a)}, nil)
+	r.trackIssuers("ns-3", []v1alpha1.AuthPolicy{policyTrusting(b)}, nil)
+	r.trackIssuers("ns-3", nil, nil) // its policies are gone
 
 	r.IssuerChanged(t.Context(), issuers.Spec{IssuerURL: a})
 	close(r.changed)
@@ -50,7 +50,7 @@ func TestIssuerChangedStopsWithItsContext(t *testing.T) {
 	t.Parallel()
 	const a = "https://a.example.com"
 	r := &Reconciler{Issuers: issuers.New(issuers.Options{}), changed: make(chan event.GenericEvent)} // nobody reads
-	r.trackIssuers("ns", []v1alpha1.AuthPolicy{policyTrusting(a)})
+	r.trackIssuers("ns", []v1alpha1.AuthPolicy{policyTrusting(a)}, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	r.IssuerChanged(ctx, issuers.Spec{IssuerURL: a}) // returns once ctx ends
@@ -66,7 +66,7 @@ func TestIssuerKeysOfANewIssuerArePending(t *testing.T) {
 	p := policyTrusting("https://127.0.0.1:1/never-fetched")
 	pr := &policyResult{policy: &p}
 	start := time.Now()
-	keys := r.issuerKeys(&p, pr)
+	keys := r.issuerKeys(&p, pr, nil)
 	if len(keys) != 0 || pr.pending != "https://127.0.0.1:1/never-fetched" || pr.issuerErr != "" {
 		t.Fatalf("got keys %v, pending %q, error %q; want none, the issuer pending, no error", keys, pr.pending, pr.issuerErr)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
@@ -103,7 +104,8 @@ func Scheme() (*runtime.Scheme, error) {
 
 // NewManager builds the manager and registers the AuthPolicy controller.
 // Secrets and ConfigMaps are cached only when they opt in by label, so the
-// controller never holds unrelated secrets.
+// controller never holds unrelated secrets; the one exception is each
+// namespace's kube-root-ca.crt (the cluster's CA, public), cached by name.
 func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -112,7 +114,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	roles, err := labels.NewRequirement(translate.LabelRole, selection.In, []string{translate.RoleRego, RoleBundle})
+	roles, err := labels.NewRequirement(translate.LabelRole, selection.In, []string{translate.RoleRego, translate.RoleCA, RoleBundle})
 	if err != nil {
 		return nil, fmt.Errorf("label requirement: %w", err)
 	}
@@ -141,8 +143,21 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if reg == nil {
 		reg = ctrlmetrics.Registry
 	}
+	// kube-root-ca.crt holds the cluster's CA in every namespace and
+	// carries no label: a cache of its own holds ConfigMaps of that name
+	// and no other.
+	clusterCA, err := cache.New(mgr.GetConfig(), cache.Options{
+		HTTPClient: mgr.GetHTTPClient(), Scheme: scheme, Mapper: mgr.GetRESTMapper(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.ConfigMap{}: {Field: fields.OneTermEqualSelector("metadata.name", translate.ClusterCAConfigMap)},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster CA cache: %w", err)
+	}
 	r := &Reconciler{
 		Client:     mgr.GetClient(),
+		ClusterCA:  clusterCA,
 		APIReader:  mgr.GetAPIReader(),
 		Recorder:   mgr.GetEventRecorder("authgate-controller"),
 		Metrics:    NewMetrics(reg),

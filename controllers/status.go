@@ -28,6 +28,9 @@ const (
 	ReasonRefreshFailed      = "RefreshFailed"
 	ReasonFetchFailed        = "FetchFailed"
 	ReasonKeysPending        = "KeysPending"
+	// ReasonCAUnresolved: an issuer's certificateAuthority does not resolve,
+	// so its keys are not fetched at all (see Accepted).
+	ReasonCAUnresolved = "CAUnresolved"
 )
 
 // conditions computes the three conditions of a policy; each is a small
@@ -83,6 +86,9 @@ func issuersCondition(pr *policyResult, gen int64) metav1.Condition {
 		}
 	}
 	switch {
+	case pr.caErr != "":
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonCAUnresolved
+		c.Message = "keys are not fetched while the issuer's CA bundle does not resolve: " + pr.caErr
 	case pr.pending != "":
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonKeysPending
 		c.Message = "the first key fetch of " + pr.pending + " has not ended; the policy is rendered again when it does"

@@ -240,6 +240,44 @@ type JWTIssuer struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	RolesClaim string `json:"rolesClaim,omitempty"`
+
+	// CertificateAuthority names the CA certificates that verify the TLS
+	// certificate of this issuer's discovery document and JWKS URL. They
+	// replace the system roots for this issuer's fetches (the controller's
+	// and the sidecars'); the system roots are then not trusted for it. A
+	// missing or unusable bundle refuses the policy: its keys are never
+	// fetched with the system roots instead. Every namespace holds the
+	// cluster's CA in ConfigMap kube-root-ca.crt, key ca.crt, which signs
+	// the certificate of the cluster's own ServiceAccount issuer
+	// (https://kubernetes.default.svc.cluster.local).
+	// +optional
+	CertificateAuthority *IssuerCA `json:"certificateAuthority,omitempty"`
+}
+
+// IssuerCA names a CA bundle of the policy's namespace.
+type IssuerCA struct {
+	// ConfigMapKeyRef names a key of a ConfigMap in the policy's namespace
+	// holding one or more PEM "CERTIFICATE" blocks. The controller reads
+	// ConfigMap kube-root-ca.crt and ConfigMaps labelled
+	// authgate.dev/role=ca; a change to the ConfigMap takes effect.
+	ConfigMapKeyRef CAConfigMapKeyRef `json:"configMapKeyRef"`
+}
+
+// CAConfigMapKeyRef names a key of a ConfigMap in the policy's namespace.
+type CAConfigMapKeyRef struct {
+	// Name of the ConfigMap, e.g. kube-root-ca.crt.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// Key of the ConfigMap's data holding the PEM bundle. Default ca.crt.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +kubebuilder:default=ca.crt
+	// +optional
+	Key string `json:"key,omitempty"`
 }
 
 // CredentialSource says where a credential is read from.

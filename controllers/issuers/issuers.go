@@ -307,6 +307,7 @@ func (m *Manager) newKeySet(s Spec) (*jwks.KeySet, error) {
 		Discovery:  &discovery,
 		Algorithms: slices.Clone(s.Algorithms),
 		Audiences:  []string{"controller"}, // required by the config type; no token is verified here
+		CABundle:   s.CABundle,
 		Fetch: config.JWKSFetch{
 			Timeout:         config.D(m.opts.FetchTimeout),
 			RefreshCooldown: config.D(m.opts.MinRefresh),

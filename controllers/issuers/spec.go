@@ -3,10 +3,12 @@ package issuers
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/authgate/authgate/proxy/cabundle"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/urlrule"
 )
@@ -21,6 +23,10 @@ type Spec struct {
 	JWKSURL string
 	// Algorithms the keys are filtered for; empty means RS256 and ES256.
 	Algorithms []string
+	// CABundle, when set, is the normalized PEM (cabundle.Bundle.PEM) of
+	// the CAs that verify the issuer's TLS certificate instead of the
+	// system roots.
+	CABundle string
 }
 
 // normalized returns the spec with its algorithms defaulted, sorted and
@@ -32,15 +38,22 @@ func (s Spec) normalized() Spec {
 	}
 	algs = slices.Clone(algs)
 	slices.Sort(algs)
-	return Spec{IssuerURL: s.IssuerURL, JWKSURL: s.JWKSURL, Algorithms: slices.Compact(algs)}
+	return Spec{IssuerURL: s.IssuerURL, JWKSURL: s.JWKSURL, Algorithms: slices.Compact(algs), CABundle: s.CABundle}
 }
 
-// Key is the cache key: the issuer URL, the JWKS URL and the sorted,
-// defaulted algorithms. Specs that differ only in algorithm order (or that
-// list the defaults explicitly) have equal keys.
+// Key is the cache key: the issuer URL, the JWKS URL, the sorted,
+// defaulted algorithms and the SHA-256 of the CA bundle. Specs that differ
+// only in algorithm order (or that list the defaults explicitly) have
+// equal keys; specs trusting different CAs never do, so a fetch made
+// trusting one CA is never served to a policy that trusts another.
 func (s Spec) Key() string {
 	n := s.normalized()
-	return n.IssuerURL + "\x00" + n.JWKSURL + "\x00" + strings.Join(n.Algorithms, ",")
+	key := n.IssuerURL + "\x00" + n.JWKSURL + "\x00" + strings.Join(n.Algorithms, ",")
+	if n.CABundle != "" {
+		sum := sha256.Sum256([]byte(n.CABundle))
+		key += "\x00ca:" + hex.EncodeToString(sum[:])
+	}
+	return key
 }
 
 // name is the fetcher's name in its logs: the issuer URL with a short hash
@@ -61,6 +74,15 @@ func (s Spec) validate() error {
 	if s.JWKSURL != "" {
 		if err := urlrule.JWKS(s.JWKSURL); err != nil {
 			return fmt.Errorf("jwksURL: %w", err)
+		}
+	}
+	if s.CABundle != "" {
+		b, err := cabundle.Parse(s.CABundle)
+		if err != nil {
+			return fmt.Errorf("caBundle: %w", err)
+		}
+		if b.PEM != s.CABundle {
+			return errors.New("caBundle: not normalized (use cabundle.Bundle.PEM)")
 		}
 	}
 	for _, a := range s.Algorithms {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	jose "github.com/go-jose/go-jose/v4"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/proxy/config"
@@ -18,13 +19,23 @@ func issuerName(policy string, i int) string { return policy + "/jwt-" + strconv
 // issuers converts spec.authentication.jwt. When the controller fetched an
 // issuer's keys they are shipped inline, so a cold sidecar verifies without
 // any network call; jwksURL or discovery stays enabled so the sidecar can
-// still refresh when a token names an unknown key id.
-func issuers(policy string, in []v1alpha1.JWTIssuer, keys func(string) (config.JSONWebKeySet, bool)) []config.Issuer {
+// still refresh when a token names an unknown key id. An issuer's CA
+// bundle is shipped as caBundle; every issuer whose bundle does not resolve
+// is reported, of the first kind of problem found.
+func issuers(policy, ns string, in []v1alpha1.JWTIssuer, cas map[string]*corev1.ConfigMap, keys func(string) (config.JSONWebKeySet, bool)) ([]config.Issuer, *Problem) {
 	if len(in) == 0 {
-		return nil
+		return nil, nil
 	}
 	out := make([]config.Issuer, 0, len(in))
+	var bad *Problem
 	for i, j := range in {
+		ca, prob := CABundle(ns, i, j, cas)
+		switch {
+		case prob != nil && bad == nil:
+			bad = prob
+		case prob != nil && prob.Reason == bad.Reason:
+			bad.Message += "; " + prob.Message
+		}
 		is := config.Issuer{
 			Name:           issuerName(policy, i),
 			IssuerURL:      j.IssuerURL,
@@ -37,6 +48,7 @@ func issuers(policy string, in []v1alpha1.JWTIssuer, keys func(string) (config.J
 			Sources:        sources(j.Sources),
 			ScopeClaims:    slices.Clone(j.ScopeClaims),
 			RolesClaim:     j.RolesClaim,
+			CABundle:       ca,
 		}
 		if j.ClockSkew != nil {
 			is.ClockSkew = config.D(j.ClockSkew.Duration)
@@ -52,7 +64,10 @@ func issuers(policy string, in []v1alpha1.JWTIssuer, keys func(string) (config.J
 		}
 		out = append(out, is)
 	}
-	return out
+	if bad != nil {
+		return nil, bad
+	}
+	return out, nil
 }
 
 // usableKeySet copies the keys the proxy accepts as public signature keys

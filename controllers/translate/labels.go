@@ -7,8 +7,12 @@ const (
 	// LabelAPIKey marks a Secret holding an API key ("true").
 	LabelAPIKey = "authgate.dev/api-key" //nolint:gosec // a label name, not a credential
 	// LabelRole marks ConfigMaps the controller reads: RoleRego for Rego
-	// sources (and the controller's RoleBundle for the bundles it writes).
+	// sources, RoleCA for CA bundles (and the controller's RoleBundle for
+	// the bundles it writes).
 	LabelRole = "authgate.dev/role"
 	// RoleRego is LabelRole's value on a Rego source ConfigMap.
 	RoleRego = "rego"
+	// RoleCA is LabelRole's value on a ConfigMap holding a CA bundle for
+	// certificateAuthority.configMapKeyRef (kube-root-ca.crt needs none).
+	RoleCA = "ca"
 )

@@ -38,7 +38,8 @@ const (
 	ReasonSecretNotFound = "SecretNotFound"
 	// ReasonSecretInvalid: an API-key Secret's data is unusable.
 	ReasonSecretInvalid = "SecretInvalid"
-	// ReasonConfigMapNotFound: the Rego ConfigMap is missing.
+	// ReasonConfigMapNotFound: the Rego ConfigMap, or an issuer's CA bundle
+	// ConfigMap, is missing.
 	ReasonConfigMapNotFound = "ConfigMapNotFound"
 	// ReasonRegoKeyNotFound: the Rego ConfigMap has no such key.
 	ReasonRegoKeyNotFound = "RegoKeyNotFound"
@@ -46,6 +47,11 @@ const (
 	ReasonRegoCompileError = "RegoCompileError"
 	// ReasonInvalidRateLimit: a rate limit is not a positive rate.
 	ReasonInvalidRateLimit = "InvalidRateLimit"
+	// ReasonCAKeyNotFound: an issuer's CA bundle ConfigMap has no such key.
+	ReasonCAKeyNotFound = "CAKeyNotFound"
+	// ReasonCABundleInvalid: an issuer's CA bundle holds no usable
+	// certificate.
+	ReasonCABundleInvalid = "CABundleInvalid"
 )
 
 // Labels the Kubernetes function platforms put on their pods, used for
@@ -69,8 +75,13 @@ type Input struct {
 	// ConfigMaps are the namespace's ConfigMaps by name, for
 	// spec.rego.configMapRef.
 	ConfigMaps map[string]*corev1.ConfigMap
-	// Keys returns the key set the controller fetched for an issuer URL, if
-	// any. It may be nil.
+	// CAConfigMaps are the namespace's ConfigMaps that may hold CA bundles
+	// (labelled RoleCA, and ClusterCAConfigMap), by name, for
+	// spec.authentication.jwt[].certificateAuthority.
+	CAConfigMaps map[string]*corev1.ConfigMap
+	// Keys returns the key set the controller fetched for an issuer URL
+	// (with the issuer's CA bundle, when it names one), if any. It may be
+	// nil.
 	Keys func(issuerURL string) (config.JSONWebKeySet, bool)
 }
 
@@ -148,7 +159,9 @@ func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
 	}
 	var secretOf map[string]string
 	if a := spec.Authentication; a != nil {
-		f.Issuers = issuers(name, a.JWT, in.Keys)
+		if f.Issuers, prob = issuers(name, p.Namespace, a.JWT, in.CAConfigMaps, in.Keys); prob != nil {
+			return nil, prob
+		}
 		for _, is := range f.Issuers {
 			f.Policy.Authentication.Issuers = append(f.Policy.Authentication.Issuers, is.Name)
 		}

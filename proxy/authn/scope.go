@@ -253,7 +253,8 @@ func fingerprints(iss config.Issuer) (keys, settings string, err error) {
 		Discovery          *bool
 		Algorithms         []string
 		Fetch              config.JWKSFetch
-	}{iss.IssuerURL, iss.JWKSURL, iss.JWKS, iss.Discovery, iss.Algorithms, iss.Fetch}
+		CABundle           string
+	}{iss.IssuerURL, iss.JWKSURL, iss.JWKS, iss.Discovery, iss.Algorithms, iss.Fetch, iss.CABundle}
 	if keys, err = digest(ks); err != nil {
 		return "", "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/test/testca"
 )
 
 // TestScopesShareVerifiersAndKeySets: two policies trusting the same IdP
@@ -54,5 +55,24 @@ func TestScopesShareVerifiersAndKeySets(t *testing.T) {
 	}
 	if _, err := a.Scope(pol("x", "ns/unknown")); err == nil {
 		t.Fatal("got a scope for an issuer the config does not hold, want an error")
+	}
+}
+
+// TestIssuersWithDifferentCABundlesShareNoKeySet: the CA bundle decides
+// which server is trusted to serve the keys, so issuers that differ only in
+// it never share a key set (nor a verifier); the same bundle shares.
+func TestIssuersWithDifferentCABundlesShareNoKeySet(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	is := newIssuer(t, clk)
+	ca, other := testca.New(t).PEM, testca.New(t).PEM
+	first, same, different, none := is.issuerConfig("ns/a/jwt-0"), is.issuerConfig("ns/b/jwt-0"), is.issuerConfig("ns/c/jwt-0"), is.issuerConfig("ns/d/jwt-0")
+	first.CABundle, same.CABundle, different.CABundle = ca, ca, other
+	a := newAuthn(t, baseConfig(clk, first, same, different, none), clk)
+	if n := len(a.keySets()); n != 3 {
+		t.Fatalf("got %d key sets, want 3 (one per CA bundle, one for the system roots)", n)
+	}
+	if n := len(a.verifiers); n != 3 {
+		t.Fatalf("got %d verifiers, want 3", n)
 	}
 }

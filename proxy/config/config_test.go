@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/authgate/authgate/test/testca"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -150,6 +152,13 @@ func TestValidateReportsExactPaths(t *testing.T) {
 			c.Policies[0].Selector.MatchExpressions = []SelectorRequirement{{Key: "a", Operator: "Like"}}
 		}, "policies[0].selector.matchExpressions[0].operator", "must be In"},
 		{"no auth for private route", func(c *ProxyConfig) { c.Policies[0].Authentication = Authentication{} }, "policies[0].routes[1]", "needs the policy's authentication"},
+		{"ca bundle without a certificate", func(c *ProxyConfig) { c.Issuers[0].CABundle = "not PEM" }, "issuers[0].caBundle", "CA bundle holds no PEM CERTIFICATE block"},
+		{"ca bundle of a key only", func(c *ProxyConfig) {
+			c.Issuers[0].CABundle = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+		}, "issuers[0].caBundle", "CA bundle holds no PEM CERTIFICATE block"},
+		{"ca bundle with a broken certificate", func(c *ProxyConfig) {
+			c.Issuers[0].CABundle = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+		}, "issuers[0].caBundle", "certificate 1 is not a valid X.509 certificate"},
 		{"private jwks key", func(c *ProxyConfig) {
 			c.Issuers[0].JWKS = &JSONWebKeySet{Keys: []RawJSON{RawJSON(`{"kty":"oct","k":"c2VjcmV0"}`)}}
 		}, "issuers[0].jwks.keys[0]", "refused"},
@@ -251,4 +260,12 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted config fails validation after re-defaulting: %v", errs)
 		}
 	})
+}
+
+func TestValidateAcceptsCABundle(t *testing.T) {
+	t.Parallel()
+	errs := validateMutated(t, func(c *ProxyConfig) { c.Issuers[0].CABundle = testca.New(t).PEM })
+	if len(errs) != 0 {
+		t.Fatalf("got errors %v, want none", errs)
+	}
 }

@@ -119,6 +119,10 @@ type Issuer struct {
 	RolesClaim string `json:"rolesClaim,omitempty"`
 	// Fetch tunes JWKS and discovery fetching.
 	Fetch JWKSFetch `json:"fetch,omitzero"`
+	// CABundle is PEM: one or more CERTIFICATE blocks that verify the TLS
+	// certificate of the discovery document and JWKS URL instead of the
+	// system roots, which are then not trusted for this issuer.
+	CABundle string `json:"caBundle,omitempty"`
 }
 
 // JWKSFetch tunes remote key fetching.

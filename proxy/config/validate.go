@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/authgate/authgate/proxy/cabundle"
 	"github.com/authgate/authgate/proxy/headername"
 	"github.com/authgate/authgate/proxy/pathpattern"
 	"github.com/authgate/authgate/proxy/urlrule"
@@ -133,6 +134,11 @@ func (i *Issuer) validate(errs *ErrorList, p Path) {
 	}
 	if i.JWKS != nil {
 		validateJWKS(errs, p.child("jwks"), i.JWKS)
+	}
+	if i.CABundle != "" {
+		if _, err := cabundle.Parse(i.CABundle); err != nil {
+			errs.add(p.child("caBundle"), "%v", err)
+		}
 	}
 	if len(i.Audiences) == 0 && len(i.ClientIDs) == 0 {
 		errs.add(p.child("audiences"), "at least one audience (or clientIDs) is required: a token for any client must not be accepted")

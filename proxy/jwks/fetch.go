@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +28,14 @@ import (
 const maxRedirects = 3
 
 // newClient returns a copy of base (or a dedicated client) whose redirects
-// are limited and must stay on https or loopback http.
-func newClient(base *http.Client, timeout time.Duration) *http.Client {
+// are limited and must stay on https or loopback http. With roots, the
+// client trusts exactly those CAs instead of the system roots: base's
+// transport is cloned with RootCAs replaced, and a base whose transport is
+// not an *http.Transport is refused, since roots could not be applied to it
+// (fail closed rather than fall back to the system roots).
+func newClient(base *http.Client, timeout time.Duration, roots *x509.CertPool) (*http.Client, error) {
 	var c http.Client
-	if base != nil {
+	if base != nil && (roots == nil || base.Transport != nil) {
 		c = *base
 	} else {
 		c = http.Client{
@@ -48,6 +53,22 @@ func newClient(base *http.Client, timeout time.Duration) *http.Client {
 				ForceAttemptHTTP2:      true,
 			},
 		}
+		if base != nil && base.Timeout > 0 {
+			c.Timeout = base.Timeout
+		}
+	}
+	if roots != nil {
+		t, ok := c.Transport.(*http.Transport)
+		if !ok {
+			return nil, fmt.Errorf("a CA bundle needs an *http.Transport to apply to, got %T", c.Transport)
+		}
+		t = t.Clone()
+		if t.TLSClientConfig == nil {
+			t.TLSClientConfig = &tls.Config{}
+		}
+		t.TLSClientConfig.RootCAs = roots
+		t.TLSClientConfig.MinVersion = max(t.TLSClientConfig.MinVersion, tls.VersionTLS12)
+		c.Transport = t
 	}
 	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
 		if len(via) >= maxRedirects {
@@ -55,7 +76,7 @@ func newClient(base *http.Client, timeout time.Duration) *http.Client {
 		}
 		return urlrule.Fetch(req.URL)
 	}
-	return &c
+	return &c, nil
 }
 
 // get fetches u with the fetch timeout covering the whole exchange,

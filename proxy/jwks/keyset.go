@@ -20,6 +20,7 @@ package jwks
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,6 +32,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/authgate/authgate/proxy/cabundle"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/metrics"
 )
@@ -57,7 +59,9 @@ type Options struct {
 	// Issuer is the defaulted issuer config; Name is the metrics label.
 	Issuer config.Issuer
 	// HTTPClient fetches discovery and keys. nil builds a dedicated client
-	// from Issuer.Fetch.Timeout; http.DefaultClient is never used.
+	// from Issuer.Fetch.Timeout; http.DefaultClient is never used. With
+	// Issuer.CABundle, a copy whose transport (an *http.Transport) trusts
+	// exactly the bundle's CAs is used instead.
 	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -159,7 +163,19 @@ func New(opts Options) (*KeySet, error) {
 	for _, a := range iss.Algorithms {
 		k.algs = append(k.algs, jose.SignatureAlgorithm(a))
 	}
-	k.client = newClient(opts.HTTPClient, iss.Fetch.Timeout.Duration)
+	var roots *x509.CertPool
+	if iss.CABundle != "" {
+		b, err := cabundle.Parse(iss.CABundle)
+		if err != nil {
+			return nil, fmt.Errorf("jwks: issuer %q: %w", iss.Name, err)
+		}
+		roots = b.Pool
+	}
+	client, err := newClient(opts.HTTPClient, iss.Fetch.Timeout.Duration, roots)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: issuer %q: %w", iss.Name, err)
+	}
+	k.client = client
 	if iss.JWKS != nil {
 		keys, dropped := k.usableKeys(iss.JWKS.Keys)
 		if dropped > 0 {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/devissuer"
+	"github.com/authgate/authgate/test/testca"
 )
 
 // Endpoint is a set of the server's endpoints, which faults, delays and
@@ -160,6 +161,18 @@ func WithNow(now func() time.Time) Option {
 // stops it when the test ends.
 func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	return newServer(t, nil, opts)
+}
+
+// NewTLS is New on https, with a certificate for 127.0.0.1 that ca issued:
+// only clients trusting ca (ca.PEM as their CA bundle) accept it.
+func NewTLS(t testing.TB, ca *testca.CA, opts ...Option) *Server {
+	t.Helper()
+	return newServer(t, ca, opts)
+}
+
+func newServer(t testing.TB, ca *testca.CA, opts []Option) *Server {
+	t.Helper()
 	var o devissuer.Options
 	for _, opt := range opts {
 		opt(&o)
@@ -172,7 +185,7 @@ func New(t testing.TB, opts ...Option) *Server {
 		Issuer: iss, handler: iss.Handler(),
 		arrived: make(chan struct{}, 64), unblock: make(chan struct{}), release: make(chan struct{}),
 	}
-	s.Server = newServerOnFreshPort(http.HandlerFunc(s.serve))
+	s.Server = newServerOnFreshPort(t, http.HandlerFunc(s.serve), ca)
 	iss.SetURL(s.URL)
 	t.Cleanup(func() {
 		close(s.release)
@@ -370,7 +383,7 @@ var (
 // URL, and the controller keeps an issuer's state by URL across tests: a
 // new IdP on a port the kernel handed out again would inherit the state
 // (a failed fetch, cached keys) of a previous test's IdP.
-func newServerOnFreshPort(h http.Handler) *httptest.Server {
+func newServerOnFreshPort(t testing.TB, h http.Handler, ca *testca.CA) *httptest.Server {
 	usedPortsMu.Lock()
 	defer usedPortsMu.Unlock()
 	var rejected []*httptest.Server
@@ -384,7 +397,11 @@ func newServerOnFreshPort(h http.Handler) *httptest.Server {
 		addr := srv.Listener.Addr().String()
 		if !usedPorts[addr] {
 			usedPorts[addr] = true
-			srv.Start()
+			if ca != nil {
+				ca.StartTLS(t, srv)
+			} else {
+				srv.Start()
+			}
 			return srv
 		}
 		rejected = append(rejected, srv)
