@@ -39,7 +39,15 @@ demo: ## Run the local demo: dev OIDC issuer, sample function, proxy, real reque
 	$(GO) run ./cmd/authgate demo $(if $(KEEP),--keep,)
 
 .PHONY: demo-cluster
-demo-cluster: envtest ## The whole system: real kube-apiserver + etcd, controller, AuthPolicies applied, proxy reading the rendered config.
+demo-cluster: envtest cluster-components helm ## The real thing: the make e2e node, helm install, Knative Serving, the examples, real requests. KEEP=1 keeps it running. Needs root.
+	./hack/cluster/demo.sh
+
+.PHONY: demo-cluster-down
+demo-cluster-down: ## Stop what KEEP=1 make demo-cluster left running.
+	./hack/cluster/demo.sh down
+
+.PHONY: demo-apiserver
+demo-apiserver: envtest ## Without root or a kubelet: real kube-apiserver + etcd, controller, AuthPolicies applied, proxy reading the rendered config.
 	$(GO) run ./cmd/authgate-demo-cluster
 
 ##@ Development

@@ -72,7 +72,7 @@ func runDemoCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	if _, err := os.Stat(filepath.Join(*assets, "kube-apiserver")); err != nil {
-		return fmt.Errorf("no kube-apiserver in %s: run `make envtest` first (make demo-cluster does)", *assets)
+		return fmt.Errorf("no kube-apiserver in %s: run `make envtest` first (make demo-apiserver does)", *assets)
 	}
 	fmt.Fprintln(stdout, "starting a real kube-apiserver and etcd (envtest) ...")
 	env := &envtest.Environment{CRDDirectoryPaths: []string{*crds}, ErrorIfCRDPathMissing: true, BinaryAssetsDirectory: *assets}

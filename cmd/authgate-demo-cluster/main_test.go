@@ -10,7 +10,7 @@ import (
 	"github.com/authgate/authgate/test/k8senv"
 )
 
-// TestDemoCluster runs `make demo-cluster` in-process against a real
+// TestDemoCluster runs `make demo-apiserver` in-process against a real
 // kube-apiserver and etcd (envtest binaries from make envtest; it skips
 // without them).
 func TestDemoCluster(t *testing.T) {

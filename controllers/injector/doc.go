@@ -48,8 +48,12 @@
 //     listens on Config.ProxyPort (default 8090, or the pod annotation
 //     authgate.dev/proxy-port), forwards to the queue-proxy container's
 //     original USER_PORT, and USER_PORT is set to the proxy's port, so the
-//     queue-proxy sends every request through it. SERVING_READINESS_PROBE is
-//     left alone (it probes the function directly). h2c revisions (queue-proxy
+//     queue-proxy sends every request through it. The sidecar's /readyz is
+//     added to queue-proxy's readiness probes (SERVING_READINESS_PROBE as a
+//     list, ENABLE_MULTI_CONTAINER_PROBES=true; Knative's own probe of the
+//     function is kept), so neither the kubelet nor the activator, which
+//     probes new pods itself on a scale from zero, sends traffic before the
+//     sidecar listens. h2c revisions (queue-proxy
 //     serving on 8013, or a user port named h2c) get --upstream-h2c. A pod
 //     without a queue-proxy container or a literal USER_PORT is denied.
 //   - OpenFaaS function pods (label faas_function): faas-netes dials the pod

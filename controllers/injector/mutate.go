@@ -1,6 +1,7 @@
 package injector
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -66,6 +67,8 @@ const (
 	knativeQueuePortEnv     = "QUEUE_SERVING_PORT"
 	knativeH2CQueuePort     = "8013" // queue-proxy serves h2c revisions on 8013, http1 on 8012
 	knativeH2CPortName      = "h2c"
+	knativeProbeEnv         = "SERVING_READINESS_PROBE"
+	knativeMultiProbeEnv    = "ENABLE_MULTI_CONTAINER_PROBES"
 	openFaaSPort            = 8080 // faas-netes dials podIP:8080
 	openFaaSMetricsPort     = 8081
 	openFaaSWatchdogPortEnv = "port"
@@ -256,8 +259,68 @@ func wireKnative(pod *corev1.Pod, cfg Config) (wiring, error) {
 	if slices.ContainsFunc(qp.Env, func(e corev1.EnvVar) bool { return e.Name == knativeQueuePortEnv && e.Value == knativeH2CQueuePort }) {
 		w.h2c = true
 	}
+	if err := addProxyReadiness(qp, cfg.AdminPort); err != nil {
+		return wiring{}, err
+	}
 	qp.Env[ei].Value = strconv.Itoa(int(listen))
 	return w, nil
+}
+
+// addProxyReadiness adds the sidecar's /readyz to queue-proxy's readiness
+// probes. queue-proxy reports the pod ready -- to the kubelet, and to the
+// activator, which probes a revision's new pods itself when it brings the
+// revision up from zero -- only when every probe in SERVING_READINESS_PROBE
+// passes, and Knative's probe targets the function directly. Without the
+// sidecar's, the activator sends the first request once the function
+// listens, before the sidecar does (502). The probes become a list
+// (ENABLE_MULTI_CONTAINER_PROBES=true, which queue-proxy reads to decode
+// them); the original ones are kept byte for byte.
+func addProxyReadiness(qp *corev1.Container, adminPort int32) error {
+	pi := slices.IndexFunc(qp.Env, func(e corev1.EnvVar) bool { return e.Name == knativeProbeEnv })
+	if pi < 0 || qp.Env[pi].ValueFrom != nil {
+		return deny("Knative revision pod: the %s container has no literal %s env, so its readiness cannot include the proxy's; "+
+			"opt the pod out with the label %s=%s if it must run unprotected", knativeQueueContainer, knativeProbeEnv, LabelInject, PodDisabled)
+	}
+	multi := false
+	mi := slices.IndexFunc(qp.Env, func(e corev1.EnvVar) bool { return e.Name == knativeMultiProbeEnv })
+	if mi >= 0 {
+		var err error
+		if qp.Env[mi].ValueFrom != nil {
+			return deny("Knative revision pod: %s of %s is not a literal", knativeMultiProbeEnv, knativeQueueContainer)
+		}
+		if multi, err = strconv.ParseBool(qp.Env[mi].Value); err != nil {
+			return deny("Knative revision pod: %s of %s: %w", knativeMultiProbeEnv, knativeQueueContainer, err)
+		}
+	}
+	var probes []json.RawMessage
+	switch v := qp.Env[pi].Value; {
+	case multi:
+		if err := json.Unmarshal([]byte(v), &probes); err != nil {
+			return deny("Knative revision pod: %s of %s is not a list of probes: %w", knativeProbeEnv, knativeQueueContainer, err)
+		}
+	case v != "":
+		if !json.Valid([]byte(v)) {
+			return deny("Knative revision pod: %s of %s is not a probe (JSON)", knativeProbeEnv, knativeQueueContainer)
+		}
+		probes = []json.RawMessage{json.RawMessage(v)}
+	}
+	own, err := json.Marshal(corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+		Host: "127.0.0.1", Port: intstr.FromInt32(adminPort), Path: "/readyz",
+	}}, SuccessThreshold: 1})
+	if err != nil {
+		return fmt.Errorf("encode the proxy's readiness probe: %w", err)
+	}
+	list, err := json.Marshal(append(probes, own))
+	if err != nil {
+		return fmt.Errorf("encode queue-proxy's readiness probes: %w", err)
+	}
+	qp.Env[pi].Value = string(list)
+	if mi >= 0 {
+		qp.Env[mi].Value = "true"
+	} else {
+		qp.Env = append(qp.Env, corev1.EnvVar{Name: knativeMultiProbeEnv, Value: "true"})
+	}
+	return nil
 }
 
 func wireOpenFaaS(pod *corev1.Pod, cfg Config) (wiring, error) {

@@ -127,8 +127,12 @@ func TestKnative(t *testing.T) {
 		t.Errorf("got queue-proxy USER_PORT %q, want 8090 (the proxy)", got)
 	}
 	origProbe, _ := env(&orig.Spec.Containers[1], "SERVING_READINESS_PROBE")
-	if got, _ := env(qp, "SERVING_READINESS_PROBE"); got != origProbe {
-		t.Errorf("got SERVING_READINESS_PROBE %q, want it untouched (%q)", got, origProbe)
+	wantProbes := "[" + origProbe + `,{"httpGet":{"path":"/readyz","port":8093,"host":"127.0.0.1"},"successThreshold":1}]`
+	if got, _ := env(qp, "SERVING_READINESS_PROBE"); got != wantProbes {
+		t.Errorf("got SERVING_READINESS_PROBE %s, want Knative's probe kept and the sidecar's /readyz added: %s", got, wantProbes)
+	}
+	if got, _ := env(qp, "ENABLE_MULTI_CONTAINER_PROBES"); got != "true" {
+		t.Errorf("got ENABLE_MULTI_CONTAINER_PROBES %q, want true (queue-proxy decodes the probes as a list)", got)
 	}
 	sc := pod.Spec.Containers[len(pod.Spec.Containers)-1]
 	if sc.Name != injector.ContainerName {
@@ -145,6 +149,40 @@ func TestKnative(t *testing.T) {
 	}
 	if pod.Annotations[injector.AnnotationInjected] != "true" {
 		t.Error("pod not annotated as injected")
+	}
+}
+
+// withQueueEnv sets (value "-": removes) an env var of queue-proxy.
+func withQueueEnv(name, value string) podOpt {
+	return func(p *corev1.Pod) {
+		qp := &p.Spec.Containers[1]
+		qp.Env = slices.DeleteFunc(qp.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+		if value != "-" {
+			qp.Env = append(qp.Env, corev1.EnvVar{Name: name, Value: value})
+		}
+	}
+}
+
+// TestKnativeMultiContainerProbes: a revision with multi-container probing
+// on already has a list; the sidecar's probe is appended to it.
+func TestKnativeMultiContainerProbes(t *testing.T) {
+	t.Parallel()
+	list := `[{"tcpSocket":{"port":8080,"host":"127.0.0.1"},"successThreshold":1},{"httpGet":{"path":"/ready","port":9000,"host":"127.0.0.1"}}]`
+	pod := mutated(t, knativePod(withQueueEnv("SERVING_READINESS_PROBE", list), withQueueEnv("ENABLE_MULTI_CONTAINER_PROBES", "true")),
+		namespace("functions", "enabled"))
+	qp := container(pod, "queue-proxy")
+	want := strings.TrimSuffix(list, "]") + `,{"httpGet":{"path":"/readyz","port":8093,"host":"127.0.0.1"},"successThreshold":1}]`
+	if got, _ := env(qp, "SERVING_READINESS_PROBE"); got != want {
+		t.Errorf("got SERVING_READINESS_PROBE %s, want %s", got, want)
+	}
+	n := 0
+	for _, e := range qp.Env {
+		if e.Name == "ENABLE_MULTI_CONTAINER_PROBES" {
+			n++
+		}
+	}
+	if got, _ := env(qp, "ENABLE_MULTI_CONTAINER_PROBES"); got != "true" || n != 1 {
+		t.Errorf("got ENABLE_MULTI_CONTAINER_PROBES %q (%d times), want true once", got, n)
 	}
 }
 
@@ -281,6 +319,10 @@ func TestDenied(t *testing.T) {
 				}
 			}
 		}), []string{"USER_PORT", "not a port number"}},
+		{"knative without SERVING_READINESS_PROBE", knativePod(withQueueEnv("SERVING_READINESS_PROBE", "-")), []string{"literal SERVING_READINESS_PROBE"}},
+		{"knative readiness probe not JSON", knativePod(withQueueEnv("SERVING_READINESS_PROBE", "{tcpSocket")), []string{"SERVING_READINESS_PROBE", "not a probe"}},
+		{"knative multi-container probes not a list", knativePod(withQueueEnv("ENABLE_MULTI_CONTAINER_PROBES", "true")), []string{"not a list of probes"}},
+		{"knative bad ENABLE_MULTI_CONTAINER_PROBES", knativePod(withQueueEnv("ENABLE_MULTI_CONTAINER_PROBES", "yes")), []string{"ENABLE_MULTI_CONTAINER_PROBES"}},
 		{"knative function on the proxy port", knativePod(withAnnotation(injector.AnnotationProxyPort, "8080")), []string{"listens on 8080", injector.AnnotationProxyPort}},
 		{"knative reserved proxy port", knativePod(withAnnotation(injector.AnnotationProxyPort, "8012")), []string{"reserved by Knative"}},
 		{"bad proxy-port annotation", plainPod(withAnnotation(injector.AnnotationProxyPort, "99999")), []string{injector.AnnotationProxyPort, "not a port number"}},

@@ -12,6 +12,7 @@
 #   dev.local/knative/<cmd>:e2e                 knative-<cmd>.tar (Knative Serving's controller,
 #                                               webhook, autoscaler, activator, queue)
 #   dev.local/openfaas-repro/{gateway,echo-fn}:e2e
+#   dev.local/authgate-e2e/caller:e2e           e2e-caller.tar (test/cluster/caller)
 # and Knative Serving's manifests, with these images, to <outdir>/knative
 # ({crds,core}.yaml).
 # The authgate images have the Dockerfile's content; see lib/images.sh for the
@@ -51,6 +52,11 @@ image dev.local/openfaas-repro/echo-fn:e2e openfaas-repro-echo-fn.tar "$IMAGES_O
 	--entrypoint /usr/local/bin/of-watchdog-repro \
 	--env mode=http --env "fprocess=/usr/local/bin/authgate echo --listen 127.0.0.1:5000" \
 	--env upstream_url=http://127.0.0.1:5000
+
+# The e2e caller (test/cluster/caller): a pod that calls functions with its
+# projected ServiceAccount tokens.
+go_static "$IMAGES_OUT/bin/e2e-caller" ./test/cluster/caller
+image dev.local/authgate-e2e/caller:e2e e2e-caller.tar "$IMAGES_OUT/bin/e2e-caller"
 
 # Knative Serving from its module (hack/cluster/knative pins the release):
 # each command in an image laid out as ko, Knative's own image builder, lays

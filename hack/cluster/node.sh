@@ -31,6 +31,9 @@ CLUSTER_BIN="${CLUSTER_BIN:-$root/bin/cluster}"
 NODE_NAME="${NODE_NAME:-authgate-e2e}"
 NODE_IP=10.77.0.2          # on agnode0, the port-less bridge
 NODE_GW=10.77.0.1          # nothing answers there: the route leads nowhere
+# More addresses on agnode0 for the tests' clients, so a function's callers
+# can be told apart by address (test/cluster binds to them).
+CLIENT_IPS=(10.77.0.11 10.77.0.12 10.77.0.13)
 POD_CIDR=10.88.0.0/16      # the CNI bridge agcni0
 SERVICE_CIDR=10.96.0.0/16
 API_SERVICE_IP=10.96.0.1
@@ -56,6 +59,17 @@ holder_pid() { cat "$STATE/holder.pid" 2>/dev/null || true; }
 
 # in CMD...: run CMD inside the cluster's network and mount namespaces.
 inside() { nsenter -t "$(holder_pid)" -n -m --wd="$PWD" -- "$@"; }
+
+# own_namespaces: true once the holder's network and mount namespaces are
+# not this script's.
+own_namespaces() {
+	local pid ns
+	pid="$(holder_pid)"
+	for ns in net mnt; do
+		[[ "$(readlink "/proc/$pid/ns/$ns" 2>/dev/null)" != "$(readlink "/proc/self/ns/$ns")" ]] || return 1
+	done
+	[[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == */sleep ]]
+}
 
 # wait_for DESCRIPTION SECONDS CMD...: poll CMD until it succeeds.
 wait_for() {
@@ -155,6 +169,10 @@ network() {
 	inside ip link set lo up
 	inside ip link add agnode0 type bridge
 	inside ip addr add "$NODE_IP/24" dev agnode0
+	local a
+	for a in "${CLIENT_IPS[@]}"; do
+		inside ip addr add "$a/24" dev agnode0
+	done
 	inside ip link set agnode0 up
 	inside ip route add default via "$NODE_GW" dev agnode0 onlink
 	inside sysctl -q -w net.ipv4.ip_forward=1
@@ -272,7 +290,10 @@ up() {
 	mkdir -p "$STATE/logs" "$STATE/pids"
 	unshare --net --mount --propagation private -- sleep infinity &
 	echo $! >"$STATE/holder.pid"
-	wait_for "namespaces" 10 test -e "/proc/$(holder_pid)/ns/net"
+	# /proc/PID/ns/* exist from the fork on, still the parent's until
+	# unshare has run: wait until both namespaces are new, or the network
+	# set-up below would land on the host.
+	wait_for "namespaces" 10 own_namespaces
 	network
 	mounts
 	pki

@@ -175,8 +175,13 @@ func (a *App) Check(ctx context.Context) error {
 	return gateway.CheckPolicies(ctx, rt.Config(), gateway.Deps{Logger: a.logger, Metrics: a.metrics})
 }
 
-// Ready reports whether a valid config is active and the app is not draining.
-func (a *App) Ready() bool { return a.sw.Load() != nil && !a.draining.Load() }
+// Ready reports whether a valid config is active, the proxy listens for
+// traffic and the app is not draining. In a Knative pod queue-proxy (and
+// through it the activator) sends traffic once this is true, so it must not
+// be true before the listener is.
+func (a *App) Ready() bool {
+	return a.sw.Load() != nil && a.addr.Load() != nil && !a.draining.Load()
+}
 
 // Started is closed once both listeners accept connections.
 func (a *App) Started() <-chan struct{} { return a.started }

@@ -210,12 +210,18 @@ func do(ctx context.Context, c *http.Client, method, url string, hdr map[string]
 	if err != nil {
 		return reply{}, err
 	}
-	out := reply{status: resp.StatusCode, body: string(body)}
+	return newReply(resp.StatusCode, string(body)), nil
+}
+
+// newReply is a reply from a status and body: received is set when the
+// function answered (a 200 carrying the echo function's JSON).
+func newReply(status int, body string) reply {
+	out := reply{status: status, body: body}
 	var rec echo.Received
-	if resp.StatusCode == http.StatusOK && json.Unmarshal(body, &rec) == nil && rec.Method != "" {
+	if status == http.StatusOK && json.Unmarshal([]byte(body), &rec) == nil && rec.Method != "" {
 		out.received = &rec
 	}
-	return out, nil
+	return out
 }
 
 // header is the first value of a header the function received.

@@ -124,15 +124,21 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// revisionPods lists the pods of a revision that are not terminating.
-func revisionPods(t *testing.T, ns, rev string) []corev1.Pod {
+// allRevisionPods lists the pods of a revision, terminating ones included.
+func allRevisionPods(t *testing.T, ns, rev string) []corev1.Pod {
 	t.Helper()
 	var list corev1.PodList
 	if err := k8s.List(t.Context(), &list, client.InNamespace(ns), client.MatchingLabels{"serving.knative.dev/revision": rev}); err != nil {
 		t.Fatal(err)
 	}
+	return list.Items
+}
+
+// revisionPods lists the pods of a revision that are not terminating.
+func revisionPods(t *testing.T, ns, rev string) []corev1.Pod {
+	t.Helper()
 	var out []corev1.Pod
-	for _, p := range list.Items {
+	for _, p := range allRevisionPods(t, ns, rev) {
 		if p.DeletionTimestamp == nil {
 			out = append(out, p)
 		}
@@ -188,7 +194,9 @@ func TestKnativeService(t *testing.T) {
 		// hack/cluster/images.sh shortens config-autoscaler's stable window
 		// and scale-to-zero grace period, so an idle revision goes to zero
 		// in well under a minute.
-		wait.For(t, 5*time.Minute, func() bool { return len(revisionPods(t, "knative-demo", rev)) == 0 }, "revision %s to scale to zero", rev)
+		// Zero means no pod at all: a terminating pod still serves what
+		// the activator sends it while it drains.
+		wait.For(t, 5*time.Minute, func() bool { return len(allRevisionPods(t, "knative-demo", rev)) == 0 }, "revision %s to scale to zero", rev)
 		start := time.Now()
 		r := send(t, viaActivator, http.MethodGet, activator+"/hello/x", hdr)
 		if r.status != http.StatusOK || r.header1("X-Authgate-Subject") != "partner" {
@@ -200,5 +208,28 @@ func TestKnativeService(t *testing.T) {
 			t.Fatalf("after scale from zero: %d pods, sidecar in the first: %v", len(pods), len(pods) > 0 && hasContainer(&pods[0], "authgate-proxy"))
 		}
 		checkDecisions(t, viaActivator, activator, cases[1:4])
+	})
+
+	t.Run("pod start without the sidecar", func(t *testing.T) {
+		// The same function, its pods opted out of injection.
+		applyYAML(t, []byte(`apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello-bare, namespace: knative-demo}
+spec:
+  template:
+    metadata:
+      labels: {authgate.dev/inject: "false"}
+    spec:
+      containers:
+        - image: dev.local/authgate/authgate:e2e
+          args: [echo, --listen, ":8080"]
+          ports: [{containerPort: 8080}]
+`))
+		waitRevisionReady(t, "knative-demo", "hello-bare-00001")
+		bare := readyPods(t, "knative-demo", map[string]string{"serving.knative.dev/revision": "hello-bare-00001"}, 1)
+		if hasContainer(&bare[0], "authgate-proxy") {
+			t.Fatalf("opted-out revision pod %s has the sidecar", bare[0].Name)
+		}
+		figs.add("knative_pod_start_to_ready_without_sidecar", readySince(&bare[0]).Seconds(), "s")
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -129,7 +130,9 @@ func (f *figures) add(name string, value float64, unit string) {
 	if f.rows == nil {
 		f.rows = map[string]string{}
 	}
-	f.rows[name] = fmt.Sprintf("figure %s %.3g %s", name, value, unit)
+	// Three significant digits, never an exponent: 2400, 67.6, 0.00846.
+	v, _ := strconv.ParseFloat(fmt.Sprintf("%.3g", value), 64)
+	f.rows[name] = fmt.Sprintf("figure %s %s %s", name, strconv.FormatFloat(v, 'f', -1, 64), unit)
 }
 
 func (f *figures) print(w *os.File) {

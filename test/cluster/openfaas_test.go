@@ -1,13 +1,15 @@
 package cluster
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/authgate/authgate/test/wait"
@@ -22,34 +24,14 @@ import (
 func TestOpenFaaSFunction(t *testing.T) {
 	dumpOnFailure(t, "openfaas")
 	dumpOnFailure(t, "openfaas-fn")
-	apply(t, filepath.Join(repoRoot, "test", "cluster", "openfaas", "deploy.yaml"))
-	apply(t, filepath.Join(repoRoot, "examples", "openfaas-function.yaml"))
-	readyPods(t, "openfaas", map[string]string{"app": "gateway"}, 1)
-	var svc corev1.Service
-	if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: "openfaas", Name: "gateway"}, &svc); err != nil {
-		t.Fatal(err)
-	}
-	gw := fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
+	gw, pods := openFaaSEchoFn(t)
 	c := httpClientFrom("")
-	body := []byte(`{"service":"echo-fn","image":"dev.local/openfaas-repro/echo-fn:e2e"}`)
-	wait.ForNil(t, podReadyTimeout, func() error {
-		resp, err := c.Post(gw+"/system/functions", "application/json", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("deploy: %s", resp.Status)
-		}
-		return nil
-	}, "deploy echo-fn through the gateway")
-	pods := readyPods(t, "openfaas-fn", map[string]string{"faas_function": "echo-fn"}, 1)
 	if !hasContainer(&pods[0], "authgate-proxy") {
 		t.Fatalf("function pod %s has no authgate-proxy sidecar", pods[0].Name)
 	}
 	figs.add("openfaas_pod_start_to_ready_with_sidecar", readySince(&pods[0]).Seconds(), "s")
 	base := gw + "/function/echo-fn.openfaas-fn"
-	key := "example-openfaas-key-change-me-01"
+	key := openFaaSKey
 	waitEnforced(t, c, base+"/hello/x", map[string]string{"X-API-Key": key})
 	cases := []decision{
 		{"no credential", http.MethodGet, "/hello/x", nil, http.StatusUnauthorized, ""},
@@ -65,4 +47,57 @@ func TestOpenFaaSFunction(t *testing.T) {
 	}
 	t.Logf("a call without credentials to the watchdog's port on the pod IP got %d (err %v)", status, err)
 	figs.add("openfaas_direct_pod_port_status", float64(status), "http_status")
+
+	// The same function opted out of injection (the pod label, which
+	// faas-netes copies from the deployment's labels), for the figure.
+	deployFunction(t, c, gw, `{"service":"bare-fn","image":"dev.local/openfaas-repro/echo-fn:e2e","labels":{"authgate.dev/inject":"false"}}`)
+	bare := readyPods(t, "openfaas-fn", map[string]string{"faas_function": "bare-fn"}, 1)
+	if hasContainer(&bare[0], "authgate-proxy") {
+		t.Fatalf("opted-out function pod %s has the sidecar", bare[0].Name)
+	}
+	figs.add("openfaas_pod_start_to_ready_without_sidecar", readySince(&bare[0]).Seconds(), "s")
+}
+
+const openFaaSKey = "example-openfaas-key-change-me-01"
+
+// openFaaSEchoFn sets up the (reproduced) OpenFaaS gateway and
+// examples/openfaas-function.yaml, deploys echo-fn through the gateway
+// unless it is deployed already, and returns the gateway's URL and the
+// function's ready pods.
+func openFaaSEchoFn(t *testing.T) (string, []corev1.Pod) {
+	t.Helper()
+	apply(t, filepath.Join(repoRoot, "test", "cluster", "openfaas", "deploy.yaml"))
+	apply(t, filepath.Join(repoRoot, "examples", "openfaas-function.yaml"))
+	readyPods(t, "openfaas", map[string]string{"app": "gateway"}, 1)
+	var svc corev1.Service
+	if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: "openfaas", Name: "gateway"}, &svc); err != nil {
+		t.Fatal(err)
+	}
+	gw := fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
+	var d appsv1.Deployment
+	err := k8s.Get(t.Context(), types.NamespacedName{Namespace: "openfaas-fn", Name: "echo-fn"}, &d)
+	switch {
+	case apierrors.IsNotFound(err):
+		deployFunction(t, httpClientFrom(""), gw, `{"service":"echo-fn","image":"dev.local/openfaas-repro/echo-fn:e2e"}`)
+	case err != nil:
+		t.Fatal(err)
+	}
+	return gw, readyPods(t, "openfaas-fn", map[string]string{"faas_function": "echo-fn"}, 1)
+}
+
+// deployFunction deploys a function the OpenFaaS way: POST /system/functions
+// on the gateway.
+func deployFunction(t *testing.T, c *http.Client, gw, body string) {
+	t.Helper()
+	wait.ForNil(t, podReadyTimeout, func() error {
+		resp, err := c.Post(gw+"/system/functions", "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("deploy: %s", resp.Status)
+		}
+		return nil
+	}, "deploy %s through the gateway", body)
 }
