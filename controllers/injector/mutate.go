@@ -274,7 +274,9 @@ func wireKnative(pod *corev1.Pod, cfg Config) (wiring, error) {
 // sidecar's, the activator sends the first request once the function
 // listens, before the sidecar does (502). The probes become a list
 // (ENABLE_MULTI_CONTAINER_PROBES=true, which queue-proxy reads to decode
-// them); the original ones are kept byte for byte.
+// them); the original ones are kept byte for byte. queue-proxy takes the
+// probe as written (Knative defaults only the user's), so the scheme is
+// spelled out.
 func addProxyReadiness(qp *corev1.Container, adminPort int32) error {
 	pi := slices.IndexFunc(qp.Env, func(e corev1.EnvVar) bool { return e.Name == knativeProbeEnv })
 	if pi < 0 || qp.Env[pi].ValueFrom != nil {
@@ -305,7 +307,7 @@ func addProxyReadiness(qp *corev1.Container, adminPort int32) error {
 		probes = []json.RawMessage{json.RawMessage(v)}
 	}
 	own, err := json.Marshal(corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
-		Host: "127.0.0.1", Port: intstr.FromInt32(adminPort), Path: "/readyz",
+		Host: "127.0.0.1", Port: intstr.FromInt32(adminPort), Path: "/readyz", Scheme: corev1.URISchemeHTTP,
 	}}, SuccessThreshold: 1})
 	if err != nil {
 		return fmt.Errorf("encode the proxy's readiness probe: %w", err)

@@ -127,7 +127,7 @@ func TestKnative(t *testing.T) {
 		t.Errorf("got queue-proxy USER_PORT %q, want 8090 (the proxy)", got)
 	}
 	origProbe, _ := env(&orig.Spec.Containers[1], "SERVING_READINESS_PROBE")
-	wantProbes := "[" + origProbe + `,{"httpGet":{"path":"/readyz","port":8093,"host":"127.0.0.1"},"successThreshold":1}]`
+	wantProbes := "[" + origProbe + `,{"httpGet":{"path":"/readyz","port":8093,"host":"127.0.0.1","scheme":"HTTP"},"successThreshold":1}]`
 	if got, _ := env(qp, "SERVING_READINESS_PROBE"); got != wantProbes {
 		t.Errorf("got SERVING_READINESS_PROBE %s, want Knative's probe kept and the sidecar's /readyz added: %s", got, wantProbes)
 	}
@@ -171,7 +171,7 @@ func TestKnativeMultiContainerProbes(t *testing.T) {
 	pod := mutated(t, knativePod(withQueueEnv("SERVING_READINESS_PROBE", list), withQueueEnv("ENABLE_MULTI_CONTAINER_PROBES", "true")),
 		namespace("functions", "enabled"))
 	qp := container(pod, "queue-proxy")
-	want := strings.TrimSuffix(list, "]") + `,{"httpGet":{"path":"/readyz","port":8093,"host":"127.0.0.1"},"successThreshold":1}]`
+	want := strings.TrimSuffix(list, "]") + `,{"httpGet":{"path":"/readyz","port":8093,"host":"127.0.0.1","scheme":"HTTP"},"successThreshold":1}]`
 	if got, _ := env(qp, "SERVING_READINESS_PROBE"); got != want {
 		t.Errorf("got SERVING_READINESS_PROBE %s, want %s", got, want)
 	}
