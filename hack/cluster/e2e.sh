@@ -16,6 +16,10 @@ state="$out/node"
 node=hack/cluster/node.sh
 mkdir -p "$out"
 
+if [[ -e "$root/bin/demo/node/holder.pid" ]]; then
+	echo "e2e: the make demo-cluster node is up; one node at a time: make demo-cluster-down" >&2
+	exit 1
+fi
 # A node left by an interrupted run is taken down first.
 if [[ -e "$state/holder.pid" ]]; then
 	"$node" down "$state" || true
