@@ -56,6 +56,7 @@ func run(args []string, stderr io.Writer) error {
 		return nil
 	})
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long to drain in-flight requests on SIGTERM")
+	fs.DurationVar(&opts.DrainDelay, "drain-delay", 0, "how long to keep serving after SIGTERM, not ready, before draining (endpoint removal lags the signal)")
 	fs.DurationVar(&opts.PollInterval, "poll-interval", 5*time.Second, "config re-read interval (file events trigger faster reloads)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&check, "check", false, "run what a reload runs (validate the config, read the labels, build the selected policies: Rego compiled, verifiers built; no network I/O, no listener), then build every other policy too, and exit")

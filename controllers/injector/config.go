@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -20,7 +21,15 @@ const (
 	DefaultProxyPort    int32 = 8090
 	DefaultAdminPort    int32 = 8093
 	DefaultWatchdogPort int32 = 8082
-	DefaultLogLevel           = "info"
+	// DefaultDrainDelay is --injector-drain-delay's default.
+	DefaultDrainDelay = 5 * time.Second
+	// FunctionDrainMargin is how much longer than the proxy's drain delay
+	// a function container sleeps before its SIGTERM, so requests the
+	// proxy accepted at the end of the delay still reach it.
+	FunctionDrainMargin = 5 * time.Second
+	// maxDrainDelay bounds DrainDelay (a pod's default grace period is 30s).
+	maxDrainDelay   = time.Minute
+	DefaultLogLevel = "info"
 )
 
 // knativeReserved are the ports Knative's queue-proxy and activator use
@@ -47,6 +56,15 @@ type Config struct {
 	AdminPort int32
 	// WatchdogPort is where the OpenFaaS watchdog moves. Default 8082.
 	WatchdogPort int32
+	// DrainDelay, in OpenFaaS and plain pods, is how long the proxy keeps
+	// serving after SIGTERM (not ready) before it drains (--drain-delay):
+	// endpoints are removed asynchronously, so traffic keeps arriving. The
+	// function containers get a preStop sleep of DrainDelay plus
+	// FunctionDrainMargin unless they have a preStop hook of their own, so
+	// the function outlives the proxy's serving. Knative pods drain with
+	// queue-proxy's own hook instead. 0 disables both; at most 60s. The
+	// flag defaults to DefaultDrainDelay.
+	DrainDelay time.Duration
 	// ExcludeNamespaces are never injected; kube-system always is. Put the
 	// gateway's own namespace here.
 	ExcludeNamespaces []string
@@ -168,6 +186,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.TrustedProxies.validate(field.NewPath("trustedProxies"))...)
+	if c.DrainDelay < 0 || c.DrainDelay > maxDrainDelay {
+		errs = append(errs, field.Invalid(field.NewPath("drainDelay"), c.DrainDelay.String(), fmt.Sprintf("must be between 0s and %s", maxDrainDelay)))
+	}
 	if !slices.Contains(logLevels, c.LogLevel) {
 		errs = append(errs, field.NotSupported(field.NewPath("logLevel"), c.LogLevel, logLevels))
 	}
@@ -193,6 +214,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Var(portValue{&c.ProxyPort}, "injector-proxy-port", "proxy port in Knative and plain pods (default 8090)")
 	fs.Var(portValue{&c.AdminPort}, "injector-admin-port", "proxy admin port: /healthz, /readyz, /metrics (default 8093)")
 	fs.Var(portValue{&c.WatchdogPort}, "injector-watchdog-port", "port the OpenFaaS watchdog moves to (default 8082)")
+	fs.DurationVar(&c.DrainDelay, "injector-drain-delay", DefaultDrainDelay,
+		"in OpenFaaS and plain pods, how long the proxy keeps serving after SIGTERM before draining; function containers without a preStop hook sleep this plus 5s before theirs (0 disables)")
 	fs.Func("injector-exclude-namespaces", "comma-separated namespaces never injected (kube-system always is; add the gateway's own)",
 		listFlag(&c.ExcludeNamespaces))
 	fs.StringVar(&c.LogLevel, "injector-log-level", c.LogLevel, "log level of the injected proxy (debug, info, warn, error; default info)")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -71,6 +72,8 @@ func TestConfigValidate(t *testing.T) {
 		{"port out of range", func(c *injector.Config) { c.ProxyPort = 70000 }, "proxyPort"},
 		{"bad namespace", func(c *injector.Config) { c.ExcludeNamespaces = []string{"Not_A_Name"} }, "excludeNamespaces[0]"},
 		{"bad log level", func(c *injector.Config) { c.LogLevel = "loud" }, "logLevel"},
+		{"drain delay over a minute", func(c *injector.Config) { c.DrainDelay = 2 * time.Minute }, "drainDelay"},
+		{"negative drain delay", func(c *injector.Config) { c.DrainDelay = -time.Second }, "drainDelay"},
 		{"trusted proxies", func(c *injector.Config) {
 			c.TrustedProxies.Knative = []string{"10.42.0.0/16"}
 			c.TrustedProxies.OpenFaaS = []string{"10.42.3.17", "fd00::/8"}

@@ -82,6 +82,8 @@ type wiring struct {
 	upstream int32 // the function's port on 127.0.0.1
 	h2c      bool
 	preStop  *corev1.LifecycleHandler
+	// drainDelay is the proxy's --drain-delay (OpenFaaS and plain pods).
+	drainDelay time.Duration
 	// trustedProxies and upstreamTimeout are the platform's hops and
 	// request timeout (--trusted-proxies, --upstream-timeout).
 	trustedProxies  []string
@@ -116,6 +118,9 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 	}
 	if err := checkPorts(out, w, cfg); err != nil {
 		return false, "", err
+	}
+	if w.drainDelay > 0 {
+		sleepBeforeStop(out, w.drainDelay+FunctionDrainMargin)
 	}
 	out.Spec.Containers = append(out.Spec.Containers, sidecar(cfg, w))
 	out.Spec.Volumes = append(out.Spec.Volumes, volumes()...)
@@ -350,7 +355,24 @@ func wireOpenFaaS(pod *corev1.Pod, cfg Config) (wiring, error) {
 		moveProbe(p, openFaaSPort, cfg.WatchdogPort)
 	}
 	return wiring{kind: "OpenFaaS function", listen: openFaaSPort, upstream: cfg.WatchdogPort,
-		trustedProxies: trustList(cfg.TrustedProxies.OpenFaaS), upstreamTimeout: watchdogTimeout(fn)}, nil
+		trustedProxies: trustList(cfg.TrustedProxies.OpenFaaS), upstreamTimeout: watchdogTimeout(fn), drainDelay: cfg.DrainDelay}, nil
+}
+
+// sleepBeforeStop gives every container of pod without a preStop hook one
+// that sleeps d, so it gets its SIGTERM after the proxy has stopped taking
+// requests (the proxy serves for its drain delay after its own SIGTERM).
+func sleepBeforeStop(pod *corev1.Pod, d time.Duration) {
+	secs := int64((d + time.Second - 1) / time.Second)
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+			continue
+		}
+		if c.Lifecycle == nil {
+			c.Lifecycle = &corev1.Lifecycle{}
+		}
+		c.Lifecycle.PreStop = &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: secs}}
+	}
 }
 
 func wirePlain(pod *corev1.Pod, cfg Config) (wiring, error) {
@@ -376,7 +398,7 @@ func wirePlain(pod *corev1.Pod, cfg Config) (wiring, error) {
 	if err != nil {
 		return wiring{}, err
 	}
-	return wiring{kind: "pod", listen: listen, upstream: app, trustedProxies: trusted}, nil
+	return wiring{kind: "pod", listen: listen, upstream: app, trustedProxies: trusted, drainDelay: cfg.DrainDelay}, nil
 }
 
 // appPort resolves the app-port annotation: a number, or the name of a

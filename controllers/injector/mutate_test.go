@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -427,5 +428,64 @@ func TestMutateDoesNotShareConfigMaps(t *testing.T) {
 	sc.Resources.Limits[corev1.ResourceMemory] = sc.Resources.Requests[corev1.ResourceCPU]
 	if got := cfg.Resources.Limits[corev1.ResourceMemory]; got.String() != "128Mi" {
 		t.Fatalf("got config limit %s after editing the pod, want 128Mi (shared map)", got.String())
+	}
+}
+
+// TestDrainDelay: with a drain delay, OpenFaaS and plain pods' proxies
+// keep serving after SIGTERM (--drain-delay) and their function containers
+// sleep longer than that before theirs, unless they have a preStop hook;
+// Knative pods drain with queue-proxy's own hook instead.
+func TestDrainDelay(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.DrainDelay = 5 * time.Second
+	ownHook := &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/drain", Port: intstr.FromInt32(9999)}}
+	tests := []struct {
+		name      string
+		pod       *corev1.Pod
+		wantArg   bool
+		wantSleep map[string]int64 // container -> preStop sleep seconds (0: its own hook or none)
+	}{
+		{"plain", plainPod(), true, map[string]int64{"orders": 10}},
+		{"openfaas", openFaaSPod(), true, nil},
+		{"plain with its own preStop", plainPod(func(p *corev1.Pod) {
+			p.Spec.Containers[0].Lifecycle = &corev1.Lifecycle{PreStop: ownHook}
+		}), true, map[string]int64{"orders": 0}},
+		{"knative", knativePod(), false, map[string]int64{"queue-proxy": 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			pod := tt.pod
+			changed, reason, err := injector.Mutate(pod, namespace("functions", "enabled"), cfg)
+			if err != nil || !changed {
+				t.Fatalf("not injected: %v %s", err, reason)
+			}
+			sc := container(pod, injector.ContainerName)
+			i := slices.Index(sc.Args, "--drain-delay")
+			if got := i >= 0 && i+1 < len(sc.Args) && sc.Args[i+1] == "5s"; got != tt.wantArg {
+				t.Errorf("sidecar args %v: --drain-delay 5s present = %v, want %v", sc.Args, got, tt.wantArg)
+			}
+			for _, c := range pod.Spec.Containers {
+				if c.Name == injector.ContainerName {
+					continue
+				}
+				want, listed := tt.wantSleep[c.Name]
+				if !listed && tt.wantArg {
+					want = 10
+				}
+				var got int64
+				if c.Lifecycle != nil && c.Lifecycle.PreStop != nil && c.Lifecycle.PreStop.Sleep != nil {
+					got = c.Lifecycle.PreStop.Sleep.Seconds
+				}
+				if got != want {
+					t.Errorf("container %s: preStop sleep %ds, want %ds", c.Name, got, want)
+				}
+			}
+			if tt.name == "plain with its own preStop" && container(pod, "orders").Lifecycle.PreStop != ownHook &&
+				!equality.Semantic.DeepEqual(container(pod, "orders").Lifecycle.PreStop, ownHook) {
+				t.Error("the function's own preStop hook was replaced")
+			}
+		})
 	}
 }

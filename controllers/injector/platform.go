@@ -130,5 +130,8 @@ func platformArgs(w wiring) []string {
 	if len(w.trustedProxies) > 0 {
 		args = append(args, "--trusted-proxies", strings.Join(w.trustedProxies, ","))
 	}
+	if w.drainDelay > 0 {
+		args = append(args, "--drain-delay", w.drainDelay.String())
+	}
 	return args
 }

@@ -54,6 +54,13 @@ type Options struct {
 	TrustedProxies []string
 	// ShutdownTimeout bounds draining in-flight requests on shutdown.
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long the proxy keeps accepting and serving after
+	// the shutdown signal, already not ready, before it closes its
+	// listener and drains: the platform removes a terminating pod from
+	// its endpoints asynchronously, so requests keep arriving for a few
+	// seconds. Keep-alive connections are closed after their next response
+	// meanwhile, so clients reconnect to a pod that stays. 0: none.
+	DrainDelay time.Duration
 	// PollInterval re-reads the config as a fallback to file events.
 	PollInterval time.Duration
 	// Logger; nil logs JSON to stderr.
@@ -86,6 +93,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("--shutdown-timeout must not be negative"))
+	}
+	if o.DrainDelay < 0 {
+		errs = append(errs, errors.New("--drain-delay must not be negative"))
 	}
 	if o.UpstreamTimeout < 0 {
 		errs = append(errs, errors.New("--upstream-timeout must not be negative"))
@@ -256,6 +266,17 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	a.draining.Store(true)
+	if d := a.opts.DrainDelay; d > 0 {
+		a.logger.Info("shutting down: not ready, still serving while the platform removes the pod", slog.Duration("drain_delay", d))
+		srv.SetKeepAlivesEnabled(false)
+		select {
+		case <-time.After(d):
+		case err := <-errc:
+			_ = srv.Close()
+			_ = adminSrv.Close()
+			return err
+		}
+	}
 	a.logger.Info("shutting down: draining in-flight requests", slog.Duration("timeout", a.opts.ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
 	defer cancel()

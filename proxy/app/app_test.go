@@ -54,14 +54,18 @@ type running struct {
 	done   chan error
 }
 
-func start(t *testing.T, cfgPath string) *running {
+func start(t *testing.T, cfgPath string, opts ...func(*app.Options)) *running {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	a, err := app.New(app.Options{
+	o := app.Options{
 		ConfigPath: cfgPath, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
 		PollInterval: 50 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registry: reg,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	a, err := app.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +206,79 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 	if got := <-result; got != "200 done" {
 		t.Fatalf("got %q for the in-flight request, want it drained to completion", got)
 	}
+	if err := <-r.done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	r.done <- nil // for Cleanup
+}
+
+// TestDrainDelayKeepsServingUnderLoad: after the shutdown signal the proxy
+// is not ready at once but keeps serving for the drain delay, as the
+// platform still routes to a terminating pod until its endpoints are
+// updated. Clients on keep-alive connections and new ones alike: every
+// request sent after the signal (well within the delay) must succeed.
+func TestDrainDelayKeepsServingUnderLoad(t *testing.T) {
+	fn := httptest.NewServer(echo.New())
+	defer fn.Close()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(configYAML(fn.URL, "/a", true)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, path, func(o *app.Options) { o.DrainDelay = 8 * time.Second })
+	url := "http://" + r.a.Addr() + "/a"
+	const clients, perClient = 4, 50
+	signalled := make(chan struct{})
+	type result struct{ before, after, failed int }
+	results := make(chan result, clients)
+	for i := range clients {
+		go func() {
+			c := &http.Client{Timeout: 10 * time.Second}
+			if i%2 == 1 {
+				c.Transport = &http.Transport{DisableKeepAlives: true}
+			}
+			var res result
+			for res.after < perClient {
+				after := false
+				select {
+				case <-signalled:
+					after = true
+				default:
+				}
+				resp, err := c.Get(url)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+				switch {
+				case err != nil || resp.StatusCode != http.StatusOK:
+					res.failed++
+				case after:
+					res.after++
+				default:
+					res.before++
+				}
+				if after && err != nil {
+					res.after++ // a failure after the signal still counts toward the quota
+				}
+			}
+			results <- res
+		}()
+	}
+	wait.For(t, 15*time.Second, func() bool { return get(t, url) == http.StatusOK }, "the proxy to serve")
+	r.cancel() // SIGTERM equivalent
+	close(signalled)
+	wait.For(t, 15*time.Second, func() bool { return !r.a.Ready() }, "readiness to drop at once")
+	total := result{}
+	for range clients {
+		res := <-results
+		total.before += res.before
+		total.after += res.after
+		total.failed += res.failed
+	}
+	if total.failed != 0 {
+		t.Fatalf("%d of %d requests failed around the shutdown signal, want 0", total.failed, total.before+total.after)
+	}
+	t.Logf("%d requests before and %d after the signal, none failed", total.before, total.after)
 	if err := <-r.done; err != nil {
 		t.Fatalf("run: %v", err)
 	}
