@@ -282,6 +282,26 @@ func TestBadTokenFlood(t *testing.T) {
 		{"orders via queue-proxy", ordersQueue + "/hello/x", nil, bearer(saToken(t, callersNS, "caller", "orders")), "Authorization"},
 		{"echo-fn via the OpenFaaS gateway", gw + "/function/echo-fn.openfaas-fn/hello/x", nil, openFaaSKey, "X-API-Key"},
 	}
+	// The revisions may have scaled to zero since the last test (an idle
+	// revision goes in well under a minute here): wake them through the
+	// activator, and wait for queue-proxy to answer directly, so the
+	// direct target has a pod. The traffic below keeps them up.
+	for _, tg := range targets[:3] {
+		hdr := map[string]string{tg.cred: tg.valid}
+		wait.ForNil(t, podReadyTimeout, func() error {
+			for _, rev := range []string{ordersRev, billingRev} {
+				_, _ = do(t.Context(), httpClientFrom(""), http.MethodGet, activator+"/hello/x", merge(revisionHeaders(rev), map[string]string{tg.cred: bearer(saToken(t, callersNS, "caller", strings.TrimSuffix(rev, "-00001")))}))
+			}
+			r, err := do(t.Context(), httpClientFrom(""), http.MethodGet, tg.url, merge(tg.hdr, hdr))
+			if err != nil {
+				return err
+			}
+			if r.status != http.StatusOK {
+				return fmt.Errorf("%s: status %d: %.200s", tg.name, r.status, r.body)
+			}
+			return nil
+		}, "%s to answer before the flood", tg.name)
+	}
 	bad := garbage(t)
 	const floodPerTarget = 600
 	var (
@@ -298,11 +318,7 @@ func TestBadTokenFlood(t *testing.T) {
 			go func() {
 				defer floodWG.Done()
 				for i := range floodPerTarget / 2 {
-					hdr := map[string]string{tg.cred: garbageFor(tg.cred, bad, i+w)}
-					for k, v := range tg.hdr {
-						hdr[k] = v
-					}
-					r, err := do(t.Context(), flood, http.MethodGet, tg.url, hdr)
+					r, err := do(t.Context(), flood, http.MethodGet, tg.url, merge(tg.hdr, map[string]string{tg.cred: garbageFor(tg.cred, bad, i+w)}))
 					floodSent.Add(1)
 					mu.Lock()
 					if err != nil {
@@ -333,11 +349,7 @@ func TestBadTokenFlood(t *testing.T) {
 				default:
 				}
 				tg := targets[i%len(targets)]
-				hdr := map[string]string{tg.cred: tg.valid}
-				for k, v := range tg.hdr {
-					hdr[k] = v
-				}
-				r, err := do(t.Context(), c, http.MethodGet, tg.url, hdr)
+				r, err := do(t.Context(), c, http.MethodGet, tg.url, merge(tg.hdr, map[string]string{tg.cred: tg.valid}))
 				validSent.Add(1)
 				if err != nil || r.status != http.StatusOK || r.received == nil {
 					mu.Lock()
@@ -366,6 +378,18 @@ func TestBadTokenFlood(t *testing.T) {
 		}
 		t.Errorf("valid request failed during the flood: %s", f)
 	}
+}
+
+// merge is a new map with the entries of a, then b.
+func merge(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }
 
 // garbageFor picks the i-th bad credential for a credential header.

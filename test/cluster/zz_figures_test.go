@@ -53,8 +53,9 @@ func TestFigures(t *testing.T) {
 		figs.add("plain_direct_pod_port_status", float64(status), "http_status")
 	})
 	t.Run("policy update to enforcement", func(t *testing.T) { policyUpdateFigure(t, c, url) })
+	key := map[string]string{"X-API-Key": plainKey}
 	t.Run("rolling restart", func(t *testing.T) {
-		failed, total := underLoad(t, c, url, func() {
+		failed, total := underLoad(t, c, url, key, func() {
 			restartDeployment(t, "plain-demo", "hello")
 			waitRolledOut(t, "plain-demo", "hello", 1)
 		})
@@ -64,12 +65,30 @@ func TestFigures(t *testing.T) {
 	t.Run("scale down", func(t *testing.T) {
 		scale(t, "plain-demo", "hello", 2)
 		waitRolledOut(t, "plain-demo", "hello", 2)
-		failed, total := underLoad(t, c, url, func() {
+		failed, total := underLoad(t, c, url, key, func() {
 			scale(t, "plain-demo", "hello", 1)
 			waitRolledOut(t, "plain-demo", "hello", 1)
 		})
 		figs.add("plain_scale_down_failed_requests", float64(failed), "requests")
 		t.Logf("scale 2 -> 1: %d of %d requests failed", failed, total)
+	})
+	t.Run("scale up", func(t *testing.T) {
+		failed, total := underLoad(t, c, url, key, func() {
+			scale(t, "plain-demo", "hello", 2)
+			waitRolledOut(t, "plain-demo", "hello", 2)
+		})
+		figs.add("plain_scale_up_failed_requests", float64(failed), "requests")
+		t.Logf("scale 1 -> 2: %d of %d requests failed", failed, total)
+	})
+	t.Run("openfaas rolling restart through the gateway", func(t *testing.T) {
+		gw, _ := openFaaSEchoFn(t)
+		fnURL := gw + "/function/echo-fn.openfaas-fn/hello/x"
+		failed, total := underLoad(t, c, fnURL, map[string]string{"X-API-Key": openFaaSKey}, func() {
+			restartDeployment(t, "openfaas-fn", "echo-fn")
+			waitRolledOut(t, "openfaas-fn", "echo-fn", 1)
+		})
+		figs.add("openfaas_rolling_restart_failed_requests", float64(failed), "requests")
+		t.Logf("OpenFaaS rolling restart: %d of %d requests failed", failed, total)
 	})
 }
 
@@ -145,16 +164,16 @@ func policyUpdateFigure(t *testing.T, c *http.Client, url string) {
 	figs.add("plain_policy_update_to_enforcement", time.Since(start).Seconds(), "s")
 }
 
-// underLoad sends requests with a valid key from 4 clients while change runs,
-// and counts the ones that did not get 200.
-func underLoad(t *testing.T, c *http.Client, url string, change func()) (failed, total int64) {
+// underLoad sends requests with hdr (a valid key) from 4 clients while
+// change runs, and counts the ones that did not get 200.
+func underLoad(t *testing.T, c *http.Client, url string, hdr map[string]string, change func()) (failed, total int64) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	var nFailed, nTotal atomic.Int64
 	for range 4 {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				r, err := do(ctx, c, http.MethodGet, url, map[string]string{"X-API-Key": plainKey})
+				r, err := do(ctx, c, http.MethodGet, url, hdr)
 				if ctx.Err() != nil {
 					return
 				}
