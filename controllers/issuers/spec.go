@@ -50,8 +50,7 @@ func (s Spec) Key() string {
 	n := s.normalized()
 	key := n.IssuerURL + "\x00" + n.JWKSURL + "\x00" + strings.Join(n.Algorithms, ",")
 	if n.CABundle != "" {
-		sum := sha256.Sum256([]byte(n.CABundle))
-		key += "\x00ca:" + hex.EncodeToString(sum[:])
+		key += "\x00ca:" + cabundle.Digest(n.CABundle)
 	}
 	return key
 }

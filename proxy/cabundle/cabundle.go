@@ -70,9 +70,9 @@ func Parse(bundle string) (*Bundle, error) {
 	return out, nil
 }
 
-// Digest is the hex SHA-256 of the normalized PEM: what identifies a bundle
-// in cache keys and fingerprints without carrying it.
-func (b *Bundle) Digest() string {
-	sum := sha256.Sum256([]byte(b.PEM))
+// Digest is the hex SHA-256 of a normalized bundle (Bundle.PEM): what
+// identifies a bundle in cache keys without carrying it.
+func Digest(normalizedPEM string) string {
+	sum := sha256.Sum256([]byte(normalizedPEM))
 	return hex.EncodeToString(sum[:])
 }

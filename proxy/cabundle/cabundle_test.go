@@ -73,10 +73,10 @@ func TestDigestIgnoresFormatting(t *testing.T) {
 	plain, _ := cabundle.Parse(a)
 	commented, _ := cabundle.Parse("# comment\r\n" + strings.ReplaceAll(a, "\n", "\r\n"))
 	other, _ := cabundle.Parse(b)
-	if plain.Digest() != commented.Digest() {
-		t.Fatalf("got digests %s and %s for the same certificate, want equal", plain.Digest(), commented.Digest())
+	if cabundle.Digest(plain.PEM) != cabundle.Digest(commented.PEM) {
+		t.Fatalf("got digests %s and %s for the same certificate, want equal", cabundle.Digest(plain.PEM), cabundle.Digest(commented.PEM))
 	}
-	if plain.Digest() == other.Digest() {
+	if cabundle.Digest(plain.PEM) == cabundle.Digest(other.PEM) {
 		t.Fatal("got equal digests for different certificates, want different")
 	}
 }

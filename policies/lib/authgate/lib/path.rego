@@ -7,7 +7,10 @@ package authgate.lib.path
 # one with the longest first key wins, then the longest second key, and so
 # on: the rule of route requireClaims and claim headers (proxy/claims
 # Lookup; proxy/claims/testdata/lookup.json holds the cases both agree on).
-claim(claim_path) := best[1] if {
+claim(claim_path) := v if {
+	# A top-level key is the longest possible first key: no walk needed.
+	v := input.identity.claims[claim_path]
+} else := best[1] if {
 	candidates := {[lengths, v] |
 		walk(input.identity.claims, [p, v])
 		count(p) > 0
