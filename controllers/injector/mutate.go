@@ -84,6 +84,9 @@ type wiring struct {
 	preStop  *corev1.LifecycleHandler
 	// drainDelay is the proxy's --drain-delay (OpenFaaS and plain pods).
 	drainDelay time.Duration
+	// shutdownTimeout is the proxy's --shutdown-timeout: what is left of
+	// the pod's grace period after the drain delay (see shutdownTimeout).
+	shutdownTimeout time.Duration
 	// trustedProxies and upstreamTimeout are the platform's hops and
 	// request timeout (--trusted-proxies, --upstream-timeout).
 	trustedProxies  []string
@@ -122,6 +125,7 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 	if w.drainDelay > 0 {
 		sleepBeforeStop(out, w.drainDelay+FunctionDrainMargin)
 	}
+	w.shutdownTimeout = shutdownTimeout(out, w.drainDelay)
 	out.Spec.Containers = append(out.Spec.Containers, sidecar(cfg, w))
 	out.Spec.Volumes = append(out.Spec.Volumes, volumes()...)
 	if out.Annotations == nil {
@@ -373,6 +377,24 @@ func sleepBeforeStop(pod *corev1.Pod, d time.Duration) {
 		}
 		c.Lifecycle.PreStop = &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: secs}}
 	}
+}
+
+// shutdownMargin is how much of a pod's grace period the proxy leaves
+// unused, so it exits on its own before the kubelet's SIGKILL.
+const shutdownMargin = time.Second
+
+// shutdownTimeout is how long the proxy may drain in-flight requests,
+// streamed responses and WebSockets after its drain delay: the rest of the
+// pod's termination grace period (Kubernetes' default 30s when unset; a
+// Knative revision's is its request timeout), less shutdownMargin, and at
+// least one second. The kubelet kills the pod at the end of the grace
+// period whatever the proxy does, so a longer timeout would gain nothing.
+func shutdownTimeout(pod *corev1.Pod, drainDelay time.Duration) time.Duration {
+	grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = *g
+	}
+	return max(time.Duration(grace)*time.Second-drainDelay-shutdownMargin, time.Second)
 }
 
 func wirePlain(pod *corev1.Pod, cfg Config) (wiring, error) {

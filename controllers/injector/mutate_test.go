@@ -141,7 +141,7 @@ func TestKnative(t *testing.T) {
 	}
 	wantArgs := []string{"--config", "/etc/authgate/config.yaml", "--labels-file", "/etc/podinfo/labels", "--listen", ":8090",
 		"--admin-listen", ":8093", "--upstream", "http://127.0.0.1:8080", "--upstream-timeout", "5m0s",
-		"--trusted-proxies", "127.0.0.1/32,::1/128", "--log-level", "info"}
+		"--trusted-proxies", "127.0.0.1/32,::1/128", "--shutdown-timeout", "4m59s", "--log-level", "info"}
 	if !slices.Equal(sc.Args, wantArgs) {
 		t.Errorf("got args %q, want %q", sc.Args, wantArgs)
 	}
@@ -485,6 +485,47 @@ func TestDrainDelay(t *testing.T) {
 			if tt.name == "plain with its own preStop" && container(pod, "orders").Lifecycle.PreStop != ownHook &&
 				!equality.Semantic.DeepEqual(container(pod, "orders").Lifecycle.PreStop, ownHook) {
 				t.Error("the function's own preStop hook was replaced")
+			}
+		})
+	}
+}
+
+// TestShutdownTimeout: the proxy drains for what is left of the pod's grace
+// period after its drain delay, less a second, so long requests, streams
+// and WebSockets get all the time the pod has and the proxy still exits
+// before the kubelet's SIGKILL.
+func TestShutdownTimeout(t *testing.T) {
+	t.Parallel()
+	grace := func(s int64) func(*corev1.Pod) {
+		return func(p *corev1.Pod) { p.Spec.TerminationGracePeriodSeconds = &s }
+	}
+	tests := []struct {
+		name  string
+		pod   *corev1.Pod
+		drain time.Duration
+		want  string
+	}{
+		{"plain, default grace, no drain delay", plainPod(), 0, "29s"},
+		{"plain, default grace, drain delay", plainPod(), 5 * time.Second, "24s"},
+		{"plain, long grace", plainPod(grace(600)), 5 * time.Second, "9m54s"},
+		{"plain, grace shorter than the delay", plainPod(grace(3)), 5 * time.Second, "1s"},
+		{"plain, zero grace", plainPod(grace(0)), 0, "1s"},
+		{"openfaas", openFaaSPod(), 5 * time.Second, "24s"},
+		{"knative: the revision's timeout", knativePod(), 5 * time.Second, "4m59s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig()
+			cfg.DrainDelay = tt.drain
+			changed, reason, err := injector.Mutate(tt.pod, namespace("functions", "enabled"), cfg)
+			if err != nil || !changed {
+				t.Fatalf("not injected: %v %s", err, reason)
+			}
+			args := container(tt.pod, injector.ContainerName).Args
+			i := slices.Index(args, "--shutdown-timeout")
+			if i < 0 || i+1 >= len(args) || args[i+1] != tt.want {
+				t.Errorf("sidecar args %q: want --shutdown-timeout %s", args, tt.want)
 			}
 		})
 	}

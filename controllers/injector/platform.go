@@ -133,5 +133,8 @@ func platformArgs(w wiring) []string {
 	if w.drainDelay > 0 {
 		args = append(args, "--drain-delay", w.drainDelay.String())
 	}
+	if w.shutdownTimeout > 0 {
+		args = append(args, "--shutdown-timeout", w.shutdownTimeout.String())
+	}
 	return args
 }

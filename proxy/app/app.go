@@ -246,7 +246,9 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		go func() { errc <- serve(adminSrv, adminLn) }()
 	}
-	srv := newServer(a.sw, cfg.Limits, a.logger)
+	ups := newUpgrades(a.metrics.UpgradedConnections)
+	srv := newServer(ups.wrap(a.sw), cfg.Limits, a.logger)
+	srv.ConnContext = connContext
 	addr, adminAddr := ln.Addr().String(), adminLn.Addr().String()
 	a.addr.Store(&addr)
 	a.adminAddr.Store(&adminAddr)
@@ -277,10 +279,20 @@ func (a *App) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	a.logger.Info("shutting down: draining in-flight requests", slog.Duration("timeout", a.opts.ShutdownTimeout))
+	a.logger.Info("shutting down: draining in-flight requests", slog.Duration("timeout", a.opts.ShutdownTimeout),
+		slog.Int("upgraded_connections", ups.open()))
 	sctx, cancel := context.WithTimeout(context.Background(), a.opts.ShutdownTimeout)
 	defer cancel()
+	// Shutdown waits for requests (streamed responses and HTTP/2 streams
+	// included) but not for upgraded connections: wait for those too, so a
+	// WebSocket opened before the signal may run to the timeout.
 	err = srv.Shutdown(sctx)
+	if closed := ups.wait(sctx); closed > 0 {
+		a.logger.Warn("shutdown timeout: closed upgraded connections still open", slog.Int("closed", closed))
+	}
+	if err != nil {
+		_ = srv.Close()
+	}
 	_ = adminSrv.Shutdown(sctx)
 	stopWatch()
 	if err != nil {

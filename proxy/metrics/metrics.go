@@ -44,6 +44,9 @@ type Metrics struct {
 	RateLimited *prometheus.CounterVec
 	// RegoEvalErrors counts failed Rego evaluations by policy and reason.
 	RegoEvalErrors *prometheus.CounterVec
+	// UpgradedConnections is the number of open upgraded (WebSocket)
+	// connections, which a shutdown waits for.
+	UpgradedConnections prometheus.Gauge
 
 	keyAge *keyAgeCollector
 }
@@ -104,6 +107,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "authgate_rego_eval_errors_total",
 			Help: "Rego evaluations that failed (all deny), by policy and reason (rego_undefined, rego_error, rego_timeout, rego_panic, rego_invalid_result).",
 		}, []string{"policy", "reason"}),
+		UpgradedConnections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "authgate_upgraded_connections",
+			Help: "Open upgraded (WebSocket) connections through the proxy; a shutdown waits for them up to its timeout.",
+		}),
 		keyAge: &keyAgeCollector{
 			desc: prometheus.NewDesc("authgate_jwks_key_age_seconds",
 				"Seconds since the issuer's key set was last loaded successfully.", []string{"issuer"}, nil),
@@ -112,7 +119,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.RequestsTotal, m.StageDuration, m.JWKSFetches, m.JWKSRefetchSuppressed, m.JWKSKeys,
 		m.JWKSLastSuccess, m.TokenCache, m.TokenCacheEntries, m.ConfigReloads, m.ConfigLastSuccess,
-		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.keyAge)
+		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.UpgradedConnections, m.keyAge)
 	return m
 }
 
