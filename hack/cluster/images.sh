@@ -7,6 +7,7 @@
 # Binaries go to <outdir>/bin, tars to <outdir>/images:
 #   dev.local/authgate/authgate-controller:e2e  authgate-controller.tar
 #   dev.local/authgate/authgate-proxy:e2e       authgate-proxy.tar
+#   dev.local/authgate/authgate-proxy:e2e-next  authgate-proxy-next.tar (the same binary, for the upgrade test)
 #   dev.local/authgate/authgate:e2e             authgate.tar (the sample function: authgate echo --listen :8080)
 #   dev.local/pause:e2e                         pause.tar    (containerd's sandbox_image)
 #   dev.local/knative/<cmd>:e2e                 knative-<cmd>.tar (Knative Serving's controller,
@@ -32,6 +33,9 @@ for b in authgate-controller authgate-proxy authgate; do
 	go_static "$IMAGES_OUT/bin/$b" "./cmd/$b"
 	image "dev.local/authgate/$b:e2e" "$b.tar" "$IMAGES_OUT/bin/$b"
 done
+# The same proxy under a second tag: the e2e's sidecar upgrade (a helm
+# upgrade to a new proxy image, then a rolling restart under load).
+image dev.local/authgate/authgate-proxy:e2e-next authgate-proxy-next.tar "$IMAGES_OUT/bin/authgate-proxy"
 
 go_static "$IMAGES_OUT/bin/pause" ./pause "$IMAGES_MODULE"
 image_raw dev.local/pause:e2e pause.tar --base scratch \

@@ -267,6 +267,13 @@ func (a *App) Run(ctx context.Context) error {
 		_ = adminSrv.Close()
 		return err
 	}
+	return a.stop(srv, adminSrv, ups, errc, stopWatch)
+}
+
+// stop is the shutdown sequence after the signal: not ready at once, the
+// drain delay (still serving), then requests, streams and upgraded
+// connections drained up to the shutdown timeout.
+func (a *App) stop(srv, adminSrv *http.Server, ups *upgrades, errc <-chan error, stopWatch context.CancelFunc) error {
 	a.draining.Store(true)
 	if d := a.opts.DrainDelay; d > 0 {
 		a.logger.Info("shutting down: not ready, still serving while the platform removes the pod", slog.Duration("drain_delay", d))
@@ -286,7 +293,7 @@ func (a *App) Run(ctx context.Context) error {
 	// Shutdown waits for requests (streamed responses and HTTP/2 streams
 	// included) but not for upgraded connections: wait for those too, so a
 	// WebSocket opened before the signal may run to the timeout.
-	err = srv.Shutdown(sctx)
+	err := srv.Shutdown(sctx)
 	if closed := ups.wait(sctx); closed > 0 {
 		a.logger.Warn("shutdown timeout: closed upgraded connections still open", slog.Int("closed", closed))
 	}

@@ -202,7 +202,7 @@ func TestKnativeService(t *testing.T) {
 		if r.status != http.StatusOK || r.header1("X-Authgate-Subject") != "partner" {
 			t.Fatalf("first request after scale to zero: status %d, subject %q: %s", r.status, r.header1("X-Authgate-Subject"), r.body)
 		}
-		figs.add("knative_scale_from_zero_first_request", time.Since(start).Seconds(), "s")
+		figs.add("knative_scale_from_zero_first_request_with_sidecar", time.Since(start).Seconds(), "s")
 		pods := revisionPods(t, "knative-demo", rev)
 		if len(pods) == 0 || !hasContainer(&pods[0], "authgate-proxy") {
 			t.Fatalf("after scale from zero: %d pods, sidecar in the first: %v", len(pods), len(pods) > 0 && hasContainer(&pods[0], "authgate-proxy"))
@@ -231,5 +231,14 @@ spec:
 			t.Fatalf("opted-out revision pod %s has the sidecar", bare[0].Name)
 		}
 		figs.add("knative_pod_start_to_ready_without_sidecar", readySince(&bare[0]).Seconds(), "s")
+		// The cold start a caller sees, to compare with the sidecar's.
+		const bareRev = "hello-bare-00001"
+		wait.For(t, 5*time.Minute, func() bool { return len(allRevisionPods(t, "knative-demo", bareRev)) == 0 }, "revision %s to scale to zero", bareRev)
+		viaActivator := withHeaders(c, map[string]string{"Knative-Serving-Namespace": "knative-demo", "Knative-Serving-Revision": bareRev})
+		start := time.Now()
+		if r := send(t, viaActivator, http.MethodGet, activator+"/hello/x", nil); r.status != http.StatusOK {
+			t.Fatalf("first request after scale to zero: status %d: %s", r.status, r.body)
+		}
+		figs.add("knative_scale_from_zero_first_request_without_sidecar", time.Since(start).Seconds(), "s")
 	})
 }

@@ -101,20 +101,28 @@ func run(m *testing.M, kubeconfig string) (int, error) {
 // installAuthgate runs `helm install charts/authgate` with values for the
 // image names only, and waits for the injector to answer.
 func installAuthgate(ctx context.Context) error {
-	helm := os.Getenv(envHelm)
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, helm, "install", "authgate", filepath.Join(repoRoot, "charts", "authgate"),
-		"--namespace", "authgate-system", "--create-namespace",
+	if err := helmRelease(ctx, "install", "--create-namespace",
 		"--set", "image.repository=dev.local/authgate/authgate-controller", "--set", "image.tag=e2e",
-		"--set", "proxy.image.repository=dev.local/authgate/authgate-proxy", "--set", "proxy.image.tag=e2e",
-		"--wait", "--timeout", "5m")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("helm install: %w", err)
+		"--set", "proxy.image.repository=dev.local/authgate/authgate-proxy", "--set", "proxy.image.tag=e2e"); err != nil {
+		return err
 	}
 	figs.add("helm_install_to_ready", time.Since(start).Seconds(), "s")
-	// The webhook fails closed: an opted-in pod cannot be created until the
-	// controller has issued its certificate and published the caBundle.
+	return nil
+}
+
+// helmRelease runs `helm <verb>` (install or upgrade) on the authgate
+// release with args, waits for it, then for the injector to answer: the
+// webhook fails closed, so an opted-in pod cannot be created until the
+// controller has issued its certificate and published the caBundle.
+func helmRelease(ctx context.Context, verb string, args ...string) error {
+	args = append([]string{verb, "authgate", filepath.Join(repoRoot, "charts", "authgate"),
+		"--namespace", "authgate-system", "--wait", "--timeout", "5m"}, args...)
+	cmd := exec.CommandContext(ctx, os.Getenv(envHelm), args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("helm %s: %w", verb, err)
+	}
 	return wait.Until(ctx, 3*time.Minute, injectorAnswers(ctx))
 }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -50,7 +51,9 @@ func TestOpenFaaSFunction(t *testing.T) {
 
 	// The same function opted out of injection (the pod label, which
 	// faas-netes copies from the deployment's labels), for the figure.
+	deployed := time.Now()
 	deployFunction(t, c, gw, `{"service":"bare-fn","image":"dev.local/openfaas-repro/echo-fn:e2e","labels":{"authgate.dev/inject":"false"}}`)
+	firstOK(t, c, gw+"/function/bare-fn.openfaas-fn/hello/x", nil, deployed, "openfaas_deploy_to_first_200_without_sidecar")
 	bare := readyPods(t, "openfaas-fn", map[string]string{"faas_function": "bare-fn"}, 1)
 	if hasContainer(&bare[0], "authgate-proxy") {
 		t.Fatalf("opted-out function pod %s has the sidecar", bare[0].Name)
@@ -69,16 +72,15 @@ func openFaaSEchoFn(t *testing.T) (string, []corev1.Pod) {
 	apply(t, filepath.Join(repoRoot, "test", "cluster", "openfaas", "deploy.yaml"))
 	apply(t, filepath.Join(repoRoot, "examples", "openfaas-function.yaml"))
 	readyPods(t, "openfaas", map[string]string{"app": "gateway"}, 1)
-	var svc corev1.Service
-	if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: "openfaas", Name: "gateway"}, &svc); err != nil {
-		t.Fatal(err)
-	}
-	gw := fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
+	gw := openFaaSGateway(t)
 	var d appsv1.Deployment
 	err := k8s.Get(t.Context(), types.NamespacedName{Namespace: "openfaas-fn", Name: "echo-fn"}, &d)
 	switch {
 	case apierrors.IsNotFound(err):
-		deployFunction(t, httpClientFrom(""), gw, `{"service":"echo-fn","image":"dev.local/openfaas-repro/echo-fn:e2e"}`)
+		c, deployed := httpClientFrom(""), time.Now()
+		deployFunction(t, c, gw, `{"service":"echo-fn","image":"dev.local/openfaas-repro/echo-fn:e2e"}`)
+		firstOK(t, c, gw+"/function/echo-fn.openfaas-fn/hello/x", map[string]string{"X-API-Key": openFaaSKey}, deployed,
+			"openfaas_deploy_to_first_200_with_sidecar")
 	case err != nil:
 		t.Fatal(err)
 	}
@@ -100,4 +102,32 @@ func deployFunction(t *testing.T, c *http.Client, gw, body string) {
 		}
 		return nil
 	}, "deploy %s through the gateway", body)
+}
+
+// firstOK waits for the first 200 from url and records the time since
+// start (a deploy or a scale from zero) as the figure name: the cold start
+// as a caller sees it.
+func firstOK(t *testing.T, c *http.Client, url string, hdr map[string]string, start time.Time, name string) {
+	t.Helper()
+	wait.ForNil(t, podReadyTimeout, func() error {
+		r, err := do(t.Context(), c, http.MethodGet, url, hdr)
+		if err != nil {
+			return err
+		}
+		if r.status != http.StatusOK {
+			return fmt.Errorf("status %d: %.200s", r.status, r.body)
+		}
+		return nil
+	}, "the first 200 from %s", url)
+	figs.add(name, time.Since(start).Seconds(), "s")
+}
+
+// openFaaSGateway is the (reproduced) OpenFaaS gateway's URL.
+func openFaaSGateway(t *testing.T) string {
+	t.Helper()
+	var svc corev1.Service
+	if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: "openfaas", Name: "gateway"}, &svc); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("http://%s:8080", svc.Spec.ClusterIP)
 }

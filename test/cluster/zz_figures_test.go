@@ -1,12 +1,9 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,6 +77,28 @@ func TestFigures(t *testing.T) {
 		figs.add("plain_scale_up_failed_requests", float64(failed), "requests")
 		t.Logf("scale 1 -> 2: %d of %d requests failed", failed, total)
 	})
+	t.Run("sidecar image upgrade", func(t *testing.T) {
+		// A new authgate version: helm upgrade with another proxy image
+		// (hack/cluster/images.sh tags the same binary e2e-next), then the
+		// rolling restart that brings it into the running function's pods.
+		const next = "dev.local/authgate/authgate-proxy:e2e-next"
+		failed, total := underLoad(t, c, url, key, func() {
+			if err := helmRelease(t.Context(), "upgrade", "--reuse-values", "--set", "proxy.image.tag=e2e-next"); err != nil {
+				t.Fatal(err)
+			}
+			restartDeployment(t, "plain-demo", "hello")
+			waitRolledOut(t, "plain-demo", "hello", 2)
+		})
+		for _, p := range readyPods(t, "plain-demo", map[string]string{"app": "hello"}, 2) {
+			for _, ctr := range p.Spec.Containers {
+				if ctr.Name == "authgate-proxy" && ctr.Image != next {
+					t.Errorf("pod %s runs sidecar image %s after the upgrade, want %s", p.Name, ctr.Image, next)
+				}
+			}
+		}
+		figs.add("plain_sidecar_upgrade_failed_requests", float64(failed), "requests")
+		t.Logf("sidecar image upgrade (helm upgrade, then a rolling restart): %d of %d requests failed", failed, total)
+	})
 	t.Run("openfaas rolling restart through the gateway", func(t *testing.T) {
 		gw, _ := openFaaSEchoFn(t)
 		fnURL := gw + "/function/echo-fn.openfaas-fn/hello/x"
@@ -89,6 +108,30 @@ func TestFigures(t *testing.T) {
 		})
 		figs.add("openfaas_rolling_restart_failed_requests", float64(failed), "requests")
 		t.Logf("OpenFaaS rolling restart: %d of %d requests failed", failed, total)
+	})
+	// faas-netes scales a function by setting its Deployment's replicas
+	// (its /system/scale-function handler); the test sets them the same way.
+	t.Run("openfaas scale up through the gateway", func(t *testing.T) {
+		gw := openFaaSGateway(t)
+		fnURL := gw + "/function/echo-fn.openfaas-fn/hello/x"
+		failed, total := underLoad(t, c, fnURL, map[string]string{"X-API-Key": openFaaSKey}, func() {
+			scale(t, "openfaas-fn", "echo-fn", 3)
+			waitRolledOut(t, "openfaas-fn", "echo-fn", 3)
+		})
+		figs.add("openfaas_scale_up_failed_requests", float64(failed), "requests")
+		t.Logf("OpenFaaS scale 1 -> 3: %d of %d requests failed", failed, total)
+	})
+	t.Run("openfaas scale down through the gateway", func(t *testing.T) {
+		gw := openFaaSGateway(t)
+		fnURL := gw + "/function/echo-fn.openfaas-fn/hello/x"
+		scale(t, "openfaas-fn", "echo-fn", 3)
+		waitRolledOut(t, "openfaas-fn", "echo-fn", 3)
+		failed, total := underLoad(t, c, fnURL, map[string]string{"X-API-Key": openFaaSKey}, func() {
+			scale(t, "openfaas-fn", "echo-fn", 1)
+			waitRolledOut(t, "openfaas-fn", "echo-fn", 1)
+		})
+		figs.add("openfaas_scale_down_failed_requests", float64(failed), "requests")
+		t.Logf("OpenFaaS scale 3 -> 1: %d of %d requests failed", failed, total)
 	})
 }
 
@@ -162,33 +205,6 @@ func policyUpdateFigure(t *testing.T, c *http.Client, url string) {
 	}
 	wait.For(t, 4*time.Minute, func() bool { return post() == http.StatusOK }, "the running pod to enforce the updated policy")
 	figs.add("plain_policy_update_to_enforcement", time.Since(start).Seconds(), "s")
-}
-
-// underLoad sends requests with hdr (a valid key) from 4 clients while
-// change runs, and counts the ones that did not get 200.
-func underLoad(t *testing.T, c *http.Client, url string, hdr map[string]string, change func()) (failed, total int64) {
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	var nFailed, nTotal atomic.Int64
-	for range 4 {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				r, err := do(ctx, c, http.MethodGet, url, hdr)
-				if ctx.Err() != nil {
-					return
-				}
-				nTotal.Add(1)
-				if err != nil || r.status != http.StatusOK {
-					nFailed.Add(1)
-				}
-				time.Sleep(20 * time.Millisecond) // pacing, not synchronisation
-			}
-		})
-	}
-	change()
-	cancel()
-	wg.Wait()
-	return nFailed.Load(), nTotal.Load()
 }
 
 func restartDeployment(t *testing.T, ns, name string) {
