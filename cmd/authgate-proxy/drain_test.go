@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/authgate/authgate/test/upgradeecho"
 	"github.com/authgate/authgate/test/wait"
 )
 
@@ -41,6 +42,7 @@ func TestMain(m *testing.M) {
 type proc struct {
 	cmd    *exec.Cmd
 	addr   string
+	admin  string
 	exited chan error // receives Wait's result once
 	mu     sync.Mutex
 	logs   bytes.Buffer
@@ -84,7 +86,7 @@ func startProc(t *testing.T, upstream string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, exited: make(chan error, 1)}
-	addr := make(chan string, 1)
+	addr := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -95,9 +97,10 @@ func startProc(t *testing.T, upstream string, args ...string) *proc {
 			var line struct {
 				Msg     string `json:"msg"`
 				Address string `json:"address"`
+				Admin   string `json:"admin_address"`
 			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "authgate-proxy serving" {
-				addr <- line.Address
+				addr <- [2]string{line.Address, line.Admin}
 			}
 		}
 		p.exited <- cmd.Wait()
@@ -112,7 +115,8 @@ func startProc(t *testing.T, upstream string, args ...string) *proc {
 		}
 	})
 	select {
-	case p.addr = <-addr:
+	case a := <-addr:
+		p.addr, p.admin = a[0], a[1]
 	case err := <-p.exited:
 		t.Fatalf("authgate-proxy exited before serving: %v\n%s", err, p.logText())
 	case <-time.After(30 * time.Second):
@@ -153,70 +157,9 @@ func (p *proc) waitExit(t *testing.T) error {
 // until the client closes.
 func lineEcho(t *testing.T) *httptest.Server {
 	t.Helper()
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			http.Error(w, "want upgrade", http.StatusBadRequest)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
-		for {
-			line, err := brw.ReadString('\n')
-			if err != nil {
-				return
-			}
-			_, _ = brw.WriteString("echo:" + line)
-			_ = brw.Flush()
-		}
-	}))
+	s := httptest.NewServer(upgradeecho.Handler())
 	t.Cleanup(s.Close)
 	return s
-}
-
-// upgraded is a client's end of an upgraded connection through the proxy.
-type upgraded struct {
-	conn net.Conn
-	br   *bufio.Reader
-}
-
-func dialUpgrade(t *testing.T, addr string) *upgraded {
-	t.Helper()
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(60 * time.Second))
-	_, _ = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: fn\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: got status %d, want 101", resp.StatusCode)
-	}
-	return &upgraded{conn: conn, br: br}
-}
-
-func (u *upgraded) echo(msg string) error {
-	if _, err := io.WriteString(u.conn, msg+"\n"); err != nil {
-		return err
-	}
-	got, err := u.br.ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if got != "echo:"+msg+"\n" {
-		return fmt.Errorf("got %q, want echo:%s", got, msg)
-	}
-	return nil
 }
 
 // A WebSocket opened before SIGTERM keeps working while the proxy drains,
@@ -226,20 +169,20 @@ func (u *upgraded) echo(msg string) error {
 func TestSIGTERMWaitsForOpenWebSocket(t *testing.T) {
 	fn := lineEcho(t)
 	p := startProc(t, fn.URL, "--shutdown-timeout", "60s")
-	ws := dialUpgrade(t, p.addr)
-	if err := ws.echo("before"); err != nil {
+	ws := upgradeecho.Dial(t, p.addr, "/ws")
+	if err := ws.Echo("before"); err != nil {
 		t.Fatalf("before SIGTERM: %v", err)
 	}
 	p.term(t)
 	for i := range 20 {
-		if err := ws.echo(fmt.Sprintf("after-%d", i)); err != nil {
+		if err := ws.Echo(fmt.Sprintf("after-%d", i)); err != nil {
 			t.Fatalf("message %d over the WebSocket after SIGTERM: %v (proxy running: %v)", i, err, p.running())
 		}
 	}
 	if !p.running() {
 		t.Fatal("the proxy exited while a WebSocket was open and the shutdown timeout had not passed")
 	}
-	_ = ws.conn.Close()
+	_ = ws.Close()
 	if err := p.waitExit(t); err != nil {
 		t.Fatalf("exit after the last WebSocket closed: %v", err)
 	}
@@ -250,15 +193,15 @@ func TestSIGTERMWaitsForOpenWebSocket(t *testing.T) {
 func TestSIGTERMClosesWebSocketAtShutdownTimeout(t *testing.T) {
 	fn := lineEcho(t)
 	p := startProc(t, fn.URL, "--shutdown-timeout", "1s")
-	ws := dialUpgrade(t, p.addr)
-	if err := ws.echo("before"); err != nil {
+	ws := upgradeecho.Dial(t, p.addr, "/ws")
+	if err := ws.Echo("before"); err != nil {
 		t.Fatal(err)
 	}
 	p.term(t)
 	if err := p.waitExit(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
-	if _, err := ws.br.ReadString('\n'); !errors.Is(err, io.EOF) {
+	if _, err := ws.ReadLine(); !errors.Is(err, io.EOF) {
 		t.Fatalf("read after exit: %v, want EOF", err)
 	}
 	if !strings.Contains(p.logText(), `"closed":1`) {
@@ -302,6 +245,83 @@ func TestSIGTERMLetsStreamedResponseFinish(t *testing.T) {
 	if got := strings.Count(string(body), "data: "); got != chunks-1 {
 		t.Fatalf("got %d more events after SIGTERM, want %d", got, chunks-1)
 	}
+	if err := p.waitExit(t); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}
+
+// Under load, the process keeps answering every request after SIGTERM for
+// its drain delay (not ready meanwhile), then exits cleanly: no request of
+// clients that keep sending after the signal fails, with and without
+// keep-alive. Without --drain-delay the listener closes at the signal and
+// these requests are refused.
+func TestSIGTERMUnderLoadNoFailedRequests(t *testing.T) {
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	t.Cleanup(fn.Close)
+	p := startProc(t, fn.URL, "--drain-delay", "10s", "--shutdown-timeout", "30s")
+	const clients, afterSignal = 4, 100
+	signalled := make(chan struct{})
+	type result struct{ before, after, failed int }
+	results := make(chan result, clients)
+	var started sync.WaitGroup
+	started.Add(clients)
+	for i := range clients {
+		go func() {
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: i%2 == 1}}
+			var res result
+			first := true
+			for res.after < afterSignal {
+				after := false
+				select {
+				case <-signalled:
+					after = true
+				default:
+				}
+				resp, err := c.Get("http://" + p.addr + "/x")
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != http.StatusOK {
+					res.failed++
+				}
+				if after {
+					res.after++
+				} else {
+					res.before++
+				}
+				if first {
+					first = false
+					started.Done()
+				}
+			}
+			results <- res
+		}()
+	}
+	started.Wait() // every client has sent before the signal
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	close(signalled)
+	wait.For(t, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + p.admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusServiceUnavailable
+	}, "/readyz to say 503 while the proxy still serves")
+	var total result
+	for range clients {
+		r := <-results
+		total.before += r.before
+		total.after += r.after
+		total.failed += r.failed
+	}
+	if total.failed != 0 {
+		t.Fatalf("%d of %d requests failed around SIGTERM, want 0", total.failed, total.before+total.after)
+	}
+	t.Logf("%d requests before and %d after SIGTERM, none failed", total.before, total.after)
 	if err := p.waitExit(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}

@@ -5,12 +5,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -20,6 +18,7 @@ import (
 	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/test/faultidp"
+	"github.com/authgate/authgate/test/upgradeecho"
 )
 
 // proxyTo builds a runtime for cfg in front of upstreamURL and serves it.
@@ -57,43 +56,12 @@ func publicConfig(upstreamURL string) *config.ProxyConfig {
 
 func TestWebSocketUpgradePassesThrough(t *testing.T) {
 	t.Parallel()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "websocket" {
-			http.Error(w, "want upgrade", http.StatusBadRequest)
-			return
-		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
-		line, _ := brw.ReadString('\n')
-		_, _ = brw.WriteString("echo:" + line)
-		_ = brw.Flush()
-	}))
+	up := httptest.NewServer(upgradeecho.Handler())
 	defer up.Close()
 	ts, _, _ := proxyTo(t, publicConfig(up.URL), nil)
-	conn, err := net.Dial("tcp", ts.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	_, _ = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("got status %d, want 101", resp.StatusCode)
-	}
-	_, _ = io.WriteString(conn, "hello\n")
-	got, err := br.ReadString('\n')
-	if err != nil || got != "echo:hello\n" {
-		t.Fatalf("got %q (%v) over the upgraded connection, want echo:hello", got, err)
+	conn := upgradeecho.Dial(t, ts.Listener.Addr().String(), "/ws")
+	if err := conn.Echo("hello"); err != nil {
+		t.Fatalf("over the upgraded connection: %v", err)
 	}
 }
 

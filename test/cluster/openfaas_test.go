@@ -109,16 +109,7 @@ func deployFunction(t *testing.T, c *http.Client, gw, body string) {
 // as a caller sees it.
 func firstOK(t *testing.T, c *http.Client, url string, hdr map[string]string, start time.Time, name string) {
 	t.Helper()
-	wait.ForNil(t, podReadyTimeout, func() error {
-		r, err := do(t.Context(), c, http.MethodGet, url, hdr)
-		if err != nil {
-			return err
-		}
-		if r.status != http.StatusOK {
-			return fmt.Errorf("status %d: %.200s", r.status, r.body)
-		}
-		return nil
-	}, "the first 200 from %s", url)
+	waitEnforced(t, c, url, hdr)
 	figs.add(name, time.Since(start).Seconds(), "s")
 }
 
