@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -303,14 +304,18 @@ func TestEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Change the policy: the running proxy enforces the new version.
-	var current v1alpha1.AuthPolicy
-	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "orders"}, &current); err != nil {
-		t.Fatal(err)
-	}
-	current.Spec.Routes[1].RequireScopes = []string{"orders:admin"}
+	// Change the policy: the running proxy enforces the new version. The
+	// controller writes the policy's status meanwhile, so the update is
+	// retried on a conflict, as kubectl edit would be.
 	updated := time.Now()
-	if err := k8s.Update(ctx, &current); err != nil {
+	var current v1alpha1.AuthPolicy
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "orders"}, &current); err != nil {
+			return err
+		}
+		current.Spec.Routes[1].RequireScopes = []string{"orders:admin"}
+		return k8s.Update(ctx, &current)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	wait.For(t, 15*time.Second, func() bool {
