@@ -41,9 +41,9 @@ for a in $alerts; do
     fi
   done
 done
-for a in $(cut -d' ' -f1 <<<"$cases" | sort -u); do
+while read -r a; do
   grep -qx "$a" <<<"$alerts" || { echo "config/prometheus/tests test $a, which is no alert" >&2; missing=1; }
-done
+done < <(cut -d' ' -f1 <<<"$cases" | sort -u)
 ((missing == 0))
 
 cp "$tests"/*.test.yaml "$tmp/"
