@@ -14,6 +14,8 @@ GOLANGCI_LINT_VERSION   ?= v2.6.2
 HELM_VERSION            ?= v3.22.0
 KUSTOMIZE_VERSION       ?= v5.8.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+# Prometheus's Go module is v0.3xx.y for release 3.xx.y; only promtool is built.
+PROMTOOL_VERSION        ?= v0.316.0
 CONTROLLER_GEN          := $(BIN)/controller-gen
 
 # envtest: a real kube-apiserver and etcd, built from Go modules into ./bin/k8s
@@ -65,9 +67,10 @@ lint: golangci-lint ## Run golangci-lint.
 	$(BIN)/golangci-lint run $(PKGS)
 
 .PHONY: generate
-generate: manifests ## Regenerate every generated file: deepcopy, CRD, RBAC, config reference.
+generate: manifests helm ## Regenerate every generated file: deepcopy, CRD, RBAC, config reference, the kustomize alerts.
 	$(CONTROLLER_GEN) object:headerFile=/dev/null paths=./api/...
 	$(GO) run ./hack/configdoc > docs/config-reference.md
+	./hack/sync-alerts.sh
 
 .PHONY: manifests
 manifests: controller-gen ## Generate the CRD (config/crd/bases) and RBAC (config/rbac) from markers.
@@ -76,7 +79,7 @@ manifests: controller-gen ## Generate the CRD (config/crd/bases) and RBAC (confi
 	./hack/sync-chart-crds.sh
 
 .PHONY: verify
-verify: controller-gen ## Fail when a generated file is stale or code is unformatted.
+verify: controller-gen helm ## Fail when a generated file is stale or code is unformatted.
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	  $(CONTROLLER_GEN) object:headerFile=/dev/null paths=./api/... output:object:dir=$$tmp/api >/dev/null && \
 	  diff -u api/v1alpha1/zz_generated.deepcopy.go $$tmp/api/zz_generated.deepcopy.go && \
@@ -85,7 +88,8 @@ verify: controller-gen ## Fail when a generated file is stale or code is unforma
 	  $(CONTROLLER_GEN) rbac:roleName=authgate-controller paths=./controllers/... output:rbac:artifacts:config=$$tmp/rbac && \
 	  diff -u config/rbac/role.yaml $$tmp/rbac/role.yaml && \
 	  $(GO) run ./hack/configdoc | diff -u docs/config-reference.md - && \
-	  ./hack/sync-chart-crds.sh --check \
+	  ./hack/sync-chart-crds.sh --check && \
+	  ./hack/sync-alerts.sh --check \
 	  || { echo "generated files are stale: run make generate"; exit 1; }
 	@out="$$(find . -name '*.go' -not -path './bin/*' -not -path './.git/*' -print0 | xargs -0 gofmt -l)"; \
 	  test -z "$$out" || { echo "unformatted files (run make fmt):"; echo "$$out"; exit 1; }
@@ -93,7 +97,7 @@ verify: controller-gen ## Fail when a generated file is stale or code is unforma
 ##@ Test
 
 .PHONY: test
-test: vet verify lint unit fuzz-smoke linkcheck ## Run every test (what CI runs).
+test: vet verify lint unit alerts-test fuzz-smoke linkcheck ## Run every test (what CI runs).
 
 .PHONY: unit
 unit: envtest helm kustomize ## Run unit and integration tests (real kube-apiserver + etcd, helm, kustomize) with the race detector.
@@ -102,6 +106,10 @@ unit: envtest helm kustomize ## Run unit and integration tests (real kube-apiser
 .PHONY: e2e
 e2e: envtest cluster-components helm ## A real single-node cluster (kubelet, containerd, runc, kube-proxy, CoreDNS) in its own network namespace; authgate by helm install; test/cluster. Needs root.
 	./hack/cluster/e2e.sh
+
+.PHONY: alerts-test
+alerts-test: promtool helm ## promtool check and unit-test the Prometheus alerts (config/prometheus/tests) and the chart's renderings of them.
+	PROMTOOL=$(BIN)/promtool HELM=$(BIN)/helm ./hack/alerts-test.sh
 
 .PHONY: fuzz-smoke
 fuzz-smoke: ## Run each fuzz target briefly (FUZZTIME=3s).
@@ -150,6 +158,10 @@ build: ## Build binaries into ./bin.
 .PHONY: helm
 helm: ## Install helm into ./bin.
 	HELM_VERSION=$(HELM_VERSION) ./hack/helm.sh >/dev/null
+
+.PHONY: promtool
+promtool: ## Install promtool (Prometheus rule checks and tests) into ./bin.
+	PROMTOOL_VERSION=$(PROMTOOL_VERSION) ./hack/promtool.sh >/dev/null
 
 .PHONY: kustomize
 kustomize: ## Install kustomize into ./bin.

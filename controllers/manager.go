@@ -173,7 +173,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
 	}
-	if err := addWebhooks(mgr, webhookServer, o, logger); err != nil {
+	if err := addWebhooks(mgr, webhookServer, o, reg, logger); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -198,12 +198,14 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 // needs tls.crt then, so with WebhookCerts the injector is registered once
 // the certificate is in the cert dir. srv is the manager's webhook server:
 // its readyz check must not go through mgr.GetWebhookServer(), which would
-// start it at once.
-func addWebhooks(mgr ctrl.Manager, srv webhook.Server, o Options, logger *slog.Logger) error {
+// start it at once. The injector's metrics are registered on reg at once,
+// so they are exported (at 0) while the certificate is still awaited.
+func addWebhooks(mgr ctrl.Manager, srv webhook.Server, o Options, reg prometheus.Registerer, logger *slog.Logger) error {
 	register := func() error { return nil }
 	if o.Injector != nil {
+		m := injector.NewMetrics(reg)
 		register = func() error {
-			if err := injector.Register(mgr, *o.Injector); err != nil {
+			if err := injector.Register(mgr, *o.Injector, m); err != nil {
 				return fmt.Errorf("injector: %w", err)
 			}
 			return nil

@@ -100,4 +100,13 @@
 // saying what to change: the webhook runs with failurePolicy Fail, and a pod
 // that should be protected must not start unprotected. Opt such a pod out
 // with authgate.dev/inject=false if it really must run without the proxy.
+//
+// # Metrics
+//
+// authgate_injector_admissions_total{result} counts every answer: injected,
+// skipped (allowed unchanged), denied (opted in but cannot be wired) and
+// error (the pod or its namespace could not be read; the pod is refused).
+// The webhook answers HTTP 200 for all of them, so controller-runtime's
+// webhook metrics cannot tell them apart; the chart's AuthgateInjectorErrors
+// and AuthgateInjectorDenials alerts read this counter.
 package injector

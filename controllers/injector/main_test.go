@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -80,7 +81,7 @@ func runWithWebhook(m *testing.M, env *k8senv.Env, cfg injector.Config) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := injector.Register(mgr, cfg); err != nil {
+	if err := injector.Register(mgr, cfg, injector.NewMetrics(prometheus.NewRegistry())); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -195,8 +195,13 @@ func (s *State) pruneLocked(prev *usage) {
 	for id := range u.keySets {
 		names[id.name] = true
 	}
-	for id := range s.keySets {
+	for id, ks := range s.keySets {
 		if u.keySets[id] {
+			// A key set reports its metrics from New on, also when its
+			// build then failed: the one in use reports them again.
+			if s.metrics != nil {
+				s.metrics.SetKeySource(id.name, ks.KeyStats)
+			}
 			continue
 		}
 		delete(s.keySets, id)
@@ -226,9 +231,8 @@ func (s *State) deleteIssuerSeries(name string) {
 	m := s.metrics
 	m.JWKSFetches.DeletePartialMatch(prometheus.Labels{"issuer": name})
 	m.JWKSRefetchSuppressed.DeleteLabelValues(name)
-	m.JWKSKeys.DeleteLabelValues(name)
 	m.JWKSLastSuccess.DeleteLabelValues(name)
-	m.SetKeyAgeSource(name, nil)
+	m.SetKeySource(name, nil)
 }
 
 // deleteRuleSeries deletes the request series of policies and routes that

@@ -200,3 +200,29 @@ func assertNoSeries(t *testing.T, e *env, labels ...string) {
 		t.Fatalf("series of removed policies or issuers remain: %s", strings.Join(left, " "))
 	}
 }
+
+// A build that fails after creating key sets (here: new inline keys, then
+// a Rego module that does not compile) leaves the key metrics to the key
+// set in use: the alert on a sidecar without usable keys reads them.
+func TestFailedBuildLeavesKeyMetricsToTheActiveKeySet(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := newReloader(t, e)
+	all := e.issuer.PublicJWKS()
+	r.load(stateConfig(e, all, nil))
+	keys := func() float64 { return metrictest.Sum(t, e.reg, "authgate_jwks_keys", "issuer", "dev") }
+	if got := keys(); got != float64(len(all.Keys)) {
+		t.Fatalf("got authgate_jwks_keys %v, want %d", got, len(all.Keys))
+	}
+
+	broken := stateConfig(e, config.JSONWebKeySet{Keys: all.Keys[:1]}, nil)
+	broken.Policies[0].Rego = &config.Rego{Modules: []config.RegoModule{{Name: "p.rego", Source: "package authgate.authz\ndecision := {"}}}
+	broken.Default()
+	if _, err := gateway.Build(t.Context(), broken, "h2", map[string]string{"app": "fn"},
+		gateway.Deps{Logger: slog.New(slog.DiscardHandler), Metrics: e.metrics, State: r.state}); err == nil {
+		t.Fatal("got the broken Rego built, want an error")
+	}
+	if got := keys(); got != float64(len(all.Keys)) {
+		t.Fatalf("got authgate_jwks_keys %v after a failed build, want the active key set's %d", got, len(all.Keys))
+	}
+}

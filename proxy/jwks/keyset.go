@@ -192,8 +192,7 @@ func New(opts Options) (*KeySet, error) {
 	} else if !k.hasRemote() {
 		return nil, fmt.Errorf("jwks: issuer %q has no key source (jwks, jwksURL or discovery)", iss.Name)
 	}
-	k.metrics.JWKSKeys.WithLabelValues(k.name).Set(float64(len(k.inline)))
-	k.metrics.SetKeyAgeSource(k.name, k.keyAge)
+	k.metrics.SetKeySource(k.name, k.KeyStats)
 	return k, nil
 }
 
@@ -237,6 +236,16 @@ func (k *KeySet) HasKey(kid string) bool {
 		}
 	}
 	return false
+}
+
+// KeyStats reports the key set for the metrics read at scrape time
+// (metrics.SetKeySource): usable keys now, how many of them are inline,
+// and the age of the keys in use.
+func (k *KeySet) KeyStats() metrics.KeyStats {
+	remote, _ := k.current(k.now())
+	st := metrics.KeyStats{Usable: len(k.inline) + len(remote), Inline: len(k.inline)}
+	st.Age, st.HasAge = k.keyAge()
+	return st
 }
 
 // keyAge reports the age of the keys in use for the key-age metric.
@@ -359,7 +368,6 @@ func (k *KeySet) fetchAndStore(ctx context.Context) error {
 	k.lastError = ""
 	k.mu.Unlock()
 	k.metrics.JWKSFetches.WithLabelValues(k.name, "success").Inc()
-	k.metrics.JWKSKeys.WithLabelValues(k.name).Set(float64(len(k.inline) + len(keys)))
 	k.metrics.JWKSLastSuccess.WithLabelValues(k.name).Set(float64(now.Unix()))
 	k.log.Debug("jwks: keys refreshed", "issuer", k.name, "keys", len(keys))
 	return nil

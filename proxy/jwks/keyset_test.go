@@ -237,8 +237,12 @@ func TestUnusableKeysAreDropped(t *testing.T) {
 	if !strings.Contains(f.logs.String(), `"dropped":8`) {
 		t.Fatalf("got logs %s, want 8 dropped keys reported", f.logs.String())
 	}
-	if got := testutil.ToFloat64(f.m.JWKSKeys.WithLabelValues("test")); got != 1 {
-		t.Fatalf("got jwks_keys %v, want 1", got)
+	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(`
+# HELP authgate_jwks_keys Usable verification keys per issuer: inline keys and remote keys not past their maximum staleness. 0: tokens of the issuer are refused.
+# TYPE authgate_jwks_keys gauge
+authgate_jwks_keys{issuer="test"} 1
+`), "authgate_jwks_keys"); err != nil {
+		t.Fatal(err)
 	}
 
 	// A set with no usable key is a failed fetch.
@@ -379,9 +383,12 @@ func TestMetrics(t *testing.T) {
 # TYPE authgate_jwks_fetches_total counter
 authgate_jwks_fetches_total{issuer="test",result="error"} 4
 authgate_jwks_fetches_total{issuer="test",result="success"} 1
-# HELP authgate_jwks_keys Usable verification keys per issuer.
+# HELP authgate_jwks_keys Usable verification keys per issuer: inline keys and remote keys not past their maximum staleness. 0: tokens of the issuer are refused.
 # TYPE authgate_jwks_keys gauge
 authgate_jwks_keys{issuer="test"} 2
+# HELP authgate_jwks_inline_keys Usable keys the configuration carries inline per issuer (the controller renders them); they never go stale and need no network.
+# TYPE authgate_jwks_inline_keys gauge
+authgate_jwks_inline_keys{issuer="test"} 0
 # HELP authgate_jwks_last_success_timestamp_seconds Unix time the issuer's key set was last loaded successfully.
 # TYPE authgate_jwks_last_success_timestamp_seconds gauge
 authgate_jwks_last_success_timestamp_seconds{issuer="test"} %d
@@ -393,9 +400,68 @@ authgate_jwks_key_age_seconds{issuer="test"} 90
 authgate_jwks_refetch_suppressed_total{issuer="test"} 1
 `, t0.Unix())
 	if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want),
-		"authgate_jwks_fetches_total", "authgate_jwks_keys", "authgate_jwks_last_success_timestamp_seconds",
+		"authgate_jwks_fetches_total", "authgate_jwks_keys", "authgate_jwks_inline_keys", "authgate_jwks_last_success_timestamp_seconds",
 		"authgate_jwks_key_age_seconds", "authgate_jwks_refetch_suppressed_total"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// authgate_jwks_keys is what the key set can verify with at scrape time:
+// remote keys past their maximum staleness no longer count (the alert on
+// a sidecar without usable keys depends on it), and a sidecar whose inline
+// keys verify tokens reports them while every fetch fails (a sidecar
+// without IdP egress by design must not look like one that cannot verify).
+func TestKeyMetricsAtScrape(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		inline  bool
+		advance time.Duration // after the first refresh, with the IdP down
+		// The gauges wanted: usable keys, inline keys, key age in seconds.
+		keys, inlineKeys, age int
+	}{
+		{name: "remote keys fresh", advance: time.Hour, keys: 2, age: 3600},
+		{name: "remote keys at their maximum staleness", advance: 24 * time.Hour, keys: 2, age: 86400},
+		{name: "remote keys past their maximum staleness", advance: 24*time.Hour + time.Second, age: 86401},
+		{name: "inline keys, IdP never reachable", inline: true, advance: 48 * time.Hour, keys: 2, inlineKeys: 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			idp := faultidp.New(t)
+			var opts []func(*config.Issuer)
+			if tc.inline {
+				opts = append(opts, inline(idp.Issuer.PublicJWKS()))
+				idp.Set(faultidp.JWKS, faultidp.Down)
+			}
+			f := newKeySet(t, issuerConfig(idp.URL, opts...))
+			refreshed := f.ks.Refresh(t.Context())
+			if (refreshed != nil) != tc.inline {
+				t.Fatalf("got refresh error %v, want one only with the IdP down", refreshed)
+			}
+			idp.Set(faultidp.JWKS, faultidp.Down)
+			f.clk.Advance(tc.advance)
+			_ = f.ks.Refresh(t.Context())
+			want := fmt.Sprintf(`
+# HELP authgate_jwks_keys Usable verification keys per issuer: inline keys and remote keys not past their maximum staleness. 0: tokens of the issuer are refused.
+# TYPE authgate_jwks_keys gauge
+authgate_jwks_keys{issuer="test"} %d
+# HELP authgate_jwks_inline_keys Usable keys the configuration carries inline per issuer (the controller renders them); they never go stale and need no network.
+# TYPE authgate_jwks_inline_keys gauge
+authgate_jwks_inline_keys{issuer="test"} %d
+# HELP authgate_jwks_key_age_seconds Seconds since the issuer's key set was last loaded successfully.
+# TYPE authgate_jwks_key_age_seconds gauge
+authgate_jwks_key_age_seconds{issuer="test"} %d
+`, tc.keys, tc.inlineKeys, tc.age)
+			if err := testutil.GatherAndCompare(f.reg, strings.NewReader(want),
+				"authgate_jwks_keys", "authgate_jwks_inline_keys", "authgate_jwks_key_age_seconds"); err != nil {
+				t.Fatal(err)
+			}
+			if tc.inline {
+				if got := testutil.ToFloat64(f.m.JWKSFetches.WithLabelValues("test", "error")); got != 2 {
+					t.Fatalf("got %v failed fetches, want 2 (the metric counts them; the alerts look at the keys)", got)
+				}
+			}
+		})
 	}
 }
 

@@ -26,8 +26,6 @@ type Metrics struct {
 	// JWKSRefetchSuppressed counts unknown-kid refetches skipped by the
 	// issuer's refetch limit (see package jwks).
 	JWKSRefetchSuppressed *prometheus.CounterVec
-	// JWKSKeys is the number of usable keys per issuer.
-	JWKSKeys *prometheus.GaugeVec
 	// JWKSLastSuccess is the Unix time of the last good key set per issuer.
 	JWKSLastSuccess *prometheus.GaugeVec
 	// TokenCache counts verified-token cache lookups by result (hit, miss).
@@ -48,7 +46,7 @@ type Metrics struct {
 	// connections, which a shutdown waits for.
 	UpgradedConnections prometheus.Gauge
 
-	keyAge *keyAgeCollector
+	keys *keyCollector
 }
 
 // New creates and registers every metric on reg.
@@ -70,10 +68,6 @@ func New(reg prometheus.Registerer) *Metrics {
 		JWKSRefetchSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authgate_jwks_refetch_suppressed_total",
 			Help: "Token-triggered key refetches (unknown key id) skipped by the issuer's refetch limit: at most 3 per refresh cooldown with keys loaded, one per 250ms without.",
-		}, []string{"issuer"}),
-		JWKSKeys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "authgate_jwks_keys",
-			Help: "Usable verification keys per issuer.",
 		}, []string{"issuer"}),
 		JWKSLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "authgate_jwks_last_success_timestamp_seconds",
@@ -111,44 +105,73 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "authgate_upgraded_connections",
 			Help: "Open upgraded (WebSocket) connections through the proxy; a shutdown waits for them up to its timeout.",
 		}),
-		keyAge: &keyAgeCollector{
-			desc: prometheus.NewDesc("authgate_jwks_key_age_seconds",
+		keys: &keyCollector{
+			usable: prometheus.NewDesc("authgate_jwks_keys",
+				"Usable verification keys per issuer: inline keys and remote keys not past their maximum staleness. 0: tokens of the issuer are refused.",
+				[]string{"issuer"}, nil),
+			inline: prometheus.NewDesc("authgate_jwks_inline_keys",
+				"Usable keys the configuration carries inline per issuer (the controller renders them); they never go stale and need no network.",
+				[]string{"issuer"}, nil),
+			age: prometheus.NewDesc("authgate_jwks_key_age_seconds",
 				"Seconds since the issuer's key set was last loaded successfully.", []string{"issuer"}, nil),
-			sources: map[string]func() (float64, bool){},
+			sources: map[string]func() KeyStats{},
 		},
 	}
-	reg.MustRegister(m.RequestsTotal, m.StageDuration, m.JWKSFetches, m.JWKSRefetchSuppressed, m.JWKSKeys,
+	reg.MustRegister(m.RequestsTotal, m.StageDuration, m.JWKSFetches, m.JWKSRefetchSuppressed,
 		m.JWKSLastSuccess, m.TokenCache, m.TokenCacheEntries, m.ConfigReloads, m.ConfigLastSuccess,
-		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.UpgradedConnections, m.keyAge)
+		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.UpgradedConnections, m.keys)
 	return m
 }
 
-// SetKeyAgeSource reports the key age of issuer at scrape time; age returns
-// false when the issuer has no keys yet. A nil age removes the issuer.
-func (m *Metrics) SetKeyAgeSource(issuer string, age func() (float64, bool)) {
-	m.keyAge.mu.Lock()
-	defer m.keyAge.mu.Unlock()
-	if age == nil {
-		delete(m.keyAge.sources, issuer)
+// KeyStats is an issuer's key set as a scrape sees it.
+type KeyStats struct {
+	// Usable is the number of keys that verify tokens now.
+	Usable int
+	// Inline is the number of those the configuration carries inline.
+	Inline int
+	// Age is the seconds since the keys in use were loaded; HasAge is
+	// false while none has been.
+	Age    float64
+	HasAge bool
+}
+
+// SetKeySource reports issuer's key set at scrape time: authgate_jwks_keys,
+// authgate_jwks_inline_keys and authgate_jwks_key_age_seconds. They are
+// read when scraped, not set when keys change, because remote keys stop
+// being usable by time passing alone (maximum staleness) and a gauge set
+// on fetches would go on reporting them. The last source set for an issuer
+// wins; nil removes the issuer.
+func (m *Metrics) SetKeySource(issuer string, src func() KeyStats) {
+	m.keys.mu.Lock()
+	defer m.keys.mu.Unlock()
+	if src == nil {
+		delete(m.keys.sources, issuer)
 		return
 	}
-	m.keyAge.sources[issuer] = age
+	m.keys.sources[issuer] = src
 }
 
-type keyAgeCollector struct {
-	desc    *prometheus.Desc
-	mu      sync.Mutex
-	sources map[string]func() (float64, bool)
+type keyCollector struct {
+	usable, inline, age *prometheus.Desc
+	mu                  sync.Mutex
+	sources             map[string]func() KeyStats
 }
 
-func (c *keyAgeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.usable
+	ch <- c.inline
+	ch <- c.age
+}
 
-func (c *keyAgeCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for issuer, f := range c.sources {
-		if age, ok := f(); ok {
-			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, age, issuer)
+	for issuer, src := range c.sources {
+		st := src()
+		ch <- prometheus.MustNewConstMetric(c.usable, prometheus.GaugeValue, float64(st.Usable), issuer)
+		ch <- prometheus.MustNewConstMetric(c.inline, prometheus.GaugeValue, float64(st.Inline), issuer)
+		if st.HasAge {
+			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, st.Age, issuer)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package chart
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -45,6 +46,19 @@ func TestGeneratedCopiesAreIdentical(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s differs from %s: run hack/sync-chart-crds.sh", dst, src)
 		}
+	}
+}
+
+// config/prometheus/alerts.yaml is the chart's PrometheusRule with its
+// default values, written by hack/sync-alerts.sh; make alerts-test runs
+// promtool's rule tests on it, so they test what the chart ships.
+func TestAlertsCopyIsCurrent(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(filepath.Join("hack", "sync-alerts.sh"), "--check")
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "HELM="+helm)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: run hack/sync-alerts.sh\n%s", err, out)
 	}
 }
 
