@@ -173,7 +173,6 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		MaxRequeue: o.MaxRefresh,
 		Workers:    o.ReconcileWorkers,
 	}
-	logger.Info("issuer key fetches follow the fetch policy", "policy", o.FetchPolicy.String())
 	r.Issuers = issuers.New(issuers.Options{
 		FetchPolicy: o.FetchPolicy, Logger: logger, Registerer: reg,
 		MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,

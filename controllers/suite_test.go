@@ -59,7 +59,7 @@ func runWithManager(m *testing.M, cfg *rest.Config) int {
 	mgr, err := controllers.NewManager(rest.CopyConfig(cfg), controllers.Options{
 		MetricsAddr: "0", ProbeAddr: "0",
 		FetchPolicy: loopbackAllowed, // the IdPs are on loopback
-		MinRefresh: 300 * time.Millisecond, MaxRefresh: time.Minute, DefaultRefresh: 30 * time.Second, FetchTimeout: suiteFetchTimeout,
+		MinRefresh:  300 * time.Millisecond, MaxRefresh: time.Minute, DefaultRefresh: 30 * time.Second, FetchTimeout: suiteFetchTimeout,
 		Logger: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Registerer: registry,
 	})
 	if err != nil {

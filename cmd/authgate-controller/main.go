@@ -44,16 +44,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.DefaultRefresh, "jwks-default-refresh", 10*time.Minute, "refresh interval when the JWKS response has no max-age")
 	fs.DurationVar(&o.FetchTimeout, "jwks-fetch-timeout", 10*time.Second, "timeout of one discovery + JWKS fetch")
 	fs.DurationVar(&o.MaxStaleness, "jwks-max-staleness", 24*time.Hour, "stop shipping an issuer's keys after this long without a successful refresh")
-	var (
-		fetchAllow, fetchDeny []netip.Prefix
-		fetchAllowAPIServer   bool
-	)
-	fs.Func("fetch-allow-cidrs", "comma-separated IPs/CIDRs issuer key fetches may connect to although the default fetch policy refuses them (loopback, link-local, private, ...); see docs/fetch-policy.md",
-		prefixList(&fetchAllow))
-	fs.Func("fetch-deny-cidrs", "comma-separated IPs/CIDRs issuer key fetches never connect to, whatever --fetch-allow-cidrs and --fetch-allow-apiserver allow",
-		prefixList(&fetchDeny))
-	fs.BoolVar(&fetchAllowAPIServer, "fetch-allow-apiserver", true,
-		"allow issuer key fetches to the in-cluster API server's own address (the IP in KUBERNETES_SERVICE_HOST, exactly), for ServiceAccount token issuers")
+	fetch := bindFetchFlags(fs)
 	var (
 		ic             injector.Config
 		enableInjector bool
@@ -81,11 +72,10 @@ func run(args []string, stderr io.Writer) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	policy, apiServer, err := fetchPolicy(fetchAllow, fetchDeny, fetchAllowAPIServer, os.Getenv)
+	apiServer, err := fetch.apply(&o, os.Getenv)
 	if err != nil {
 		return err
 	}
-	o.FetchPolicy = policy
 	if enableInjector {
 		// Never inject into the gateway's own namespace.
 		if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
@@ -110,11 +100,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if apiServer.IsValid() {
-		o.Logger.Info("the fetch policy allows the API server's address (--fetch-allow-apiserver)", "address", apiServer)
-	} else if fetchAllowAPIServer {
-		o.Logger.Info("no API server address to allow: KUBERNETES_SERVICE_HOST is unset or not an IP address (never resolved)")
-	}
+	fetch.log(o.Logger, o.FetchPolicy, apiServer)
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
@@ -124,6 +110,45 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// fetchFlags are the flags of the issuer fetch policy.
+type fetchFlags struct {
+	allow, deny    []netip.Prefix
+	allowAPIServer bool
+}
+
+func bindFetchFlags(fs *flag.FlagSet) *fetchFlags {
+	f := &fetchFlags{}
+	fs.Func("fetch-allow-cidrs", "comma-separated IPs/CIDRs issuer key fetches may connect to although the default fetch policy refuses them (loopback, link-local, private, ...); see docs/fetch-policy.md",
+		prefixList(&f.allow))
+	fs.Func("fetch-deny-cidrs", "comma-separated IPs/CIDRs issuer key fetches never connect to, whatever --fetch-allow-cidrs and --fetch-allow-apiserver allow",
+		prefixList(&f.deny))
+	fs.BoolVar(&f.allowAPIServer, "fetch-allow-apiserver", true,
+		"allow issuer key fetches to the in-cluster API server's own address (the IP in KUBERNETES_SERVICE_HOST, exactly), for ServiceAccount token issuers")
+	return f
+}
+
+// apply sets o.FetchPolicy and returns the API server address it allows
+// (invalid when none).
+func (f *fetchFlags) apply(o *controllers.Options, getenv func(string) string) (netip.Addr, error) {
+	p, apiServer, err := fetchPolicy(f.allow, f.deny, f.allowAPIServer, getenv)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	o.FetchPolicy = p
+	return apiServer, nil
+}
+
+// log records the policy at start, so an operator sees what is allowed.
+func (f *fetchFlags) log(l *slog.Logger, p netguard.Policy, apiServer netip.Addr) {
+	l.Info("issuer key fetches follow the fetch policy", "policy", p.String())
+	switch {
+	case apiServer.IsValid():
+		l.Info("the fetch policy allows the API server's address (--fetch-allow-apiserver)", "address", apiServer.String())
+	case f.allowAPIServer:
+		l.Info("no API server address to allow: KUBERNETES_SERVICE_HOST is unset or not an IP address (never resolved)")
+	}
 }
 
 // prefixList parses a comma-separated flag value of IPs and CIDRs into l;
