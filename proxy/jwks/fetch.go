@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -118,7 +119,14 @@ func (k *KeySet) get(ctx context.Context, what, u string) ([]byte, http.Header, 
 		if errors.As(err, &denied) {
 			return nil, nil, fmt.Errorf("%s: %w", what, denied)
 		}
-		return nil, nil, fmt.Errorf("%s: %w", what, unwrapURLError(err))
+		err = unwrapURLError(err)
+		// net/http quotes the bytes it could not parse (`malformed HTTP
+		// response "SSH-2.0-..."`, a malformed header line): that is the
+		// peer's content, a service banner, and must not reach a status.
+		if strings.Contains(err.Error(), "malformed") {
+			return nil, nil, fmt.Errorf("%s: malformed HTTP response (not quoted)", what)
+		}
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
@@ -146,7 +154,12 @@ func contentType(h http.Header) string {
 	if ct == "" {
 		return "no content type"
 	}
-	return fmt.Sprintf("content type %q", clip(ct))
+	// Only the media type: parameters are free text.
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "an invalid content type"
+	}
+	return fmt.Sprintf("content type %q", clip(mt))
 }
 
 // unwrapURLError drops the URL from net/http errors: a configured URL may

@@ -209,6 +209,8 @@ func TestFetchErrorsDoNotEchoTheBody(t *testing.T) {
 	}{
 		{"error page", "text/html", http.StatusInternalServerError, "<html>" + marker + "</html>", `unexpected status 500 (content type "text/html")`, false},
 		{"no content type", "", http.StatusForbidden, marker, "unexpected status 403 (no content type)", false},
+		{"content type parameters", "text/plain; note=" + marker, http.StatusNotFound, marker, `unexpected status 404 (content type "text/plain")`, false},
+		{"invalid content type", marker + "/", http.StatusNotFound, marker, "unexpected status 404 (an invalid content type)", false},
 		{"html key set", "text/html", http.StatusOK, "<html>" + marker, `jwks: parse key set: not the expected JSON document: invalid JSON at byte 1 (content type "text/html")`, false},
 		{"wrong JSON type", "application/json", http.StatusOK, `{"keys":"` + marker + `"}`, "jwks: parse key set: not the expected JSON document", false},
 		{"html discovery", "text/html", http.StatusOK, marker, "discovery: parse document: not the expected JSON document", true},
@@ -239,5 +241,33 @@ func TestFetchErrorsDoNotEchoTheBody(t *testing.T) {
 				t.Fatalf("got %q, want no part of the body in the error", err)
 			}
 		})
+	}
+}
+
+// A peer that does not speak HTTP is reported without its banner, which
+// net/http's error would quote.
+func TestFetchErrorsDoNotEchoABanner(t *testing.T) {
+	t.Parallel()
+	const banner = "SSH-2.0-SECRET-BANNER"
+	for _, reply := range []string{banner + "\r\n", "HTTP/1.1 200 OK\r\n" + banner + "\r\n\r\n"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_, _ = c.Write([]byte(reply))
+				_ = c.Close()
+			}
+		}()
+		err = newKeySet(t, issuerConfig("http://"+ln.Addr().String())).ks.Refresh(t.Context())
+		if err == nil || strings.Contains(err.Error(), "SECRET") || !strings.Contains(err.Error(), "malformed HTTP response") {
+			t.Fatalf("got %v, want a malformed response reported without the peer's bytes", err)
+		}
 	}
 }
