@@ -9,7 +9,9 @@
 // name resolves to), so a name that resolves to a public address at check
 // time and a private one at connect time (DNS rebinding) gains nothing.
 //
-// The zero Policy refuses the Default ranges and allows everything else.
+// The zero Policy refuses the default ranges (loopback, link-local,
+// private, unique-local, carrier-grade NAT, unspecified, multicast,
+// reserved) and allows everything else.
 // Allow entries override the defaults; deny entries win over both.
 // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are checked as the IPv4
 // address they carry, and so are NAT64 addresses of the well-known prefix
@@ -26,14 +28,17 @@ import (
 	"syscall"
 )
 
-// Range is one range the zero Policy refuses, with the name errors give.
-type Range struct {
-	Prefix netip.Prefix
-	Name   string
+// namedRange is one range the zero Policy refuses, with the name errors
+// give.
+type namedRange struct {
+	prefix netip.Prefix
+	name   string
 }
 
-// defaults are the ranges refused unless allowed; see Default.
-var defaults = []Range{
+// defaults are the ranges refused unless allowed: unspecified, loopback,
+// link-local (the cloud metadata address 169.254.169.254 among them),
+// private, unique-local, carrier-grade NAT, multicast and reserved.
+var defaults = []namedRange{
 	{netip.MustParsePrefix("0.0.0.0/8"), "unspecified"},
 	{netip.MustParsePrefix("::/128"), "unspecified"},
 	{netip.MustParsePrefix("127.0.0.0/8"), "loopback"},
@@ -55,22 +60,17 @@ var defaults = []Range{
 // IPv4 address.
 var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
-// Default returns the ranges the zero Policy refuses: unspecified,
-// loopback, link-local (the cloud metadata address 169.254.169.254 among
-// them), private, unique-local, carrier-grade NAT, multicast and reserved.
-func Default() []Range { return append([]Range(nil), defaults...) }
-
 // Policy decides which addresses may be connected to. The zero Policy
-// refuses the Default ranges. It is immutable and safe for concurrent use.
+// refuses the default ranges. It is immutable and safe for concurrent use.
 type Policy struct {
 	allow []netip.Prefix
 	deny  []netip.Prefix
 }
 
-// New returns a policy that refuses the Default ranges except those in
-// allow, and always refuses deny. Prefixes are masked; IPv4-mapped IPv6
-// prefixes of /96 or longer become the IPv4 prefix they map. An invalid
-// prefix is an error.
+// New returns a policy that refuses the default ranges except those in
+// allow, and always refuses deny. Prefixes are masked; IPv4-mapped and
+// NAT64 prefixes of /96 or longer become the IPv4 prefix they carry. An
+// invalid prefix is an error.
 func New(allow, deny []netip.Prefix) (Policy, error) {
 	a, err := normalize(allow)
 	if err != nil {
@@ -162,7 +162,7 @@ func clip(s string) string {
 type DeniedError struct {
 	// Addr is the address refused, unmapped and without zone.
 	Addr netip.Addr
-	// Reason is the Default range's name ("link-local", ...), or "denied
+	// Reason is the default range's name ("link-local", ...), or "denied
 	// by <prefix>" for a deny entry.
 	Reason string
 }
@@ -194,8 +194,8 @@ func (p Policy) Check(addr netip.Addr) error {
 		}
 	}
 	for _, r := range defaults {
-		if r.Prefix.Contains(addr) {
-			return &DeniedError{Addr: addr, Reason: r.Name}
+		if r.prefix.Contains(addr) {
+			return &DeniedError{Addr: addr, Reason: r.name}
 		}
 	}
 	return nil
