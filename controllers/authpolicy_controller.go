@@ -205,15 +205,16 @@ func (r *Reconciler) gatherCAs(ctx context.Context, ns string) (map[string]*core
 
 // policyResult is what one reconcile decided about one policy.
 type policyResult struct {
-	policy       *v1alpha1.AuthPolicy
-	problem      *translate.Problem
-	rendered     *translate.Fragment // this generation, or the last good one
-	stale        bool                // rendered is an older generation
-	issuers      []v1alpha1.IssuerStatus
-	issuerErr    string
-	caErr        string    // an issuer whose CA bundle does not resolve
-	pending      string    // an issuer whose first key fetch has not ended
-	pendingUntil time.Time // when it will have ended at the latest
+	policy           *v1alpha1.AuthPolicy
+	problem          *translate.Problem
+	rendered         *translate.Fragment // this generation, or the last good one
+	stale            bool                // rendered is an older generation
+	issuers          []v1alpha1.IssuerStatus
+	issuerErr        string
+	issuerNotAllowed bool      // issuerErr is the fetch policy refusing an address
+	caErr            string    // an issuer whose CA bundle does not resolve
+	pending          string    // an issuer whose first key fetch has not ended
+	pendingUntil     time.Time // when it will have ended at the latest
 }
 
 func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *nsInputs, lastGood lastGood) *policyResult {
@@ -276,7 +277,7 @@ func (r *Reconciler) issuerKeys(p *v1alpha1.AuthPolicy, pr *policyResult, cas ma
 		case st.Pending && pr.pending == "":
 			pr.pending, pr.pendingUntil = j.IssuerURL, st.NextRefresh
 		case st.LastError != "" && pr.issuerErr == "":
-			pr.issuerErr = j.IssuerURL + ": " + st.LastError
+			pr.issuerErr, pr.issuerNotAllowed = j.IssuerURL+": "+st.LastError, st.AddressNotAllowed
 		}
 		if !seen[j.IssuerURL] {
 			seen[j.IssuerURL] = true

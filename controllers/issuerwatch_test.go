@@ -95,6 +95,10 @@ func TestIssuersCondition(t *testing.T) {
 			metav1.ConditionFalse, ReasonKeysPending},
 		{"refresh failed", policyResult{issuers: one, issuerErr: "https://a: down"}, metav1.ConditionFalse, ReasonRefreshFailed},
 		{"fetch failed", policyResult{issuers: none, issuerErr: "https://a: down"}, metav1.ConditionFalse, ReasonFetchFailed},
+		{"address not allowed", policyResult{issuers: none, issuerErr: "https://a: address 10.0.0.1 is not allowed", issuerNotAllowed: true},
+			metav1.ConditionFalse, ReasonAddressNotAllowed},
+		{"address not allowed after keys", policyResult{issuers: one, issuerErr: "https://a: address 10.0.0.1 is not allowed", issuerNotAllowed: true},
+			metav1.ConditionFalse, ReasonAddressNotAllowed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

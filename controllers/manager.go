@@ -29,6 +29,7 @@ import (
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/controllers/translate"
+	"github.com/authgate/authgate/internal/netguard"
 )
 
 // Options configure the controller manager.
@@ -50,8 +51,15 @@ type Options struct {
 	// MaxStaleness stops shipping an issuer's keys after this long without a
 	// successful refresh (default 24h), so sidecars fail closed.
 	MaxStaleness time.Duration
-	// HTTPClient fetches issuer keys; nil uses the jwks package's client.
-	HTTPClient *http.Client
+	// FetchPolicy decides which addresses the issuer key fetches (OIDC
+	// discovery, JWKS, redirects) may connect to, checked on the resolved
+	// address of every connection (internal/netguard); environment proxies
+	// are not used for them. The zero Policy refuses loopback, link-local,
+	// private and the other default ranges: an AuthPolicy author names the
+	// URLs, and must not reach the metadata service or the cluster's
+	// internals through the controller. There is no way around it: the
+	// controller always fetches through the policy.
+	FetchPolicy netguard.Policy
 	// Logger for the issuer manager.
 	Logger *slog.Logger
 	// Registerer for the controller's own metrics; nil uses
@@ -166,7 +174,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Workers:    o.ReconcileWorkers,
 	}
 	r.Issuers = issuers.New(issuers.Options{
-		HTTPClient: o.HTTPClient, Logger: logger, Registerer: reg,
+		FetchPolicy: o.FetchPolicy, Logger: logger, Registerer: reg,
 		MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,
 		MaxStaleness: o.MaxStaleness, OnChange: r.IssuerChanged,
 	})

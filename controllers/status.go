@@ -28,6 +28,10 @@ const (
 	ReasonRefreshFailed      = "RefreshFailed"
 	ReasonFetchFailed        = "FetchFailed"
 	ReasonKeysPending        = "KeysPending"
+	// ReasonAddressNotAllowed: the controller's fetch policy refused an
+	// address an issuer's URLs resolved or redirected to (--fetch-allow-cidrs,
+	// docs/fetch-policy.md).
+	ReasonAddressNotAllowed = "AddressNotAllowed"
 	// ReasonCAUnresolved: an issuer's certificateAuthority does not resolve,
 	// so its keys are not fetched at all (see Accepted).
 	ReasonCAUnresolved = "CAUnresolved"
@@ -95,6 +99,14 @@ func issuersCondition(pr *policyResult, gen int64) metav1.Condition {
 	case pr.issuerErr == "":
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonKeysFetched
 		c.Message = fmt.Sprintf("%d issuer(s), %d key(s) shipped inline to the sidecars", len(pr.issuers), keys)
+	case pr.issuerNotAllowed:
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonAddressNotAllowed
+		shipped := "no keys are shipped inline"
+		if withKeys == len(pr.issuers) {
+			shipped = "the last good keys are still shipped"
+		}
+		c.Message = "the controller's fetch policy does not allow the issuer's address, " + shipped +
+			" (an operator can allow it with --fetch-allow-cidrs, see docs/fetch-policy.md): issuer " + pr.issuerErr
 	case withKeys == len(pr.issuers):
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonRefreshFailed
 		c.Message = "refresh failed, the last good keys are still shipped: " + pr.issuerErr

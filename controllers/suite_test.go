@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/authgate/authgate/controllers"
+	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/test/k8senv"
 )
 
@@ -40,11 +42,24 @@ func TestMain(m *testing.M) {
 	}))
 }
 
+// loopbackAllowed is the suite controller's fetch policy: the tests' IdPs
+// (test/faultidp, httptest) listen on loopback, which the default policy
+// refuses, so 127.0.0.0/8 and ::1 are allowed explicitly. Everything else
+// the default refuses (link-local, private, ...) stays refused.
+var loopbackAllowed = func() netguard.Policy {
+	p, err := netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, nil)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
+
 // runWithManager runs the tests with the controller manager running.
 func runWithManager(m *testing.M, cfg *rest.Config) int {
 	mgr, err := controllers.NewManager(rest.CopyConfig(cfg), controllers.Options{
 		MetricsAddr: "0", ProbeAddr: "0",
-		MinRefresh: 300 * time.Millisecond, MaxRefresh: time.Minute, DefaultRefresh: 30 * time.Second, FetchTimeout: suiteFetchTimeout,
+		FetchPolicy: loopbackAllowed, // the IdPs are on loopback
+		MinRefresh:  300 * time.Millisecond, MaxRefresh: time.Minute, DefaultRefresh: 30 * time.Second, FetchTimeout: suiteFetchTimeout,
 		Logger: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Registerer: registry,
 	})
 	if err != nil {

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,6 +19,7 @@ import (
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
+	"github.com/authgate/authgate/internal/netguard"
 )
 
 func main() {
@@ -41,6 +44,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.DefaultRefresh, "jwks-default-refresh", 10*time.Minute, "refresh interval when the JWKS response has no max-age")
 	fs.DurationVar(&o.FetchTimeout, "jwks-fetch-timeout", 10*time.Second, "timeout of one discovery + JWKS fetch")
 	fs.DurationVar(&o.MaxStaleness, "jwks-max-staleness", 24*time.Hour, "stop shipping an issuer's keys after this long without a successful refresh")
+	fetch := bindFetchFlags(fs)
 	var (
 		ic             injector.Config
 		enableInjector bool
@@ -68,6 +72,10 @@ func run(args []string, stderr io.Writer) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
+	apiServer, err := fetch.apply(&o, os.Getenv)
+	if err != nil {
+		return err
+	}
 	if enableInjector {
 		// Never inject into the gateway's own namespace.
 		if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
@@ -92,6 +100,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	fetch.log(o.Logger, o.FetchPolicy, apiServer)
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
@@ -101,4 +110,79 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// fetchFlags are the flags of the issuer fetch policy.
+type fetchFlags struct {
+	allow, deny    []netip.Prefix
+	allowAPIServer bool
+}
+
+func bindFetchFlags(fs *flag.FlagSet) *fetchFlags {
+	f := &fetchFlags{}
+	fs.Func("fetch-allow-cidrs", "comma-separated IPs/CIDRs issuer key fetches may connect to although the default fetch policy refuses them (loopback, link-local, private, ...); see docs/fetch-policy.md",
+		prefixList(&f.allow))
+	fs.Func("fetch-deny-cidrs", "comma-separated IPs/CIDRs issuer key fetches never connect to, whatever --fetch-allow-cidrs and --fetch-allow-apiserver allow",
+		prefixList(&f.deny))
+	fs.BoolVar(&f.allowAPIServer, "fetch-allow-apiserver", true,
+		"allow issuer key fetches to the in-cluster API server's own address (the IP in KUBERNETES_SERVICE_HOST, exactly), for ServiceAccount token issuers")
+	return f
+}
+
+// apply sets o.FetchPolicy and returns the API server address it allows
+// (invalid when none).
+func (f *fetchFlags) apply(o *controllers.Options, getenv func(string) string) (netip.Addr, error) {
+	p, apiServer, err := fetchPolicy(f.allow, f.deny, f.allowAPIServer, getenv)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	o.FetchPolicy = p
+	return apiServer, nil
+}
+
+// log records the policy at start, so an operator sees what is allowed.
+func (f *fetchFlags) log(l *slog.Logger, p netguard.Policy, apiServer netip.Addr) {
+	l.Info("issuer key fetches follow the fetch policy", "policy", p.String())
+	switch {
+	case apiServer.IsValid():
+		l.Info("the fetch policy allows the API server's address (--fetch-allow-apiserver)", "address", apiServer.String())
+	case f.allowAPIServer:
+		l.Info("no API server address to allow: KUBERNETES_SERVICE_HOST is unset or not an IP address (never resolved)")
+	}
+}
+
+// prefixList parses a comma-separated flag value of IPs and CIDRs into l;
+// the flag may be given more than once.
+func prefixList(l *[]netip.Prefix) func(string) error {
+	return func(s string) error {
+		p, err := netguard.ParseList(s)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, p...)
+		return nil
+	}
+}
+
+// fetchPolicy builds the controller's fetch policy from its flags. With
+// allowAPIServer, the API server's own address is allowed: the IP literal
+// in KUBERNETES_SERVICE_HOST (the kubernetes Service's ClusterIP, set in
+// every pod), exactly that one address, so ServiceAccount token issuers
+// (https://kubernetes.default.svc.cluster.local) work by default while the
+// rest of the service range stays refused. A name there is not resolved:
+// it could point anywhere. The address is returned for the log (invalid
+// when none was allowed). Deny entries still win over it.
+func fetchPolicy(allow, deny []netip.Prefix, allowAPIServer bool, getenv func(string) string) (netguard.Policy, netip.Addr, error) {
+	var apiServer netip.Addr
+	if allowAPIServer {
+		if a, err := netip.ParseAddr(getenv("KUBERNETES_SERVICE_HOST")); err == nil && a.Zone() == "" {
+			apiServer = a.Unmap()
+			allow = append(slices.Clip(allow), netip.PrefixFrom(apiServer, apiServer.BitLen()))
+		}
+	}
+	p, err := netguard.New(allow, deny)
+	if err != nil {
+		return netguard.Policy{}, netip.Addr{}, fmt.Errorf("fetch policy: %w", err)
+	}
+	return p, apiServer, nil
 }

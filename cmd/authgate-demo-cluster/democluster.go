@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/authgate/authgate/internal/devissuer"
 	"github.com/authgate/authgate/internal/echo"
 	"github.com/authgate/authgate/internal/keygen"
+	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/internal/serve"
 	"github.com/authgate/authgate/proxy/app"
 	"github.com/authgate/authgate/proxy/config"
@@ -111,7 +113,14 @@ func startClusterDemo(ctx context.Context, cfg *rest.Config, out io.Writer) (*cl
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
+	// The demo's issuer listens on 127.0.0.1, which the controller's
+	// default fetch policy refuses: the demo allows exactly that address.
+	demoIssuerAllowed, err := netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, nil)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := controllers.NewManager(rest.CopyConfig(cfg), controllers.Options{
+		FetchPolicy: demoIssuerAllowed,
 		MetricsAddr: "0", ProbeAddr: "0", MinRefresh: time.Second, MaxRefresh: time.Hour, DefaultRefresh: 10 * time.Minute,
 		FetchTimeout: 5 * time.Second, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Registerer: prometheus.NewRegistry(),
 	})

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/test/faultidp"
 	"github.com/authgate/authgate/test/wait"
 )
@@ -196,5 +199,51 @@ func TestInvalidSpecsAreNotFetched(t *testing.T) {
 	}
 	if n := idp.Hits(faultidp.Discovery | faultidp.JWKS); n != 0 {
 		t.Fatalf("got %d requests to the issuer, want 0", n)
+	}
+}
+
+// An issuer whose address the fetch policy refuses fails like any other
+// fetch (LastError, the error metric, a retry after MinRefresh), marked
+// AddressNotAllowed, with the refused address and the range in LastError:
+// a link-local URL, a loopback IdP the default policy refuses, and a name
+// resolving to loopback.
+func TestFetchPolicyRefusal(t *testing.T) {
+	t.Parallel()
+	idp := faultidp.New(t)
+	byName := strings.Replace(idp.URL, "127.0.0.1", "localhost", 1)
+	tests := []struct {
+		name   string
+		policy func(*Options)
+		spec   Spec
+		want   string
+	}{
+		{"metadata address", nil, Spec{IssuerURL: "https://169.254.169.254"},
+			"discovery: address 169.254.169.254 is not allowed by the fetch policy (link-local)"},
+		{"loopback IdP, default policy", func(o *Options) { o.FetchPolicy = netguard.Policy{} }, Spec{IssuerURL: idp.URL},
+			"discovery: address 127.0.0.1 is not allowed by the fetch policy (loopback)"},
+		{"a name resolving to loopback, default policy", func(o *Options) { o.FetchPolicy = netguard.Policy{} }, Spec{IssuerURL: byName},
+			"is not allowed by the fetch policy (loopback)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { // not parallel: the hit count is checked after them
+			mut := []func(*Options){fetchTimeout(2 * time.Second)}
+			if tt.policy != nil {
+				mut = append(mut, tt.policy)
+			}
+			f := newManager(t, mut...)
+			st := f.m.Ensure(t.Context(), tt.spec)
+			if !st.AddressNotAllowed || !strings.Contains(st.LastError, tt.want) || st.KeyCount != 0 {
+				t.Fatalf("got state %s (address not allowed: %v), want no keys and an error containing %q", summary(st), st.AddressNotAllowed, tt.want)
+			}
+			if cur := f.m.Current(tt.spec); !cur.AddressNotAllowed || cur.LastError != st.LastError {
+				t.Fatalf("got Current %s (address not allowed: %v), want what Ensure reported", summary(cur), cur.AddressNotAllowed)
+			}
+			if got := testutil.ToFloat64(f.m.metrics.refreshes.WithLabelValues(tt.spec.IssuerURL, resultError)); got != 1 {
+				t.Fatalf("got %v error refreshes, want the refusal counted as one", got)
+			}
+		})
+	}
+	if n := idp.Hits(faultidp.All); n != 0 {
+		t.Fatalf("got %d requests at the refused IdP, want none", n)
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/test/fakeclock"
 	"github.com/authgate/authgate/test/logbuf"
@@ -30,10 +32,24 @@ type fixture struct {
 	logs *syncBuffer
 }
 
+// loopbackAllowed is the fetch policy of these tests: their IdPs
+// (test/faultidp, httptest) listen on loopback, which the default policy
+// refuses, so 127.0.0.0/8 and ::1 are allowed explicitly. Everything else
+// the default refuses stays refused.
+func loopbackAllowed(t *testing.T) netguard.Policy {
+	t.Helper()
+	p, err := netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func newManager(t *testing.T, mut ...func(*Options)) *fixture {
 	t.Helper()
 	f := &fixture{reg: prometheus.NewRegistry(), clk: newClock(), logs: &syncBuffer{}}
 	opts := Options{
+		FetchPolicy:  loopbackAllowed(t), // the IdPs are on loopback
 		Now:          f.clk.Now,
 		Logger:       slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registerer:   f.reg,

@@ -14,6 +14,7 @@ package issuers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/jwks"
 	"github.com/authgate/authgate/proxy/metrics"
@@ -43,9 +45,17 @@ const maxErrorBytes = 512
 
 // Options configure a Manager. Zero values take the defaults.
 type Options struct {
-	// HTTPClient fetches discovery documents and key sets. nil: each key
-	// set builds its own tuned client (proxy/jwks); http.DefaultClient is
-	// never used.
+	// FetchPolicy is checked on every connection a key fetch opens, on the
+	// resolved address, redirects and discovered jwks_uri included
+	// (internal/netguard); environment proxies are not used. The zero
+	// Policy refuses loopback, link-local, private and the other default
+	// ranges: tests with IdPs on loopback must allow them explicitly.
+	FetchPolicy netguard.Policy
+	// HTTPClient, when set, fetches instead of the guarded clients the key
+	// sets build (proxy/jwks), and FetchPolicy is NOT applied: a caller's
+	// transport may dial in ways no policy sees. It is for tests whose
+	// transport never dials; controllers.NewManager never sets it.
+	// http.DefaultClient is never used.
 	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -115,6 +125,9 @@ type State struct {
 	LastSuccess time.Time
 	// LastError is the last refresh's error, "" after a success.
 	LastError string
+	// AddressNotAllowed: LastError is FetchPolicy refusing an address the
+	// issuer's URLs resolved or redirected to.
+	AddressNotAllowed bool
 	// Pending: the first fetch has not ended yet (no keys, no error). It
 	// ends within FetchTimeout of its start.
 	Pending bool
@@ -142,13 +155,14 @@ type entry struct {
 	spec Spec // normalized
 	ks   *jwks.KeySet
 
-	mu        sync.Mutex
-	attempted bool      // a refresh has finished
-	lastError string    // of the last refresh
-	next      time.Time // when the next refresh is due
-	flight    *flight   // the running refresh, nil if none
-	forgotten bool      // dropped by Forget: record no more metrics, tell no one
-	reported  string    // fingerprint of the state last given to OnChange
+	mu         sync.Mutex
+	attempted  bool      // a refresh has finished
+	lastError  string    // of the last refresh
+	notAllowed bool      // the last refresh's error is the fetch policy's
+	next       time.Time // when the next refresh is due
+	flight     *flight   // the running refresh, nil if none
+	forgotten  bool      // dropped by Forget: record no more metrics, tell no one
+	reported   string    // fingerprint of the state last given to OnChange
 }
 
 // flight is one refresh shared by every Ensure that asked while it ran.
@@ -316,12 +330,17 @@ func (m *Manager) newKeySet(s Spec) (*jwks.KeySet, error) {
 		},
 	}
 	iss.Default()
+	var policy *netguard.Policy
+	if m.opts.HTTPClient == nil {
+		policy = &m.opts.FetchPolicy
+	}
 	ks, err := jwks.New(jwks.Options{
-		Issuer:     iss,
-		HTTPClient: m.opts.HTTPClient,
-		Now:        m.opts.Now,
-		Metrics:    metrics.New(prometheus.NewRegistry()),
-		Logger:     m.opts.Logger,
+		Issuer:      iss,
+		HTTPClient:  m.opts.HTTPClient,
+		FetchPolicy: policy,
+		Now:         m.opts.Now,
+		Metrics:     metrics.New(prometheus.NewRegistry()),
+		Logger:      m.opts.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issuer key set: %w", err)
@@ -369,6 +388,8 @@ func (m *Manager) fetch(ctx context.Context, e *entry) (State, time.Duration, er
 	state := State{Keys: keys, KeyCount: len(keys.Keys), LastSuccess: st.LastSuccess, NextRefresh: now.Add(wait)}
 	if err != nil {
 		state.LastError = truncate(err.Error(), maxErrorBytes)
+		var denied *netguard.DeniedError
+		state.AddressNotAllowed = errors.As(err, &denied)
 	}
 	return state, wait, err
 }
@@ -382,7 +403,7 @@ func (m *Manager) settle(e *entry, f *flight, state *State, err error) bool {
 	changed := false
 	if state != nil {
 		e.attempted = true
-		e.lastError = state.LastError
+		e.lastError, e.notAllowed = state.LastError, state.AddressNotAllowed
 		e.next = state.NextRefresh
 		if !e.forgotten {
 			m.metrics.observe(e.spec.IssuerURL, *state, err)
@@ -413,7 +434,7 @@ func (m *Manager) state(e *entry) State {
 	st := e.ks.Status()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := State{Keys: keys, KeyCount: len(keys.Keys), LastSuccess: st.LastSuccess, LastError: e.lastError, NextRefresh: e.next}
+	s := State{Keys: keys, KeyCount: len(keys.Keys), LastSuccess: st.LastSuccess, LastError: e.lastError, AddressNotAllowed: e.notAllowed, NextRefresh: e.next}
 	if !e.attempted {
 		s.Pending = true
 		s.NextRefresh = m.opts.Now().Add(m.opts.FetchTimeout)

@@ -45,13 +45,13 @@ func TestMetricsSharedRegistry(t *testing.T) {
 	t.Parallel()
 	idp := faultidp.New(t)
 	reg := prometheus.NewRegistry()
-	a := New(Options{Registerer: reg})
-	b := New(Options{Registerer: reg}) // must not panic; shares the collectors
+	a := New(Options{Registerer: reg, FetchPolicy: loopbackAllowed(t)})
+	b := New(Options{Registerer: reg, FetchPolicy: loopbackAllowed(t)}) // must not panic; shares the collectors
 	a.Ensure(t.Context(), Spec{IssuerURL: idp.URL})
 	b.Ensure(t.Context(), Spec{IssuerURL: idp.URL})
 	if got := testutil.ToFloat64(a.metrics.refreshes.WithLabelValues(idp.URL, resultSuccess)); got != 2 {
 		t.Fatalf("got %v successful refreshes, want 2 from both managers", got)
 	}
 	// No registerer: nothing registered, nothing panics.
-	New(Options{}).Ensure(t.Context(), Spec{IssuerURL: idp.URL})
+	New(Options{FetchPolicy: loopbackAllowed(t)}).Ensure(t.Context(), Spec{IssuerURL: idp.URL})
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/urlrule"
 )
@@ -32,27 +34,18 @@ const maxRedirects = 3
 // client trusts exactly those CAs instead of the system roots: base's
 // transport is cloned with RootCAs replaced, and a base whose transport is
 // not an *http.Transport is refused, since roots could not be applied to it
-// (fail closed rather than fall back to the system roots).
-func newClient(base *http.Client, timeout time.Duration, roots *x509.CertPool) (*http.Client, error) {
+// (fail closed rather than fall back to the system roots). With policy, the
+// client is always a dedicated one (newTransport) and base is refused: a
+// caller's transport may dial in ways the policy cannot see.
+func newClient(base *http.Client, timeout time.Duration, roots *x509.CertPool, policy *netguard.Policy) (*http.Client, error) {
+	if policy != nil && base != nil {
+		return nil, errors.New("a fetch policy applies only to the key set's own client, not to Options.HTTPClient")
+	}
 	var c http.Client
 	if base != nil && (roots == nil || base.Transport != nil) {
 		c = *base
 	} else {
-		c = http.Client{
-			Timeout: timeout,
-			Transport: &http.Transport{
-				Proxy:                  http.ProxyFromEnvironment,
-				DialContext:            (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-				TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-				TLSHandshakeTimeout:    timeout,
-				ResponseHeaderTimeout:  timeout,
-				MaxIdleConns:           4,
-				MaxIdleConnsPerHost:    2,
-				IdleConnTimeout:        90 * time.Second,
-				MaxResponseHeaderBytes: 64 << 10,
-				ForceAttemptHTTP2:      true,
-			},
-		}
+		c = http.Client{Timeout: timeout, Transport: newTransport(timeout, policy)}
 		if base != nil && base.Timeout > 0 {
 			c.Timeout = base.Timeout
 		}
@@ -79,6 +72,34 @@ func newClient(base *http.Client, timeout time.Duration, roots *x509.CertPool) (
 	return &c, nil
 }
 
+// newTransport is the one place a key fetcher's transport is built, guarded
+// or not. With policy, every connection is checked by the dialer's
+// ControlContext on the address it connects to, after DNS resolution: each
+// address a name resolves to, each redirect hop, each new connection (and
+// clones for CA bundles keep the dialer). HTTP(S)_PROXY is then ignored:
+// through a proxy, the dialer would see only the proxy's address and the
+// proxy would reach the target unchecked.
+func newTransport(timeout time.Duration, policy *netguard.Policy) *http.Transport {
+	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	proxy := http.ProxyFromEnvironment
+	if policy != nil {
+		dialer.ControlContext = policy.Control
+		proxy = nil
+	}
+	return &http.Transport{
+		Proxy:                  proxy,
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    timeout,
+		ResponseHeaderTimeout:  timeout,
+		MaxIdleConns:           4,
+		MaxIdleConnsPerHost:    2,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+		ForceAttemptHTTP2:      true,
+	}
+}
+
 // get fetches u with the fetch timeout covering the whole exchange,
 // requires 200 and refuses bodies over Fetch.MaxBytes. It returns the body
 // and the response headers.
@@ -92,11 +113,24 @@ func (k *KeySet) get(ctx context.Context, what, u string) ([]byte, http.Header, 
 	req.Header.Set("Accept", "application/json, application/jwk-set+json")
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", what, unwrapURLError(err))
+		// A refused address is reported as itself, without the dial
+		// error around it, so a policy's status says plainly why.
+		var denied *netguard.DeniedError
+		if errors.As(err, &denied) {
+			return nil, nil, fmt.Errorf("%s: %w", what, denied)
+		}
+		err = unwrapURLError(err)
+		// net/http quotes the bytes it could not parse (`malformed HTTP
+		// response "SSH-2.0-..."`, a malformed header line): that is the
+		// peer's content, a service banner, and must not reach a status.
+		if strings.Contains(err.Error(), "malformed") {
+			return nil, nil, fmt.Errorf("%s: malformed HTTP response (not quoted)", what)
+		}
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
-		return nil, nil, fmt.Errorf("%s: unexpected status %d", what, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%s: unexpected status %d (%s)", what, resp.StatusCode, contentType(resp.Header))
 	}
 	limit := k.fetch.MaxBytes
 	if resp.ContentLength > limit {
@@ -110,6 +144,22 @@ func (k *KeySet) get(ctx context.Context, what, u string) ([]byte, http.Header, 
 		return nil, nil, fmt.Errorf("%s: response exceeds the %d byte limit", what, limit)
 	}
 	return body, resp.Header, nil
+}
+
+// contentType describes a response's Content-Type for an error message.
+// Errors land in AuthPolicy status and the proxy's admin endpoint, so they
+// carry the status code and this, never a byte of the body.
+func contentType(h http.Header) string {
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return "no content type"
+	}
+	// Only the media type: parameters are free text.
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return "an invalid content type"
+	}
+	return fmt.Sprintf("content type %q", clip(mt))
 }
 
 // unwrapURLError drops the URL from net/http errors: a configured URL may
@@ -154,7 +204,7 @@ func (k *KeySet) fetchKeys(ctx context.Context) ([]jose.JSONWebKey, lifetime, er
 // jwks_uri. The document's issuer must equal the configured one exactly.
 func (k *KeySet) discover(ctx context.Context) (string, error) {
 	u := strings.TrimSuffix(k.issuerURL, "/") + "/.well-known/openid-configuration"
-	body, _, err := k.get(ctx, "discovery", u)
+	body, header, err := k.get(ctx, "discovery", u)
 	if err != nil {
 		return "", err
 	}
@@ -163,10 +213,15 @@ func (k *KeySet) discover(ctx context.Context) (string, error) {
 		JWKSURI string `json:"jwks_uri"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return "", fmt.Errorf("discovery: parse document: %w", err)
+		return "", fmt.Errorf("discovery: parse document: %w", bodyError(err, header))
 	}
 	if doc.Issuer != k.issuerURL {
-		return "", fmt.Errorf("discovery: document issuer %q does not equal issuerURL %q", clip(doc.Issuer), k.issuerURL)
+		// The document's issuer is remote content: it is not quoted.
+		hint := ""
+		if strings.TrimSuffix(doc.Issuer, "/") == strings.TrimSuffix(k.issuerURL, "/") {
+			hint = " (they differ in a trailing slash)"
+		}
+		return "", fmt.Errorf("discovery: document issuer does not equal issuerURL %q%s", k.issuerURL, hint)
 	}
 	ju, err := url.Parse(doc.JWKSURI)
 	if err != nil || doc.JWKSURI == "" {
@@ -176,6 +231,21 @@ func (k *KeySet) discover(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("discovery: jwks_uri: %w", err)
 	}
 	return doc.JWKSURI, nil
+}
+
+// errNotJSON is a response body that does not decode as the expected JSON.
+var errNotJSON = errors.New("not the expected JSON document")
+
+// bodyError replaces a JSON decoding error, whose text may quote the body
+// (json.SyntaxError names the offending character, UnmarshalTypeError the
+// value's type and field), by one that gives only the offset and the
+// content type.
+func bodyError(err error, h http.Header) error {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Errorf("%w: invalid JSON at byte %d (%s)", errNotJSON, syn.Offset, contentType(h))
+	}
+	return fmt.Errorf("%w (%s)", errNotJSON, contentType(h))
 }
 
 // clip shortens a remote-supplied string for an error message.
@@ -197,7 +267,7 @@ func (k *KeySet) fetchSet(ctx context.Context, uri string) ([]jose.JSONWebKey, l
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, lifetime{}, fmt.Errorf("jwks: parse key set: %w", err)
+		return nil, lifetime{}, fmt.Errorf("jwks: parse key set: %w", bodyError(err, header))
 	}
 	keys, dropped := k.usableKeys(set.Keys)
 	if dropped > 0 {

@@ -32,6 +32,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/proxy/cabundle"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/metrics"
@@ -63,6 +64,12 @@ type Options struct {
 	// Issuer.CABundle, a copy whose transport (an *http.Transport) trusts
 	// exactly the bundle's CAs is used instead.
 	HTTPClient *http.Client
+	// FetchPolicy, when set, is checked on every connection the key set
+	// opens, on the resolved address (internal/netguard), and environment
+	// proxies are not used. It needs the key set's own client: with
+	// HTTPClient set too, New fails. nil checks nothing: the proxy sidecar
+	// fetches from its own pod's network, which its tenant already controls.
+	FetchPolicy *netguard.Policy
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics receives fetch counters and key gauges. Required.
@@ -171,7 +178,7 @@ func New(opts Options) (*KeySet, error) {
 		}
 		roots = b.Pool
 	}
-	client, err := newClient(opts.HTTPClient, iss.Fetch.Timeout.Duration, roots)
+	client, err := newClient(opts.HTTPClient, iss.Fetch.Timeout.Duration, roots, opts.FetchPolicy)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: issuer %q: %w", iss.Name, err)
 	}

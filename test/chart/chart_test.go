@@ -149,6 +149,10 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"trusted proxy not an address", "proxy:\n  trustedProxies:\n    knative: [activator]", "/proxy/trustedProxies/knative/0"},
 		{"trusted proxy trusting everyone", "proxy:\n  trustedProxies:\n    openfaas: [0.0.0.0/0]", "/proxy/trustedProxies/openfaas/0"},
 		{"trusted proxies unknown platform", "proxy:\n  trustedProxies:\n    lambda: [10.0.0.0/8]", "lambda"},
+		{"fetch allow entry not an address", "fetchPolicy:\n  allowCIDRs: [idp.internal]", "/fetchPolicy/allowCIDRs/0"},
+		{"fetch deny entry not an address", "fetchPolicy:\n  denyCIDRs: [\"10.0.0.0/8,10.1.0.0/16\"]", "/fetchPolicy/denyCIDRs/0"},
+		{"fetch API server not a boolean", "fetchPolicy:\n  allowAPIServer: \"no\"", "/fetchPolicy/allowAPIServer"},
+		{"fetch policy unknown key", "fetchPolicy:\n  allowCidrs: [10.0.0.0/8]", "allowCidrs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -176,6 +180,7 @@ proxy: {image: {digest: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef
   trustedProxies: {knative: [10.42.7.0/24, "fd00:42::/64"], openfaas: [10.42.3.17]}}
 resources: {requests: {cpu: 0.5, memory: 1Gi}, limits: {memory: 2Gi}}
 jwks: {minRefresh: 30s, maxStaleness: 1h30m}
+fetchPolicy: {allowCIDRs: [10.20.0.0/16, "fd00:42::/64"], denyCIDRs: [10.20.9.9], allowAPIServer: false}
 webhook: {failurePolicy: Ignore, timeoutSeconds: 5, excludeNamespaces: [kube-public, istio-system]}
 certManager: {enabled: true, issuerRef: {name: corp-ca, kind: ClusterIssuer, group: cert-manager.io}}
 podDisruptionBudget: {minAvailable: 50%}
@@ -201,6 +206,7 @@ monitoring: {prometheusRule: {enabled: true, denySpike: {factor: 5, minRate: 0.2
 		"--injector-cpu-limit=500m", "--injector-proxy-port=8095", "--manage-webhook-certs=false",
 		"--injector-exclude-namespaces=kube-public,istio-system,$(POD_NAMESPACE)", "--zap-devel=false",
 		"--injector-knative-trusted-proxies=10.42.7.0/24,fd00:42::/64", "--injector-openfaas-trusted-proxies=10.42.3.17",
+		"--fetch-allow-cidrs=10.20.0.0/16,fd00:42::/64", "--fetch-deny-cidrs=10.20.9.9", "--fetch-allow-apiserver=false",
 	} {
 		if !contains(args, want) {
 			t.Errorf("controller args %v lack %s", args, want)

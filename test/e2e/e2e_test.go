@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,6 +39,7 @@ import (
 	"github.com/authgate/authgate/controllers/translate"
 	"github.com/authgate/authgate/internal/atomicwriter"
 	"github.com/authgate/authgate/internal/echo"
+	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/test/faultidp"
 	"github.com/authgate/authgate/test/k8senv"
@@ -72,11 +74,19 @@ func run(m *testing.M, cfg *rest.Config) int {
 		fmt.Fprintf(os.Stderr, "build authgate-proxy: %v\n%s", err, out)
 		return 1
 	}
+	// The tests' IdPs listen on loopback, which the controller's default
+	// fetch policy refuses: allow exactly 127.0.0.0/8 and ::1 here.
+	loopbackAllowed, err := netguard.New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	mgr, err := controllers.NewManager(rest.CopyConfig(cfg), controllers.Options{
 		MetricsAddr: "0", ProbeAddr: "0", MinRefresh: time.Second, MaxRefresh: time.Minute,
 		DefaultRefresh: 30 * time.Second, FetchTimeout: 2 * time.Second,
-		Logger:     slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Registerer: prometheus.NewRegistry(),
+		FetchPolicy: loopbackAllowed, // the IdPs are on loopback
+		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Registerer:  prometheus.NewRegistry(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
