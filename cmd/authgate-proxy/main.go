@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/proxy/app"
+	"github.com/authgate/authgate/proxy/appprobe"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/labels"
 )
@@ -29,6 +30,9 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "capture" {
+		return runCapture(args[1:], stderr)
+	}
 	fs := flag.NewFlagSet("authgate-proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -53,6 +57,20 @@ func run(args []string, stderr io.Writer) error {
 				opts.TrustedProxies = append(opts.TrustedProxies, e)
 			}
 		}
+		return nil
+	})
+	fs.Func("app-probe", "<name>=<http|https|tcp>://127.0.0.1:<port>[/path]: a function probe served on the admin port at "+
+		appprobe.PathPrefix+"<name> (the injector moves the kubelet's probes of a captured port here; repeatable)", func(s string) error {
+		p, err := appprobe.Parse(s)
+		if err != nil {
+			return err
+		}
+		for _, q := range opts.AppProbes {
+			if q.Name == p.Name {
+				return fmt.Errorf("app probe %q given twice", p.Name)
+			}
+		}
+		opts.AppProbes = append(opts.AppProbes, p)
 		return nil
 	})
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long to drain in-flight requests on SIGTERM")

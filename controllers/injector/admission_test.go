@@ -113,8 +113,11 @@ func TestAdmissionOpenFaaSPodOptIn(t *testing.T) {
 		t.Fatalf("got containers %v, want the sidecar", names(got))
 	}
 	fn := got.Spec.Containers[0]
-	if fn.Ports[0].ContainerPort != 8082 || fn.ReadinessProbe.HTTPGet.Port.IntVal != 8082 {
-		t.Errorf("got watchdog port %d / probe %s, want 8082", fn.Ports[0].ContainerPort, fn.ReadinessProbe.HTTPGet.Port.String())
+	if fn.Ports[0].ContainerPort != 8082 || fn.ReadinessProbe.HTTPGet.Port.IntVal != 8093 {
+		t.Errorf("got watchdog port %d / probe %s, want 8082 and the probe on the proxy's admin port 8093", fn.Ports[0].ContainerPort, fn.ReadinessProbe.HTTPGet.Port.String())
+	}
+	if len(got.Spec.InitContainers) != 1 || got.Spec.InitContainers[0].Name != injector.CaptureContainerName {
+		t.Errorf("got init containers %v, want %s", got.Spec.InitContainers, injector.CaptureContainerName)
 	}
 	if sc := container(got, injector.ContainerName); sc.Ports[0].ContainerPort != 8080 {
 		t.Errorf("got proxy port %d, want 8080", sc.Ports[0].ContainerPort)

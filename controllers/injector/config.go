@@ -73,6 +73,10 @@ type Config struct {
 	// TrustedProxies are the platform's hops the proxy trusts to report
 	// the client, per kind of pod (the proxy's --trusted-proxies).
 	TrustedProxies TrustedProxies
+	// InboundCapture adds the init container that redirects inbound
+	// traffic for the function's port to the proxy (the pod annotation
+	// authgate.dev/inbound-capture overrides it). The flag defaults to on.
+	InboundCapture bool
 }
 
 // TrustedProxies are, per kind of pod, the addresses (IPs or CIDRs) of the
@@ -218,6 +222,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		"in OpenFaaS and plain pods, how long the proxy keeps serving after SIGTERM before draining; function containers without a preStop hook sleep this plus 5s before theirs (0 disables)")
 	fs.Func("injector-exclude-namespaces", "comma-separated namespaces never injected (kube-system always is; add the gateway's own)",
 		listFlag(&c.ExcludeNamespaces))
+	fs.BoolVar(&c.InboundCapture, "injector-inbound-capture", true,
+		"redirect inbound traffic for the function's port to the proxy (an init container with CAP_NET_ADMIN); the pod annotation "+AnnotationInboundCapture+" overrides it")
 	fs.StringVar(&c.LogLevel, "injector-log-level", c.LogLevel, "log level of the injected proxy (debug, info, warn, error; default info)")
 	fs.Func("injector-knative-trusted-proxies", "comma-separated IPs/CIDRs of the activator and the ingress, trusted in Knative pods besides queue-proxy on loopback",
 		listFlag(&c.TrustedProxies.Knative))

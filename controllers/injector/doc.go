@@ -67,6 +67,18 @@
 //     The Service in front of the pod must target the proxy's port (the
 //     container port named "authgate"), not the application's.
 //
+// # Inbound capture
+//
+// Unless the pod annotation authgate.dev/inbound-capture is "false" (or
+// Config.InboundCapture is off and the annotation is not "true"), the
+// injector prepends the init container authgate-capture, which redirects
+// inbound TCP for the function's port (the proxy's upstream) to the
+// proxy's port with nftables (package proxy/capture), and moves every
+// kubelet httpGet/tcpSocket probe of that port to the proxy's admin port
+// (/app-health/<container>-<kind>, package proxy/appprobe; the proxy runs
+// it on loopback). A gRPC probe of the captured port is denied. The
+// outcome is written back to the annotation ("true" or "false").
+//
 // # Client identity and timeouts
 //
 // Every request reaches the proxy from a hop (queue-proxy, the OpenFaaS

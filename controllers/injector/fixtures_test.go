@@ -13,7 +13,7 @@ import (
 // faas-netes actually create (trimmed of fields that play no part here).
 
 func testConfig() injector.Config {
-	cfg := injector.Config{Image: "ghcr.io/authgate/authgate-proxy:v0.1.0", ExcludeNamespaces: []string{"authgate-system"}}
+	cfg := injector.Config{Image: "ghcr.io/authgate/authgate-proxy:v0.1.0", ExcludeNamespaces: []string{"authgate-system"}, InboundCapture: true}
 	cfg.Default()
 	return cfg
 }
@@ -221,6 +221,27 @@ func plainPod(opts ...podOpt) *corev1.Pod {
 		},
 	}
 	return apply(p, opts)
+}
+
+// withProbes gives the plain pod's application every kind of probe the
+// injector must handle under inbound capture: on the captured port by name
+// and by number, HTTPS and tcpSocket, and probes it must leave alone
+// (another port, another host, an exec probe).
+func withProbes(p *corev1.Pod) {
+	app := &p.Spec.Containers[0]
+	app.Ports = append(app.Ports, corev1.ContainerPort{Name: "metrics", ContainerPort: 9100, Protocol: corev1.ProtocolTCP})
+	app.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(3000)}}, PeriodSeconds: 10}
+	app.StartupProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+		Path: "started", Port: intstr.FromInt32(3000), Scheme: corev1.URISchemeHTTPS,
+		HTTPHeaders: []corev1.HTTPHeader{{Name: "X-Probe", Value: "startup"}},
+	}}, FailureThreshold: 30}
+	p.Spec.Containers = append(p.Spec.Containers,
+		corev1.Container{Name: "exporter", Image: "registry.example.com/exporter:1",
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromString("metrics")}}},
+			LivenessProbe:  &corev1.Probe{ProbeHandler: corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"true"}}}}},
+		corev1.Container{Name: "checker", Image: "registry.example.com/checker:1",
+			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(3000), Host: "checker.example.com"}}}},
+	)
 }
 
 func ptr[T any](v T) *T { return &v }

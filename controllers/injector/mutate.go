@@ -91,6 +91,8 @@ type wiring struct {
 	// request timeout (--trusted-proxies, --upstream-timeout).
 	trustedProxies  []string
 	upstreamTimeout time.Duration
+	// appProbes are the proxy's --app-probe arguments (inbound capture).
+	appProbes []string
 }
 
 // Mutate injects the authgate-proxy sidecar into pod when pod and ns opt in
@@ -126,18 +128,32 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 		sleepBeforeStop(out, w.drainDelay+FunctionDrainMargin)
 	}
 	w.shutdownTimeout = shutdownTimeout(out, w.drainDelay)
+	captured, err := captureOn(out, cfg)
+	if err != nil {
+		return false, "", err
+	}
+	if captured {
+		if w.appProbes, err = wireCapture(out, cfg, w); err != nil {
+			return false, "", err
+		}
+	}
 	out.Spec.Containers = append(out.Spec.Containers, sidecar(cfg, w))
 	out.Spec.Volumes = append(out.Spec.Volumes, volumes()...)
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}
 	out.Annotations[AnnotationInjected] = "true"
+	out.Annotations[AnnotationInboundCapture] = strconv.FormatBool(captured)
 	*pod = *out
 	proto := ""
 	if w.h2c {
 		proto = " (h2c)"
 	}
-	return true, fmt.Sprintf("injected into a %s: proxy on :%d in front of 127.0.0.1:%d%s", w.kind, w.listen, w.upstream, proto), nil
+	how := "inbound capture off"
+	if captured {
+		how = fmt.Sprintf("inbound :%d captured", w.upstream)
+	}
+	return true, fmt.Sprintf("injected into a %s: proxy on :%d in front of 127.0.0.1:%d%s, %s", w.kind, w.listen, w.upstream, proto, how), nil
 }
 
 // selected applies the opt-in rules and the exclusions that skip a pod

@@ -251,12 +251,20 @@ func TestOpenFaaS(t *testing.T) {
 			if got := fn.Ports[0].ContainerPort; got != 8082 {
 				t.Errorf("got function containerPort %d, want 8082", got)
 			}
+			// The kubelet's probes of the watchdog go through the proxy's
+			// admin port (inbound capture would send them to the proxy).
+			sc := container(pod, injector.ContainerName)
 			for name, p := range map[string]*corev1.Probe{"readiness": fn.ReadinessProbe, "liveness": fn.LivenessProbe} {
-				if got := p.HTTPGet.Port; got != intstr.FromInt32(8082) {
-					t.Errorf("got %s probe port %s, want 8082", name, got.String())
+				if got := p.HTTPGet; got.Port != intstr.FromInt32(8093) || got.Path != "/app-health/figlet-"+name {
+					t.Errorf("got %s probe %s%s, want the admin port's /app-health/figlet-%s", name, got.Port.String(), got.Path, name)
+				}
+				if want := "figlet-" + name + "=http://127.0.0.1:8082/_/health"; !slices.Contains(sc.Args, want) {
+					t.Errorf("got args %q, want --app-probe %s", sc.Args, want)
 				}
 			}
-			sc := container(pod, injector.ContainerName)
+			if ic := pod.Spec.InitContainers; len(ic) != 1 || ic[0].Name != injector.CaptureContainerName || !slices.Equal(ic[0].Args, []string{"capture", "--redirect", "8082=8080"}) {
+				t.Errorf("got init containers %v, want the capture of 8082 to 8080", ic)
+			}
 			if !slices.Contains(sc.Args, ":8080") || !slices.Contains(sc.Args, "http://127.0.0.1:8082") {
 				t.Errorf("got args %q, want the proxy on :8080 in front of 127.0.0.1:8082", sc.Args)
 			}
@@ -298,6 +306,14 @@ func TestDenied(t *testing.T) {
 		pod  *corev1.Pod
 		want []string // substrings of the message
 	}{
+		{"invalid capture annotation", plainPod(withAnnotation(injector.AnnotationInboundCapture, "off")),
+			[]string{injector.AnnotationInboundCapture, `"true" or "false"`}},
+		{"gRPC probe of the captured port", plainPod(func(p *corev1.Pod) {
+			p.Spec.Containers[0].LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 3000}}}
+		}), []string{"gRPC liveness probe", "port 3000", injector.AnnotationInboundCapture + `: "false"`}},
+		{"container named like the capture init container", plainPod(func(p *corev1.Pod) {
+			p.Spec.InitContainers = []corev1.Container{{Name: injector.CaptureContainerName, Image: "busybox"}}
+		}), []string{injector.CaptureContainerName, "already exists"}},
 		{"knative without queue-proxy", knativePod(func(p *corev1.Pod) { p.Spec.Containers = p.Spec.Containers[:1] }),
 			[]string{"no queue-proxy container", "authgate.dev/inject=false"}},
 		{"knative without USER_PORT", knativePod(func(p *corev1.Pod) {
@@ -380,6 +396,8 @@ func TestGolden(t *testing.T) {
 		{"openfaas", openFaaSPod(withLabel(injector.LabelInject, "true")), namespace("openfaas-fn", "")},
 		{"plain", plainPod(), namespace("shop", "enabled")},
 		{"plain-trusted-proxies", plainPod(withAnnotation(injector.AnnotationTrustedProxies, "10.0.0.0/8, 192.0.2.7")), namespace("shop", "enabled")},
+		{"plain-no-capture", plainPod(withAnnotation(injector.AnnotationInboundCapture, "false")), namespace("shop", "enabled")},
+		{"plain-capture-probes", plainPod(withProbes), namespace("shop", "enabled")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -136,5 +136,5 @@ func platformArgs(w wiring) []string {
 	if w.shutdownTimeout > 0 {
 		args = append(args, "--shutdown-timeout", w.shutdownTimeout.String())
 	}
-	return args
+	return append(args, w.appProbes...)
 }

@@ -1,5 +1,6 @@
 // Package admin serves the proxy's admin endpoints on their own port, which
-// function traffic cannot reach: /healthz, /readyz, /metrics and /status.
+// function traffic cannot reach: /healthz, /readyz, /metrics, /status and
+// the function's own probes (/app-health/<name>, package appprobe).
 package admin
 
 import (
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/authgate/authgate/proxy/appprobe"
 	"github.com/authgate/authgate/proxy/gateway"
 )
 
@@ -18,9 +20,13 @@ type Readiness interface {
 	Ready() bool
 }
 
-// Handler returns the admin mux.
-func Handler(sw *gateway.Switch, ready Readiness, gatherer prometheus.Gatherer) http.Handler {
+// Handler returns the admin mux; appProbes (nil: none) serves the
+// function's probes under appprobe.PathPrefix.
+func Handler(sw *gateway.Switch, ready Readiness, gatherer prometheus.Gatherer, appProbes http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if appProbes != nil {
+		mux.Handle("GET "+appprobe.PathPrefix, appProbes)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/authgate/authgate/proxy/admin"
+	"github.com/authgate/authgate/proxy/appprobe"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/metrics"
@@ -63,6 +64,10 @@ type Options struct {
 	DrainDelay time.Duration
 	// PollInterval re-reads the config as a fallback to file events.
 	PollInterval time.Duration
+	// AppProbes are the function's kubelet probes that the injector moved
+	// to the admin port (package appprobe): inbound capture sends every
+	// outside connection to the function's port to the proxy.
+	AppProbes []appprobe.Probe
 	// Logger; nil logs JSON to stderr.
 	Logger *slog.Logger
 	// Registry; nil creates one with Go and process collectors.
@@ -216,7 +221,7 @@ func deref(s *string) string {
 func (a *App) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	var adminLn net.Listener
-	adminSrv := &http.Server{Handler: admin.Handler(a.sw, a, a.registry), ReadHeaderTimeout: 5 * time.Second,
+	adminSrv := &http.Server{Handler: admin.Handler(a.sw, a, a.registry, appprobe.Handler(a.opts.AppProbes)), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	if a.opts.AdminListen != "" {
 		var err error
