@@ -46,7 +46,10 @@ func TestFigures(t *testing.T) {
 		if err == nil {
 			status = r.status
 		}
-		t.Logf("a call without credentials to the function's own port on the pod IP got %d (err %v)", status, err)
+		// Inbound capture: the function's own port is the proxy's.
+		if err != nil || status != http.StatusUnauthorized || r.received != nil {
+			t.Errorf("a call without credentials to the function's own port on the pod IP got %d (err %v), want the proxy's 401", status, err)
+		}
 		figs.add("plain_direct_pod_port_status", float64(status), "http_status")
 	})
 	t.Run("policy update to enforcement", func(t *testing.T) { policyUpdateFigure(t, c, url) })
