@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,6 +29,7 @@ import (
 	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
+	"github.com/authgate/authgate/controllers/netpol"
 	"github.com/authgate/authgate/controllers/translate"
 	"github.com/authgate/authgate/internal/netguard"
 )
@@ -65,6 +67,10 @@ type Options struct {
 	// Registerer for the controller's own metrics; nil uses
 	// controller-runtime's registry (served on MetricsAddr).
 	Registerer prometheus.Registerer
+	// NetworkPolicies keeps a NetworkPolicy per AuthPolicy that admits
+	// traffic to its injected pods on the sidecar's and the platform's
+	// ports only (controllers/netpol); false removes the ones it wrote.
+	NetworkPolicies bool
 	// Injector, when set, serves the sidecar injection webhook.
 	Injector *injector.Config
 	// WebhookPort and WebhookCertDir configure the webhook server.
@@ -139,10 +145,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionID:        "authgate-controller.authgate.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		WebhookServer:           webhookServer,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{translate.LabelAPIKey: "true"})},
-			&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*roles)},
-		}},
+		Cache:                   cache.Options{ByObject: cachedByLabel(roles)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
@@ -181,6 +184,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
 	}
+	if err := (&netpol.Reconciler{Client: mgr.GetClient(), Scheme: scheme, Enabled: o.NetworkPolicies}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setup networkpolicy controller: %w", err)
+	}
 	if err := addWebhooks(mgr, webhookServer, o, reg, logger); err != nil {
 		return nil, err
 	}
@@ -199,6 +205,17 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("readyz: %w", err)
 	}
 	return mgr, nil
+}
+
+// cachedByLabel limits the cache to the Secrets, ConfigMaps and
+// NetworkPolicies that opt in or that the controller wrote.
+func cachedByLabel(roles *labels.Requirement) map[client.Object]cache.ByObject {
+	return map[client.Object]cache.ByObject{
+		&corev1.Secret{}:    {Label: labels.SelectorFromSet(labels.Set{translate.LabelAPIKey: "true"})},
+		&corev1.ConfigMap{}: {Label: labels.NewSelector().Add(*roles)},
+		// Only the NetworkPolicies this controller writes.
+		&networkingv1.NetworkPolicy{}: {Label: labels.SelectorFromSet(labels.Set{netpol.LabelManagedBy: netpol.ManagedBy})},
+	}
 }
 
 // addWebhooks registers the injector, and with WebhookCerts the rotator of

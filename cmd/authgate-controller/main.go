@@ -49,6 +49,7 @@ func run(args []string, stderr io.Writer) error {
 		ic             injector.Config
 		enableInjector bool
 	)
+	fs.BoolVar(&o.NetworkPolicies, "network-policies", true, "keep a NetworkPolicy per AuthPolicy that admits traffic to its injected pods only on the sidecar's and the platform's ports (false removes them)")
 	fs.BoolVar(&enableInjector, "enable-injector", false, "serve the sidecar injection webhook")
 	fs.IntVar(&o.WebhookPort, "webhook-port", 9443, "port of the webhook server")
 	fs.StringVar(&o.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory holding tls.crt and tls.key for the webhook server")

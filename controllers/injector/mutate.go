@@ -20,8 +20,10 @@ const (
 	// LabelInject opts in or out: on a namespace "enabled" or "disabled", on
 	// a pod "true" or "false".
 	LabelInject = "authgate.dev/inject"
-	// AnnotationInjected is set to "true" on every injected pod.
+	// AnnotationInjected is set to "true" on every injected pod, and so is
+	// the label LabelInjected of the same name.
 	AnnotationInjected = "authgate.dev/injected"
+	LabelInjected      = "authgate.dev/injected"
 	// AnnotationAppPort names the application's port in plain pods (a number
 	// or the name of a container port).
 	AnnotationAppPort = "authgate.dev/app-port"
@@ -143,6 +145,12 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 		out.Annotations = map[string]string{}
 	}
 	out.Annotations[AnnotationInjected] = "true"
+	// The label too: a NetworkPolicy can select by label only
+	// (controllers/netpol closes injected pods' other ports).
+	if out.Labels == nil {
+		out.Labels = map[string]string{}
+	}
+	out.Labels[LabelInjected] = "true"
 	out.Annotations[AnnotationInboundCapture] = strconv.FormatBool(captured)
 	*pod = *out
 	proto := ""

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -140,6 +141,29 @@ func rateLimits(in []v1alpha1.RateLimit) ([]config.RateLimit, *Problem) {
 	}
 	if len(bad) > 0 {
 		return nil, problem(ReasonInvalidRateLimit, "%s", strings.Join(bad, "; "))
+	}
+	return out, nil
+}
+
+// PodSelector is the label selector of the pods spec protects: spec.selector
+// ANDed with the labels spec.targets stand for (the same rule as the
+// bundle's selector), as a Kubernetes LabelSelector.
+func PodSelector(spec *v1alpha1.AuthPolicySpec) (*metav1.LabelSelector, error) {
+	sel, p := selector(spec.Selector, spec.Targets)
+	if p != nil {
+		return nil, errors.New(p.Message)
+	}
+	out := &metav1.LabelSelector{}
+	if len(sel.MatchLabels) > 0 {
+		out.MatchLabels = make(map[string]string, len(sel.MatchLabels))
+		for k, v := range sel.MatchLabels {
+			out.MatchLabels[k] = v
+		}
+	}
+	for _, e := range sel.MatchExpressions {
+		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
+			Key: e.Key, Operator: metav1.LabelSelectorOperator(e.Operator), Values: slices.Clone(e.Values),
+		})
 	}
 	return out, nil
 }

@@ -9,6 +9,13 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/authgate/authgate/test/wait"
 )
 
 // TestInboundCapture is the bypass of issue 11: every platform leaves the
@@ -62,6 +69,38 @@ func TestInboundCapture(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNetworkPolicy: the controller keeps a NetworkPolicy for the plain
+// example's AuthPolicy that selects its injected pod and opens only named
+// ports the function's own port is not among. The node's bridge CNI does
+// not enforce NetworkPolicies, so only the object and what it selects are
+// checked here; inbound capture (above) is what closes the port on this
+// node.
+func TestNetworkPolicy(t *testing.T) {
+	apply(t, filepath.Join(repoRoot, "examples", "plain-deployment.yaml"))
+	pod := readyPods(t, "plain-demo", map[string]string{"app": "hello"}, 1)[0]
+	var np networkingv1.NetworkPolicy
+	wait.ForNil(t, podReadyTimeout, func() error {
+		return k8s.Get(t.Context(), types.NamespacedName{Namespace: "plain-demo", Name: "authgate-hello"}, &np)
+	}, "NetworkPolicy plain-demo/authgate-hello")
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sel.Matches(labels.Set(pod.Labels)) {
+		t.Errorf("NetworkPolicy selector %s does not select the function pod (labels %v)", sel, pod.Labels)
+	}
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if p.Port == nil || p.Port.Type != intstr.String {
+				t.Errorf("NetworkPolicy opens port %v, want named ports only", p.Port)
+			}
+		}
+	}
+	if len(np.OwnerReferences) != 1 || np.OwnerReferences[0].Kind != "AuthPolicy" {
+		t.Errorf("owner references %+v, want the AuthPolicy", np.OwnerReferences)
 	}
 }
 
