@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,6 +20,7 @@ import (
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
+	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/internal/netguard"
 )
 
@@ -44,6 +46,12 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.DefaultRefresh, "jwks-default-refresh", 10*time.Minute, "refresh interval when the JWKS response has no max-age")
 	fs.DurationVar(&o.FetchTimeout, "jwks-fetch-timeout", 10*time.Second, "timeout of one discovery + JWKS fetch")
 	fs.DurationVar(&o.MaxStaleness, "jwks-max-staleness", 24*time.Hour, "stop shipping an issuer's keys after this long without a successful refresh")
+	fs.IntVar(&o.MaxIssuersPerNamespace, "max-issuers-per-namespace", controllers.DefaultMaxIssuersPerNamespace,
+		fmt.Sprintf("distinct issuers the AuthPolicies of one namespace may trust, at most %d; a policy that would exceed it is refused (IssuerLimitExceeded), older policies keep theirs", controllers.MaxMaxIssuersPerNamespace))
+	fs.IntVar(&o.MaxConcurrentFetchesPerNamespace, "max-concurrent-fetches-per-namespace", issuers.DefaultMaxConcurrentFetchesPerNamespace,
+		fmt.Sprintf("issuer key fetches charged to one namespace at once, at most %d (a fetch is charged to the least busy namespace using the issuer)", controllers.MaxConcurrentFetchesPerNamespace))
+	fs.Func("watch-namespaces", "comma-separated namespaces the controller reconciles and caches (may be given more than once); empty: every namespace. With it the controller needs Roles in these namespaces only (chart value watchNamespaces)",
+		namespaceList(&o.WatchNamespaces))
 	fetch := bindFetchFlags(fs)
 	var (
 		ic             injector.Config
@@ -148,6 +156,20 @@ func (f *fetchFlags) log(l *slog.Logger, p netguard.Policy, apiServer netip.Addr
 		l.Info("the fetch policy allows the API server's address (--fetch-allow-apiserver)", "address", apiServer.String())
 	case f.allowAPIServer:
 		l.Info("no API server address to allow: KUBERNETES_SERVICE_HOST is unset or not an IP address (never resolved)")
+	}
+}
+
+// namespaceList parses a comma-separated flag value of namespace names into
+// l (checked by controllers.Options.Validate); the flag may be given more
+// than once.
+func namespaceList(l *[]string) func(string) error {
+	return func(s string) error {
+		for ns := range strings.SplitSeq(s, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" && !slices.Contains(*l, ns) {
+				*l = append(*l, ns)
+			}
+		}
+		return nil
 	}
 }
 

@@ -217,7 +217,13 @@ func (m *Manager) Current(s Spec) State {
 	if err != nil {
 		return m.invalid(err)
 	}
-	return m.state(e)
+	st := m.state(e)
+	if st.Queued {
+		// A namespace may have started using the issuer: it may have a
+		// free slot.
+		m.poke()
+	}
+	return st
 }
 
 // Ensure is Current for callers that may wait: it first refreshes the keys
