@@ -89,6 +89,7 @@ func run(args []string, stderr io.Writer) error {
 		if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 			ic.ExcludeNamespaces = append(ic.ExcludeNamespaces, ns)
 		}
+		ic.WatchedNamespaces = o.WatchNamespaces
 		ic.Default()
 		if err := ic.Validate(); err != nil {
 			return fmt.Errorf("injector: %w", err)
