@@ -12,6 +12,7 @@ import (
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/test/faultidp"
+	"github.com/authgate/authgate/test/metrictest"
 	"github.com/authgate/authgate/test/wait"
 )
 
@@ -70,6 +71,15 @@ func TestNoisyNamespaceIsBounded(t *testing.T) {
 	}
 	if got := tp.Hits(faultidp.All); got != suiteFetchesPerNamespace {
 		t.Fatalf("got %d fetches of the noisy namespace's hanging issuers, want %d at once", got, suiteFetchesPerNamespace)
+	}
+	if got := metrictest.Sum(t, registry, "authgate_controller_jwks_fetches_in_flight", "namespace", noisy); got != suiteFetchesPerNamespace {
+		t.Fatalf("got authgate_controller_jwks_fetches_in_flight{namespace=%q} %v, want %d", noisy, got, suiteFetchesPerNamespace)
+	}
+	if got := metrictest.Sum(t, registry, "authgate_controller_jwks_fetches_throttled_total", "namespace", noisy); got < 1 {
+		t.Fatalf("got authgate_controller_jwks_fetches_throttled_total{namespace=%q} %v, want the queued fetches counted", noisy, got)
+	}
+	if got := metrictest.Sum(t, registry, "authgate_controller_jwks_fetches_throttled_total", "namespace", quiet); got != 0 {
+		t.Fatalf("got %v throttled fetches in the quiet namespace, want none", got)
 	}
 	t.Logf("the quiet namespace was Ready with its keys %v after creation, with the noisy namespace's fetches hanging", elapsed)
 
