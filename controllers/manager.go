@@ -161,6 +161,8 @@ func Scheme() (*runtime.Scheme, error) {
 // Secrets and ConfigMaps are cached only when they opt in by label, so the
 // controller never holds unrelated secrets; the one exception is each
 // namespace's kube-root-ca.crt (the cluster's CA, public), cached by name.
+// With WatchNamespaces both caches list and watch only those namespaces
+// (cluster-scoped objects, the injector's Namespaces, are unaffected).
 func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -211,24 +213,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA cache: %w", err)
 	}
-	r := &Reconciler{
-		Client:     mgr.GetClient(),
-		ClusterCA:  clusterCA,
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("authgate-controller"),
-		Metrics:    NewMetrics(reg),
-		Now:        time.Now,
-		MaxRequeue: o.MaxRefresh,
-		Workers:    o.ReconcileWorkers,
-
-		MaxIssuersPerNamespace: o.MaxIssuersPerNamespace,
-	}
-	r.Issuers = issuers.New(issuers.Options{
-		FetchPolicy: o.FetchPolicy, Logger: logger, Registerer: reg,
-		MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,
-		MaxStaleness: o.MaxStaleness, OnChange: r.IssuerChanged,
-		Namespaces: r.namespacesUsing, MaxConcurrentFetchesPerNamespace: o.MaxConcurrentFetchesPerNamespace,
-	})
+	r := newReconciler(mgr, o, clusterCA, reg, logger)
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
 	}
@@ -250,6 +235,30 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("readyz: %w", err)
 	}
 	return mgr, nil
+}
+
+// newReconciler builds the AuthPolicy reconciler and its issuer manager,
+// which charges each refresh to a namespace using the issuer.
+func newReconciler(mgr ctrl.Manager, o Options, clusterCA cache.Cache, reg prometheus.Registerer, logger *slog.Logger) *Reconciler {
+	r := &Reconciler{
+		Client:     mgr.GetClient(),
+		ClusterCA:  clusterCA,
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("authgate-controller"),
+		Metrics:    NewMetrics(reg),
+		Now:        time.Now,
+		MaxRequeue: o.MaxRefresh,
+		Workers:    o.ReconcileWorkers,
+
+		MaxIssuersPerNamespace: o.MaxIssuersPerNamespace,
+	}
+	r.Issuers = issuers.New(issuers.Options{
+		FetchPolicy: o.FetchPolicy, Logger: logger, Registerer: reg,
+		MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,
+		MaxStaleness: o.MaxStaleness, OnChange: r.IssuerChanged,
+		Namespaces: r.namespacesUsing, MaxConcurrentFetchesPerNamespace: o.MaxConcurrentFetchesPerNamespace,
+	})
+	return r
 }
 
 // addWebhooks registers the injector, and with WebhookCerts the rotator of
