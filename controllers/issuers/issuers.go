@@ -9,7 +9,10 @@
 // The controller never waits for the network: Current registers an issuer
 // and reports what is known now, and the Manager's refresher (Start, a
 // controller-runtime Runnable) fetches on the schedule and tells OnChange
-// when what Current reports has changed.
+// when what Current reports has changed. With Options.Namespaces each
+// refresh is charged to one namespace using the issuer and at most
+// MaxConcurrentFetchesPerNamespace run per namespace (slots.go), so one
+// tenant's slow issuers hold only its own share (docs/tenancy.md).
 package issuers
 
 import (
@@ -232,8 +235,8 @@ func (m *Manager) Current(s Spec) State {
 // FetchTimeout; Ensure stops waiting when ctx is done (the refresh goes
 // on). When the namespaces using the issuer have no free fetch slot,
 // Ensure does not wait: it reports the state (Queued) and the refresher
-// fetches once a slot frees. A failed refresh keeps the last good keys, up to MaxStaleness,
-// records LastError and is retried after MinRefresh.
+// fetches once a slot frees. A failed refresh keeps the last good keys, up
+// to MaxStaleness, records LastError and is retried after MinRefresh.
 func (m *Manager) Ensure(ctx context.Context, s Spec) State {
 	e, err := m.entry(s)
 	if err != nil {
