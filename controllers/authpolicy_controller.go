@@ -54,6 +54,9 @@ type Reconciler struct {
 	// Workers is how many namespaces are reconciled at once; 0 means
 	// DefaultReconcileWorkers.
 	Workers int
+	// MaxIssuersPerNamespace bounds the distinct issuers the policies of one
+	// namespace trust (trackIssuers); 0 means DefaultMaxIssuersPerNamespace.
+	MaxIssuersPerNamespace int
 
 	mu sync.Mutex
 	// used records, per namespace, the issuers its policies trust, so keys
@@ -91,14 +94,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 	}
 	// Record the issuers before reading their keys: a fetch that ends after
 	// the read below then re-enqueues this namespace.
-	r.trackIssuers(ns, list.Items, inputs.caConfigMaps)
+	overLimit := r.trackIssuers(ns, list.Items, inputs.caConfigMaps)
 	current, err := r.currentBundle(ctx, ns)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	lastGood := r.lastGoodOf(ctx, ns, current, list.Items)
 
-	results, fragments, next := r.evaluateAll(ctx, list.Items, inputs, lastGood)
+	results, fragments, next := r.evaluateAll(ctx, list.Items, inputs, lastGood, overLimit)
 	requeue := reconcile.Result{RequeueAfter: max(next.Sub(r.Now()), time.Second)}
 	if url := pendingIssuer(results); url != "" && current != nil {
 		// An issuer's first fetch has not ended: after a restart or a
@@ -132,12 +135,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 // fragments and when to look at the namespace again: after MaxRequeue, or
 // when a pending first key fetch will have ended (a safety net; the
 // refresher re-enqueues the namespace when it does).
-func (r *Reconciler) evaluateAll(ctx context.Context, items []v1alpha1.AuthPolicy, in *nsInputs, lastGood lastGood) ([]*policyResult, []*translate.Fragment, time.Time) {
+func (r *Reconciler) evaluateAll(ctx context.Context, items []v1alpha1.AuthPolicy, in *nsInputs, lastGood lastGood, overLimit map[types.UID]int) ([]*policyResult, []*translate.Fragment, time.Time) {
 	results := make([]*policyResult, 0, len(items))
 	var fragments []*translate.Fragment
 	next := r.Now().Add(r.MaxRequeue)
 	for i := range items {
-		pr := r.evaluate(ctx, &items[i], in, lastGood)
+		var pr *policyResult
+		if n, over := overLimit[items[i].UID]; over {
+			pr = r.overIssuerLimit(&items[i], n)
+		} else {
+			pr = r.evaluate(ctx, &items[i], in, lastGood)
+		}
 		results = append(results, pr)
 		if pr.rendered != nil {
 			fragments = append(fragments, pr.rendered)
@@ -213,7 +221,9 @@ type policyResult struct {
 	issuerErr        string
 	issuerNotAllowed bool      // issuerErr is the fetch policy refusing an address
 	caErr            string    // an issuer whose CA bundle does not resolve
+	overLimit        string    // the namespace's bound on distinct issuers refuses the policy
 	pending          string    // an issuer whose first key fetch has not ended
+	queued           bool      // it waits for a fetch slot of its namespaces
 	pendingUntil     time.Time // when it will have ended at the latest
 }
 
@@ -241,6 +251,25 @@ func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *n
 		return pr
 	}
 	pr.rendered = frag
+	return pr
+}
+
+// overIssuerLimit is the result of a policy whose issuers would take its
+// namespace past MaxIssuersPerNamespace (needed: the distinct issuers it
+// would take): it is refused and not rendered, not even its last good
+// generation (whose issuers are not fetched any more either), and none of
+// its issuers is fetched. The sidecars it selected deny (fail closed); the
+// namespace's other policies are unaffected.
+func (r *Reconciler) overIssuerLimit(p *v1alpha1.AuthPolicy, needed int) *policyResult {
+	msg := fmt.Sprintf("the namespace's policies would trust %d distinct issuers with this one, more than the controller allows per namespace (%d, --max-issuers-per-namespace); older policies keep theirs. The policy is not enforced and none of its issuers is fetched: share issuers between policies or remove some",
+		needed, r.maxIssuers())
+	pr := &policyResult{policy: p, overLimit: msg,
+		problem: &translate.Problem{Reason: ReasonIssuerLimitExceeded, Message: msg}}
+	if a := p.Spec.Authentication; a != nil {
+		for _, j := range a.JWT {
+			pr.issuers = append(pr.issuers, v1alpha1.IssuerStatus{IssuerURL: j.IssuerURL, Error: "not fetched: the namespace's issuer limit is exceeded"})
+		}
+	}
 	return pr
 }
 
@@ -275,7 +304,7 @@ func (r *Reconciler) issuerKeys(p *v1alpha1.AuthPolicy, pr *policyResult, cas ma
 		pr.issuers = append(pr.issuers, is)
 		switch {
 		case st.Pending && pr.pending == "":
-			pr.pending, pr.pendingUntil = j.IssuerURL, st.NextRefresh
+			pr.pending, pr.pendingUntil, pr.queued = j.IssuerURL, st.NextRefresh, st.Queued
 		case st.LastError != "" && pr.issuerErr == "":
 			pr.issuerErr, pr.issuerNotAllowed = j.IssuerURL+": "+st.LastError, st.AddressNotAllowed
 		}

@@ -2,10 +2,13 @@ package controllers
 
 import (
 	"context"
+	"maps"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/authgate/authgate/api/v1alpha1"
@@ -36,18 +39,57 @@ func issuerSpec(ns string, i int, j v1alpha1.JWTIssuer, cas map[string]*corev1.C
 	return issuers.Spec{IssuerURL: j.IssuerURL, JWKSURL: j.JWKSURL, Algorithms: j.Algorithms, CABundle: ca}, nil
 }
 
-// trackIssuers records the issuers a namespace's policies use and forgets
-// the ones no namespace uses.
-func (r *Reconciler) trackIssuers(ns string, policies []v1alpha1.AuthPolicy, cas map[string]*corev1.ConfigMap) {
-	keys := map[string]bool{}
+// DefaultMaxIssuersPerNamespace is how many distinct issuers (issuer key
+// sources, issuers.Spec.Key) the policies of one namespace may trust
+// unless configured (--max-issuers-per-namespace).
+const DefaultMaxIssuersPerNamespace = 16
+
+// MaxMaxIssuersPerNamespace bounds --max-issuers-per-namespace.
+const MaxMaxIssuersPerNamespace = 1024
+
+// trackIssuers records the issuers a namespace's policies use, within the
+// namespace's bound on distinct issuers, and forgets the ones no namespace
+// uses. Policies are admitted oldest first (creation time, then name), each
+// with all of its issuers or none: a policy whose issuers would take the
+// namespace past the bound is returned (with the count it would need) and
+// none of its issuers is registered or fetched, so an older policy never
+// loses its issuers to a newer one, and the bound fails closed for the
+// policy that exceeds it only.
+func (r *Reconciler) trackIssuers(ns string, policies []v1alpha1.AuthPolicy, cas map[string]*corev1.ConfigMap) map[types.UID]int {
+	order := make([]*v1alpha1.AuthPolicy, 0, len(policies))
 	for i := range policies {
-		if a := policies[i].Spec.Authentication; a != nil {
-			for k, j := range a.JWT {
-				if s, prob := issuerSpec(ns, k, j, cas); prob == nil {
-					keys[s.Key()] = true
-				}
+		if policies[i].DeletionTimestamp == nil {
+			order = append(order, &policies[i])
+		}
+	}
+	slices.SortStableFunc(order, func(a, b *v1alpha1.AuthPolicy) int {
+		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	limit := r.maxIssuers()
+	keys := map[string]bool{}
+	var over map[types.UID]int
+	for _, p := range order {
+		a := p.Spec.Authentication
+		if a == nil {
+			continue
+		}
+		own := map[string]bool{}
+		for k, j := range a.JWT {
+			if s, prob := issuerSpec(ns, k, j, cas); prob == nil && !keys[s.Key()] {
+				own[s.Key()] = true
 			}
 		}
+		if len(keys)+len(own) > limit {
+			if over == nil {
+				over = map[types.UID]int{}
+			}
+			over[p.UID] = len(keys) + len(own)
+			continue
+		}
+		maps.Copy(keys, own)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -56,6 +98,7 @@ func (r *Reconciler) trackIssuers(ns string, policies []v1alpha1.AuthPolicy, cas
 	}
 	if len(keys) == 0 {
 		delete(r.used, ns)
+		r.Issuers.ForgetNamespace(ns)
 	} else {
 		r.used[ns] = keys
 	}
@@ -67,10 +110,19 @@ func (r *Reconciler) trackIssuers(ns string, policies []v1alpha1.AuthPolicy, cas
 		}
 		return false
 	})
+	return over
+}
+
+func (r *Reconciler) maxIssuers() int {
+	if r.MaxIssuersPerNamespace <= 0 {
+		return DefaultMaxIssuersPerNamespace
+	}
+	return r.MaxIssuersPerNamespace
 }
 
 // namespacesUsing returns, sorted, the namespaces whose policies use the
-// issuer.
+// issuer; it is the issuers.Options.Namespaces of the Reconciler's
+// Issuers (a refresh is charged to one of them).
 func (r *Reconciler) namespacesUsing(s issuers.Spec) []string {
 	key := s.Key()
 	r.mu.Lock()

@@ -3,10 +3,12 @@ package controllers
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/authgate/authgate/api/v1alpha1"
@@ -97,6 +99,8 @@ func TestIssuersCondition(t *testing.T) {
 		{"fetch failed", policyResult{issuers: none, issuerErr: "https://a: down"}, metav1.ConditionFalse, ReasonFetchFailed},
 		{"address not allowed", policyResult{issuers: none, issuerErr: "https://a: address 10.0.0.1 is not allowed", issuerNotAllowed: true},
 			metav1.ConditionFalse, ReasonAddressNotAllowed},
+		{"over the issuer limit", policyResult{issuers: none, overLimit: "17 distinct issuers"}, metav1.ConditionFalse, ReasonIssuerLimitExceeded},
+		{"pending and queued", policyResult{issuers: none, pending: "https://a", queued: true}, metav1.ConditionFalse, ReasonKeysPending},
 		{"address not allowed after keys", policyResult{issuers: one, issuerErr: "https://a: address 10.0.0.1 is not allowed", issuerNotAllowed: true},
 			metav1.ConditionFalse, ReasonAddressNotAllowed},
 	}
@@ -108,5 +112,47 @@ func TestIssuersCondition(t *testing.T) {
 				t.Fatalf("got %+v, want %s/%s with a message for generation 5", got, tc.status, tc.reason)
 			}
 		})
+	}
+}
+
+// The issuer bound admits policies oldest first (then by name), each with
+// all of its issuers or none; a shared issuer counts once, and a policy
+// being deleted counts for nothing.
+func TestTrackIssuersBoundsDistinctIssuersPerNamespace(t *testing.T) {
+	t.Parallel()
+	at := func(p v1alpha1.AuthPolicy, uid, name string, minute int) v1alpha1.AuthPolicy {
+		p.UID, p.Name = types.UID(uid), name
+		p.CreationTimestamp = metav1.NewTime(time.Date(2030, 1, 1, 0, minute, 0, 0, time.UTC))
+		return p
+	}
+	const a, b, c, d = "https://a.example.com", "https://b.example.com", "https://c.example.com", "https://d.example.com"
+	deleting := at(policyTrusting(d), "gone", "gone", 0)
+	now := metav1.Now()
+	deleting.DeletionTimestamp = &now
+	policies := []v1alpha1.AuthPolicy{
+		at(policyTrusting(c, d), "new", "a-newest", 3), // 2 more than a, b: 4, over
+		at(policyTrusting(a, b), "old", "z-oldest", 1), // first
+		at(policyTrusting(b), "shared", "m-shared", 2), // shares b: fits
+		at(policyTrusting(c), "small", "n-small", 3),   // same time as a-newest, after it by name: fits
+		deleting,
+	}
+	r := &Reconciler{Issuers: issuers.New(issuers.Options{}), MaxIssuersPerNamespace: 3}
+	over := r.trackIssuers("ns", policies, nil)
+	if len(over) != 1 || over["new"] != 4 {
+		t.Fatalf("got over the bound %v, want only the newest policy (needing 4 issuers)", over)
+	}
+	want := map[string]bool{}
+	for _, u := range []string{a, b, c} {
+		want[issuers.Spec{IssuerURL: u}.Key()] = true
+	}
+	if got := r.used["ns"]; len(got) != len(want) || !got[issuers.Spec{IssuerURL: a}.Key()] || !got[issuers.Spec{IssuerURL: c}.Key()] {
+		t.Fatalf("got issuers %v tracked, want a, b and c", got)
+	}
+	pr := r.overIssuerLimit(&policies[0], over["new"])
+	if c := issuersCondition(pr, 1); c.Reason != ReasonIssuerLimitExceeded || !strings.Contains(c.Message, "4 distinct issuers") || !strings.Contains(c.Message, "(3,") {
+		t.Fatalf("got %+v, want IssuerLimitExceeded naming 4 of 3", c)
+	}
+	if pr.rendered != nil || pr.problem == nil || pr.problem.Reason != ReasonIssuerLimitExceeded || len(pr.issuers) != 2 {
+		t.Fatalf("got result %+v, want it refused, unrendered, with both issuers in status", pr)
 	}
 }

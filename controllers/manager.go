@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -48,6 +50,21 @@ type Options struct {
 	// namespace is never reconciled twice at once); 0 means
 	// DefaultReconcileWorkers, at most MaxReconcileWorkers.
 	ReconcileWorkers int
+	// MaxIssuersPerNamespace bounds the distinct issuers the policies of one
+	// namespace may trust; a policy that would exceed it is refused
+	// (IssuerLimitExceeded). 0 means DefaultMaxIssuersPerNamespace.
+	MaxIssuersPerNamespace int
+	// MaxConcurrentFetchesPerNamespace bounds the key refreshes charged to
+	// one namespace at once (a refresh is charged to the least busy
+	// namespace using the issuer). 0 means
+	// issuers.DefaultMaxConcurrentFetchesPerNamespace.
+	MaxConcurrentFetchesPerNamespace int
+	// WatchNamespaces, when not empty, restricts the controller to these
+	// namespaces: its caches list and watch only there (Secrets,
+	// ConfigMaps, AuthPolicies), so it needs Roles there and no
+	// cluster-wide read of them (charts/authgate watchNamespaces). Policies
+	// elsewhere are not reconciled: they get no bundle and no status.
+	WatchNamespaces []string
 	// JWKS refresh bounds and fetch timeout.
 	MinRefresh, MaxRefresh, DefaultRefresh, FetchTimeout time.Duration
 	// MaxStaleness stops shipping an issuer's keys after this long without a
@@ -97,11 +114,41 @@ func (o *Options) Validate() error {
 	if o.FetchTimeout <= 0 || o.FetchTimeout > time.Minute {
 		errs = append(errs, errors.New("fetch timeout must be between 0 and 1m"))
 	}
+	if o.MaxIssuersPerNamespace < 0 || o.MaxIssuersPerNamespace > MaxMaxIssuersPerNamespace {
+		errs = append(errs, fmt.Errorf("max issuers per namespace must be between 1 and %d (0: the default %d), got %d",
+			MaxMaxIssuersPerNamespace, DefaultMaxIssuersPerNamespace, o.MaxIssuersPerNamespace))
+	}
+	if o.MaxConcurrentFetchesPerNamespace < 0 || o.MaxConcurrentFetchesPerNamespace > MaxConcurrentFetchesPerNamespace {
+		errs = append(errs, fmt.Errorf("max concurrent fetches per namespace must be between 1 and %d (0: the default %d), got %d",
+			MaxConcurrentFetchesPerNamespace, issuers.DefaultMaxConcurrentFetchesPerNamespace, o.MaxConcurrentFetchesPerNamespace))
+	}
+	for _, ns := range o.WatchNamespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("watch namespace %q: %s", ns, strings.Join(msgs, "; ")))
+		}
+	}
 	if o.ReconcileWorkers < 0 || o.ReconcileWorkers > MaxReconcileWorkers {
 		errs = append(errs, fmt.Errorf("reconcile workers must be between 1 and %d (0: the default %d), got %d",
 			MaxReconcileWorkers, DefaultReconcileWorkers, o.ReconcileWorkers))
 	}
 	return errors.Join(errs...)
+}
+
+// MaxConcurrentFetchesPerNamespace bounds
+// --max-concurrent-fetches-per-namespace.
+const MaxConcurrentFetchesPerNamespace = 64
+
+// namespaces returns the cache configuration of WatchNamespaces (nil: every
+// namespace).
+func (o *Options) namespaces() map[string]cache.Config {
+	if len(o.WatchNamespaces) == 0 {
+		return nil
+	}
+	out := make(map[string]cache.Config, len(o.WatchNamespaces))
+	for _, ns := range o.WatchNamespaces {
+		out[ns] = cache.Config{}
+	}
+	return out
 }
 
 // Scheme returns the scheme with core types and AuthPolicy.
@@ -120,6 +167,8 @@ func Scheme() (*runtime.Scheme, error) {
 // Secrets and ConfigMaps are cached only when they opt in by label, so the
 // controller never holds unrelated secrets; the one exception is each
 // namespace's kube-root-ca.crt (the cluster's CA, public), cached by name.
+// With WatchNamespaces both caches list and watch only those namespaces
+// (cluster-scoped objects, the injector's Namespaces, are unaffected).
 func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -145,7 +194,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElectionID:        "authgate-controller.authgate.dev",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
 		WebhookServer:           webhookServer,
-		Cache:                   cache.Options{ByObject: cachedByLabel(roles)},
+		Cache:                   cache.Options{DefaultNamespaces: o.namespaces(), ByObject: cachedByLabel(roles)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new manager: %w", err)
@@ -159,6 +208,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	// and no other.
 	clusterCA, err := cache.New(mgr.GetConfig(), cache.Options{
 		HTTPClient: mgr.GetHTTPClient(), Scheme: scheme, Mapper: mgr.GetRESTMapper(),
+		DefaultNamespaces: o.namespaces(),
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.ConfigMap{}: {Field: fields.OneTermEqualSelector("metadata.name", translate.ClusterCAConfigMap)},
 		},
@@ -166,21 +216,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA cache: %w", err)
 	}
-	r := &Reconciler{
-		Client:     mgr.GetClient(),
-		ClusterCA:  clusterCA,
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   mgr.GetEventRecorder("authgate-controller"),
-		Metrics:    NewMetrics(reg),
-		Now:        time.Now,
-		MaxRequeue: o.MaxRefresh,
-		Workers:    o.ReconcileWorkers,
-	}
-	r.Issuers = issuers.New(issuers.Options{
-		FetchPolicy: o.FetchPolicy, Logger: logger, Registerer: reg,
-		MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,
-		MaxStaleness: o.MaxStaleness, OnChange: r.IssuerChanged,
-	})
+	r := newReconciler(mgr, o, clusterCA, reg, logger)
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
 	}
@@ -216,6 +252,30 @@ func cachedByLabel(roles *labels.Requirement) map[client.Object]cache.ByObject {
 		// Only the NetworkPolicies this controller writes.
 		&networkingv1.NetworkPolicy{}: {Label: labels.SelectorFromSet(labels.Set{netpol.LabelManagedBy: netpol.ManagedBy})},
 	}
+}
+
+// newReconciler builds the AuthPolicy reconciler and its issuer manager,
+// which charges each refresh to a namespace using the issuer.
+func newReconciler(mgr ctrl.Manager, o Options, clusterCA cache.Cache, reg prometheus.Registerer, logger *slog.Logger) *Reconciler {
+	r := &Reconciler{
+		Client:     mgr.GetClient(),
+		ClusterCA:  clusterCA,
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   mgr.GetEventRecorder("authgate-controller"),
+		Metrics:    NewMetrics(reg),
+		Now:        time.Now,
+		MaxRequeue: o.MaxRefresh,
+		Workers:    o.ReconcileWorkers,
+
+		MaxIssuersPerNamespace: o.MaxIssuersPerNamespace,
+	}
+	r.Issuers = issuers.New(issuers.Options{
+		FetchPolicy: o.FetchPolicy, Logger: logger, Registerer: reg,
+		MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,
+		MaxStaleness: o.MaxStaleness, OnChange: r.IssuerChanged,
+		Namespaces: r.namespacesUsing, MaxConcurrentFetchesPerNamespace: o.MaxConcurrentFetchesPerNamespace,
+	})
+	return r
 }
 
 // addWebhooks registers the injector, and with WebhookCerts the rotator of

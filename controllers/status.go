@@ -35,6 +35,11 @@ const (
 	// ReasonCAUnresolved: an issuer's certificateAuthority does not resolve,
 	// so its keys are not fetched at all (see Accepted).
 	ReasonCAUnresolved = "CAUnresolved"
+	// ReasonIssuerLimitExceeded: the policy's issuers would take its
+	// namespace past --max-issuers-per-namespace distinct issuers; it is
+	// refused (Accepted and IssuersReady False), not rendered, and none of
+	// its issuers is fetched (docs/tenancy.md).
+	ReasonIssuerLimitExceeded = "IssuerLimitExceeded"
 )
 
 // conditions computes the three conditions of a policy; each is a small
@@ -90,12 +95,17 @@ func issuersCondition(pr *policyResult, gen int64) metav1.Condition {
 		}
 	}
 	switch {
+	case pr.overLimit != "":
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonIssuerLimitExceeded, pr.overLimit
 	case pr.caErr != "":
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonCAUnresolved
 		c.Message = "keys are not fetched while the issuer's CA bundle does not resolve: " + pr.caErr
 	case pr.pending != "":
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonKeysPending
 		c.Message = "the first key fetch of " + pr.pending + " has not ended; the policy is rendered again when it does"
+		if pr.queued {
+			c.Message = "the first key fetch of " + pr.pending + " is queued behind other fetches of the namespace (--max-concurrent-fetches-per-namespace); the policy is rendered again when it has ended"
+		}
 	case pr.issuerErr == "":
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonKeysFetched
 		c.Message = fmt.Sprintf("%d issuer(s), %d key(s) shipped inline to the sidecars", len(pr.issuers), keys)

@@ -32,6 +32,13 @@ var (
 // suiteFetchTimeout bounds one issuer key fetch of the suite's controller.
 const suiteFetchTimeout = 3 * time.Second
 
+// The suite controller's tenancy bounds (--max-issuers-per-namespace,
+// --max-concurrent-fetches-per-namespace), small so tests reach them.
+const (
+	suiteIssuersPerNamespace = 6
+	suiteFetchesPerNamespace = 2
+)
+
 // settle bounds a wait for the controller, which works asynchronously.
 const settle = 20 * time.Second
 
@@ -61,6 +68,7 @@ func runWithManager(m *testing.M, cfg *rest.Config) int {
 		FetchPolicy: loopbackAllowed, // the IdPs are on loopback
 		MinRefresh:  300 * time.Millisecond, MaxRefresh: time.Minute, DefaultRefresh: 30 * time.Second, FetchTimeout: suiteFetchTimeout,
 		Logger: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Registerer: registry,
+		MaxIssuersPerNamespace: suiteIssuersPerNamespace, MaxConcurrentFetchesPerNamespace: suiteFetchesPerNamespace,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

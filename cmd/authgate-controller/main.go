@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,6 +20,7 @@ import (
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
+	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/internal/netguard"
 )
 
@@ -39,11 +41,8 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader lease (default: the pod's)")
 	fs.IntVar(&o.ReconcileWorkers, "reconcile-workers", controllers.DefaultReconcileWorkers,
 		fmt.Sprintf("namespaces reconciled at once, at most %d, 0 for the default (one namespace is never reconciled twice at once)", controllers.MaxReconcileWorkers))
-	fs.DurationVar(&o.MinRefresh, "jwks-min-refresh", time.Minute, "lower bound of an issuer's key refresh interval (also the retry after a failure)")
-	fs.DurationVar(&o.MaxRefresh, "jwks-max-refresh", time.Hour, "upper bound of an issuer's key refresh interval")
-	fs.DurationVar(&o.DefaultRefresh, "jwks-default-refresh", 10*time.Minute, "refresh interval when the JWKS response has no max-age")
-	fs.DurationVar(&o.FetchTimeout, "jwks-fetch-timeout", 10*time.Second, "timeout of one discovery + JWKS fetch")
-	fs.DurationVar(&o.MaxStaleness, "jwks-max-staleness", 24*time.Hour, "stop shipping an issuer's keys after this long without a successful refresh")
+	bindJWKSFlags(fs, &o)
+	bindTenancyFlags(fs, &o)
 	fetch := bindFetchFlags(fs)
 	var (
 		ic             injector.Config
@@ -82,6 +81,7 @@ func run(args []string, stderr io.Writer) error {
 		if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 			ic.ExcludeNamespaces = append(ic.ExcludeNamespaces, ns)
 		}
+		ic.WatchedNamespaces = o.WatchNamespaces
 		ic.Default()
 		if err := ic.Validate(); err != nil {
 			return fmt.Errorf("injector: %w", err)
@@ -111,6 +111,26 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// bindJWKSFlags binds the issuer key refresh bounds.
+func bindJWKSFlags(fs *flag.FlagSet, o *controllers.Options) {
+	fs.DurationVar(&o.MinRefresh, "jwks-min-refresh", time.Minute, "lower bound of an issuer's key refresh interval (also the retry after a failure)")
+	fs.DurationVar(&o.MaxRefresh, "jwks-max-refresh", time.Hour, "upper bound of an issuer's key refresh interval")
+	fs.DurationVar(&o.DefaultRefresh, "jwks-default-refresh", 10*time.Minute, "refresh interval when the JWKS response has no max-age")
+	fs.DurationVar(&o.FetchTimeout, "jwks-fetch-timeout", 10*time.Second, "timeout of one discovery + JWKS fetch")
+	fs.DurationVar(&o.MaxStaleness, "jwks-max-staleness", 24*time.Hour, "stop shipping an issuer's keys after this long without a successful refresh")
+}
+
+// bindTenancyFlags binds the per-namespace bounds and --watch-namespaces
+// (docs/tenancy.md).
+func bindTenancyFlags(fs *flag.FlagSet, o *controllers.Options) {
+	fs.IntVar(&o.MaxIssuersPerNamespace, "max-issuers-per-namespace", controllers.DefaultMaxIssuersPerNamespace,
+		fmt.Sprintf("distinct issuers the AuthPolicies of one namespace may trust, at most %d; a policy that would exceed it is refused (IssuerLimitExceeded), older policies keep theirs", controllers.MaxMaxIssuersPerNamespace))
+	fs.IntVar(&o.MaxConcurrentFetchesPerNamespace, "max-concurrent-fetches-per-namespace", issuers.DefaultMaxConcurrentFetchesPerNamespace,
+		fmt.Sprintf("issuer key fetches charged to one namespace at once, at most %d (a fetch is charged to the least busy namespace using the issuer)", controllers.MaxConcurrentFetchesPerNamespace))
+	fs.Func("watch-namespaces", "comma-separated namespaces the controller reconciles and caches (may be given more than once); empty: every namespace. With it the controller needs Roles in these namespaces only (chart value watchNamespaces)",
+		namespaceList(&o.WatchNamespaces))
 }
 
 // fetchFlags are the flags of the issuer fetch policy.
@@ -149,6 +169,20 @@ func (f *fetchFlags) log(l *slog.Logger, p netguard.Policy, apiServer netip.Addr
 		l.Info("the fetch policy allows the API server's address (--fetch-allow-apiserver)", "address", apiServer.String())
 	case f.allowAPIServer:
 		l.Info("no API server address to allow: KUBERNETES_SERVICE_HOST is unset or not an IP address (never resolved)")
+	}
+}
+
+// namespaceList parses a comma-separated flag value of namespace names into
+// l (checked by controllers.Options.Validate); the flag may be given more
+// than once.
+func namespaceList(l *[]string) func(string) error {
+	return func(s string) error {
+		for ns := range strings.SplitSeq(s, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" && !slices.Contains(*l, ns) {
+				*l = append(*l, ns)
+			}
+		}
+		return nil
 	}
 }
 

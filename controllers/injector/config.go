@@ -68,6 +68,13 @@ type Config struct {
 	// ExcludeNamespaces are never injected; kube-system always is. Put the
 	// gateway's own namespace here.
 	ExcludeNamespaces []string
+	// WatchedNamespaces, when not empty, are the only namespaces whose
+	// policies the controller renders (its --watch-namespaces): a pod that
+	// opts in anywhere else is denied, because no bundle would ever reach
+	// its sidecar and the webhooks' namespace selectors still send it here
+	// (a pod that asked for protection must not start without it). Set by
+	// the controller from --watch-namespaces, not a flag of its own.
+	WatchedNamespaces []string
 	// LogLevel of the proxy: debug, info, warn or error. Default info.
 	LogLevel string
 	// TrustedProxies are the platform's hops the proxy trusts to report

@@ -107,6 +107,9 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 	if ok, why := selected(pod, ns, cfg); !ok {
 		return false, why, nil
 	}
+	if nsName := namespaceOf(pod, ns); len(cfg.WatchedNamespaces) > 0 && !slices.Contains(cfg.WatchedNamespaces, nsName) {
+		return false, "", fmt.Errorf("the pod opted in to authgate, but namespace %s is not one the authgate controller watches (--watch-namespaces): no policy would reach its sidecar; remove the opt-in or ask the platform team to add the namespace", nsName)
+	}
 	out := pod.DeepCopy()
 	if err := checkNames(out); err != nil {
 		return false, "", err
@@ -162,6 +165,13 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 		how = fmt.Sprintf("inbound :%d captured", w.upstream)
 	}
 	return true, fmt.Sprintf("injected into a %s: proxy on :%d in front of 127.0.0.1:%d%s, %s", w.kind, w.listen, w.upstream, proto, how), nil
+}
+
+func namespaceOf(pod *corev1.Pod, ns *corev1.Namespace) string {
+	if ns != nil {
+		return ns.Name
+	}
+	return pod.Namespace
 }
 
 // selected applies the opt-in rules and the exclusions that skip a pod

@@ -9,7 +9,10 @@
 // The controller never waits for the network: Current registers an issuer
 // and reports what is known now, and the Manager's refresher (Start, a
 // controller-runtime Runnable) fetches on the schedule and tells OnChange
-// when what Current reports has changed.
+// when what Current reports has changed. With Options.Namespaces each
+// refresh is charged to one namespace using the issuer and at most
+// MaxConcurrentFetchesPerNamespace run per namespace (slots.go), so one
+// tenant's slow issuers hold only its own share (docs/tenancy.md).
 package issuers
 
 import (
@@ -89,6 +92,21 @@ type Options struct {
 	// the refresher stops (for a refresh Ensure started, it is the
 	// caller's, without its cancellation). nil: no one is told.
 	OnChange func(ctx context.Context, s Spec)
+	// Namespaces returns the namespaces whose policies use an issuer
+	// (sorted or not); it is called without the Manager's locks held, before
+	// each refresh, to charge the refresh to one of them. nil: refreshes
+	// are not bounded per namespace (controllers.NewManager always sets
+	// it). An issuer no namespace uses is charged to an unowned pool of its
+	// own, bounded the same.
+	Namespaces func(Spec) []string
+	// MaxConcurrentFetchesPerNamespace bounds the refreshes charged to one
+	// namespace at once (so the goroutines and connections its issuers
+	// hold, each for FetchTimeout at most). A refresh is charged to the
+	// least busy namespace using the issuer, so an issuer shared with a
+	// namespace that has a free slot never waits for a full one. A due
+	// refresh with no free slot is queued (State.Queued) until one frees.
+	// Default 4.
+	MaxConcurrentFetchesPerNamespace int
 }
 
 // withDefaults fills unset options and makes the bounds consistent.
@@ -112,6 +130,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.MaxConcurrentFetchesPerNamespace <= 0 {
+		o.MaxConcurrentFetchesPerNamespace = DefaultMaxConcurrentFetchesPerNamespace
+	}
 	return o
 }
 
@@ -131,6 +152,9 @@ type State struct {
 	// Pending: the first fetch has not ended yet (no keys, no error). It
 	// ends within FetchTimeout of its start.
 	Pending bool
+	// Queued: a refresh is due but waits for a free slot of the namespaces
+	// using the issuer (Options.MaxConcurrentFetchesPerNamespace).
+	Queued bool
 	// NextRefresh is when the keys are fetched again; while pending, when
 	// the first fetch will have ended at the latest.
 	NextRefresh time.Time
@@ -141,9 +165,11 @@ type State struct {
 type Manager struct {
 	opts    Options
 	metrics *managerMetrics
+	slots   *slots // nil: not bounded per namespace (no Options.Namespaces)
 
 	mu      sync.Mutex
 	entries map[string]*entry // by Spec.Key
+	seq     uint64            // registrations so far, the order of first fetches
 
 	// wake tells the refresher to look at the schedule again: an issuer
 	// was registered or a refresh ended.
@@ -154,6 +180,7 @@ type Manager struct {
 type entry struct {
 	spec Spec // normalized
 	ks   *jwks.KeySet
+	seq  uint64 // registration order
 
 	mu         sync.Mutex
 	attempted  bool      // a refresh has finished
@@ -163,18 +190,25 @@ type entry struct {
 	flight     *flight   // the running refresh, nil if none
 	forgotten  bool      // dropped by Forget: record no more metrics, tell no one
 	reported   string    // fingerprint of the state last given to OnChange
+	queued     bool      // due, waiting for a free namespace slot
 }
 
 // flight is one refresh shared by every Ensure that asked while it ran.
 type flight struct {
 	done    chan struct{} // closed after the entry was updated
 	waiters atomic.Int32  // callers waiting, for tests
+	charged string        // the namespace whose slot it holds
+	slot    bool          // it holds a slot (the Manager bounds per namespace)
 }
 
 // New returns a Manager. It never touches the network.
 func New(opts Options) *Manager {
 	o := opts.withDefaults()
-	return &Manager{opts: o, metrics: newMetrics(o.Registerer, o.Logger), entries: map[string]*entry{}, wake: make(chan struct{}, 1)}
+	m := &Manager{opts: o, metrics: newMetrics(o.Registerer, o.Logger), entries: map[string]*entry{}, wake: make(chan struct{}, 1)}
+	if o.Namespaces != nil {
+		m.slots = newSlots(o.MaxConcurrentFetchesPerNamespace)
+	}
+	return m
 }
 
 // Current returns what is known now about the issuer's keys, without any
@@ -186,21 +220,29 @@ func (m *Manager) Current(s Spec) State {
 	if err != nil {
 		return m.invalid(err)
 	}
-	return m.state(e)
+	st := m.state(e)
+	if st.Queued {
+		// A namespace may have started using the issuer: it may have a
+		// free slot.
+		m.poke()
+	}
+	return st
 }
 
 // Ensure is Current for callers that may wait: it first refreshes the keys
 // when they were never fetched or NextRefresh has passed. A refresh is
 // shared by concurrent callers (and the refresher) and bounded by
 // FetchTimeout; Ensure stops waiting when ctx is done (the refresh goes
-// on). A failed refresh keeps the last good keys, up to MaxStaleness,
-// records LastError and is retried after MinRefresh.
+// on). When the namespaces using the issuer have no free fetch slot,
+// Ensure does not wait: it reports the state (Queued) and the refresher
+// fetches once a slot frees. A failed refresh keeps the last good keys, up
+// to MaxStaleness, records LastError and is retried after MinRefresh.
 func (m *Manager) Ensure(ctx context.Context, s Spec) State {
 	e, err := m.entry(s)
 	if err != nil {
 		return m.invalid(err)
 	}
-	if f := m.startIfDue(context.WithoutCancel(ctx), e, nil); f != nil {
+	if f, _ := m.startIfDue(context.WithoutCancel(ctx), e, nil); f != nil {
 		f.wait(ctx)
 	}
 	return m.state(e)
@@ -211,24 +253,60 @@ func (m *Manager) invalid(err error) State {
 }
 
 // startIfDue returns the entry's running refresh, starting one (on wg when
-// given) if its keys were never fetched or are due; nil when not due.
-func (m *Manager) startIfDue(ctx context.Context, e *entry, wg *sync.WaitGroup) *flight {
+// given) if its keys were never fetched or are due and a namespace using
+// the issuer has a free slot; nil when not due, and then queued reports
+// whether it is due but waits for a slot.
+func (m *Manager) startIfDue(ctx context.Context, e *entry, wg *sync.WaitGroup) (f *flight, queued bool) {
+	if !m.due(e) {
+		return m.running(e), false
+	}
+	var users []string
+	if m.slots != nil {
+		users = sortedUnique(m.opts.Namespaces(e.spec.clone())) // no locks held: it takes the caller's
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.flight != nil {
-		return e.flight
+		return e.flight, false
 	}
 	if e.attempted && m.opts.Now().Before(e.next) {
-		return nil
+		return nil, false
 	}
-	f := &flight{done: make(chan struct{})}
+	f = &flight{done: make(chan struct{})}
+	if m.slots != nil {
+		ns, ok := m.slots.acquire(users)
+		if !ok {
+			if !e.queued && !e.forgotten {
+				m.metrics.throttle(users)
+			}
+			e.queued = true
+			return nil, true
+		}
+		f.charged, f.slot = ns, true
+		m.metrics.inFlight(ns, m.slots.inFlight(ns))
+	}
+	e.queued = false
 	e.flight = f
 	if wg != nil {
 		wg.Go(func() { m.refresh(ctx, e, f) })
 	} else {
 		go m.refresh(ctx, e, f)
 	}
-	return f
+	return f, false
+}
+
+// due reports whether the entry's keys were never fetched or are due and
+// no refresh runs.
+func (m *Manager) due(e *entry) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.flight == nil && (!e.attempted || !m.opts.Now().Before(e.next))
+}
+
+func (m *Manager) running(e *entry) *flight {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.flight
 }
 
 // Lookup returns the cached usable keys of an issuer Ensure has seen,
@@ -287,6 +365,12 @@ func (m *Manager) Forget(keep func(Spec) bool) {
 	}
 }
 
+// ForgetNamespace drops the per-namespace metric series of a namespace
+// whose policies no longer trust any issuer.
+func (m *Manager) ForgetNamespace(ns string) {
+	m.metrics.forgetNamespace(ns)
+}
+
 // entry returns the spec's entry, creating it (without network) on first use.
 func (m *Manager) entry(s Spec) (*entry, error) {
 	n := s.normalized()
@@ -303,7 +387,8 @@ func (m *Manager) entry(s Spec) (*entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{spec: n, ks: ks}
+	m.seq++
+	e := &entry{spec: n, ks: ks, seq: m.seq}
 	m.entries[key] = e
 	m.poke()
 	return e, nil
@@ -412,6 +497,9 @@ func (m *Manager) settle(e *entry, f *flight, state *State, err error) bool {
 		}
 	}
 	e.mu.Unlock()
+	if f.slot {
+		m.metrics.inFlight(f.charged, m.slots.release(f.charged))
+	}
 	close(f.done)
 	m.poke()
 	return changed
@@ -434,7 +522,7 @@ func (m *Manager) state(e *entry) State {
 	st := e.ks.Status()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	s := State{Keys: keys, KeyCount: len(keys.Keys), LastSuccess: st.LastSuccess, LastError: e.lastError, AddressNotAllowed: e.notAllowed, NextRefresh: e.next}
+	s := State{Keys: keys, KeyCount: len(keys.Keys), LastSuccess: st.LastSuccess, LastError: e.lastError, AddressNotAllowed: e.notAllowed, NextRefresh: e.next, Queued: e.queued}
 	if !e.attempted {
 		s.Pending = true
 		s.NextRefresh = m.opts.Now().Add(m.opts.FetchTimeout)

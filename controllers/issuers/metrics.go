@@ -19,6 +19,11 @@ type managerMetrics struct {
 	refreshes   *prometheus.CounterVec
 	keys        *prometheus.GaugeVec
 	lastSuccess *prometheus.GaugeVec
+	// Per namespace (bounded by the namespaces with AuthPolicies that
+	// trust an issuer; a series exists only while the namespace fetches or
+	// once it was throttled, and goes with ForgetNamespace).
+	inFlightG *prometheus.GaugeVec
+	throttled *prometheus.CounterVec
 }
 
 // newMetrics creates the metrics and registers them on reg (nil: not
@@ -38,8 +43,18 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *managerMetrics {
 			Name: "authgate_controller_jwks_last_success_timestamp_seconds",
 			Help: "Unix time the controller last fetched the issuer's key set successfully.",
 		}, []string{"issuer"}),
+		inFlightG: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authgate_controller_jwks_fetches_in_flight",
+			Help: "Key set refreshes running, by the namespace they are charged to (the least busy namespace using the issuer; \"(none)\" for issuers no namespace uses).",
+		}, []string{"namespace"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_controller_jwks_fetches_throttled_total",
+			Help: "Key set refreshes that were due but had to wait because every namespace using the issuer had --max-concurrent-fetches-per-namespace refreshes running, by namespace.",
+		}, []string{"namespace"}),
 	}
 	if reg != nil {
+		m.inFlightG = register(reg, log, m.inFlightG)
+		m.throttled = register(reg, log, m.throttled)
 		m.refreshes = register(reg, log, m.refreshes)
 		m.keys = register(reg, log, m.keys)
 		m.lastSuccess = register(reg, log, m.lastSuccess)
@@ -80,4 +95,40 @@ func (m *managerMetrics) forget(issuer string) {
 	m.refreshes.DeletePartialMatch(prometheus.Labels{"issuer": issuer})
 	m.keys.DeleteLabelValues(issuer)
 	m.lastSuccess.DeleteLabelValues(issuer)
+}
+
+// noNamespace is the namespace label of refreshes of issuers no namespace
+// uses (never a valid namespace name).
+const noNamespace = "(none)"
+
+func nsLabel(ns string) string {
+	if ns == "" {
+		return noNamespace
+	}
+	return ns
+}
+
+// inFlight records the refreshes charged to ns; at 0 the series goes.
+func (m *managerMetrics) inFlight(ns string, n int) {
+	if n <= 0 {
+		m.inFlightG.DeleteLabelValues(nsLabel(ns))
+		return
+	}
+	m.inFlightG.WithLabelValues(nsLabel(ns)).Set(float64(n))
+}
+
+// throttle counts a due refresh that waits for a slot, once for each
+// namespace using the issuer (all of them are full).
+func (m *managerMetrics) throttle(namespaces []string) {
+	if len(namespaces) == 0 {
+		namespaces = []string{""}
+	}
+	for _, ns := range namespaces {
+		m.throttled.WithLabelValues(nsLabel(ns)).Inc()
+	}
+}
+
+// forgetNamespace removes a namespace's throttle series.
+func (m *managerMetrics) forgetNamespace(ns string) {
+	m.throttled.DeleteLabelValues(nsLabel(ns))
 }

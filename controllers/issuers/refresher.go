@@ -1,9 +1,11 @@
 package issuers
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"sync"
 	"time"
 )
@@ -38,8 +40,11 @@ func (m *Manager) Start(ctx context.Context) error {
 func (m *Manager) NeedLeaderElection() bool { return true }
 
 // refreshDue starts a refresh of every issuer that was never fetched or is
-// due and returns how long until the next one is due. Issuers with a
-// refresh running are skipped: its end wakes the refresher.
+// due and returns how long until the next one is due. Due issuers are
+// started oldest first (never fetched ones in the order they were
+// registered), so a namespace's queue drains in order. Issuers with a
+// refresh running are skipped (its end wakes the refresher), and so are
+// those queued for a namespace slot (a slot's release wakes it).
 func (m *Manager) refreshDue(ctx context.Context, wg *sync.WaitGroup) time.Duration {
 	m.mu.Lock()
 	entries := make([]*entry, 0, len(m.entries))
@@ -47,9 +52,33 @@ func (m *Manager) refreshDue(ctx context.Context, wg *sync.WaitGroup) time.Durat
 		entries = append(entries, e)
 	}
 	m.mu.Unlock()
+	type item struct {
+		e         *entry
+		attempted bool
+		next      time.Time
+	}
+	items := make([]item, len(entries))
+	for i, e := range entries {
+		e.mu.Lock()
+		items[i] = item{e: e, attempted: e.attempted, next: e.next}
+		e.mu.Unlock()
+	}
+	slices.SortFunc(items, func(a, b item) int {
+		switch {
+		case a.attempted != b.attempted:
+			if !a.attempted {
+				return -1
+			}
+			return 1
+		case a.attempted && !a.next.Equal(b.next):
+			return a.next.Compare(b.next)
+		}
+		return cmp.Compare(a.e.seq, b.e.seq)
+	})
 	wait := m.opts.MaxRefresh
-	for _, e := range entries {
-		if m.startIfDue(ctx, e, wg) != nil {
+	for _, it := range items {
+		e := it.e
+		if f, queued := m.startIfDue(ctx, e, wg); f != nil || queued {
 			continue
 		}
 		e.mu.Lock()

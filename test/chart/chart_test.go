@@ -64,7 +64,7 @@ func TestAlertsCopyIsCurrent(t *testing.T) {
 
 func TestLint(t *testing.T) {
 	t.Parallel()
-	for _, v := range []variant{defaults, certManager, monitoring, certManagerAndMon,
+	for _, v := range []variant{defaults, certManager, monitoring, certManagerAndMon, watchNamespaces,
 		{name: "one-replica-no-injector", set: []string{"replicas=1", "webhook.enabled=false"}},
 		{name: "other-release", set: []string{"nameOverride=gate", "certManager.enabled=true", "certManager.issuerRef.name=corp-ca", "certManager.issuerRef.kind=ClusterIssuer"}},
 	} {
@@ -81,7 +81,7 @@ func TestLint(t *testing.T) {
 // Golden files of the rendered chart; go test ./test/chart -update rewrites them.
 func TestTemplateGolden(t *testing.T) {
 	t.Parallel()
-	for _, v := range []variant{defaults, certManagerAndMon} {
+	for _, v := range []variant{defaults, certManagerAndMon, watchNamespaces} {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			got := render(t, v)
@@ -143,6 +143,10 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"no reconcile workers", "reconcileWorkers: 0", "/reconcileWorkers"},
 		{"too many reconcile workers", "reconcileWorkers: 65", "/reconcileWorkers"},
 		{"bad namespace name", "webhook:\n  excludeNamespaces: [Kube_System]", "/webhook/excludeNamespaces"},
+		{"bad watched namespace", "watchNamespaces: [Team_A]", "/watchNamespaces/0"},
+		{"watched namespace twice", "watchNamespaces: [team-a, team-a]", "/watchNamespaces"},
+		{"no issuers per namespace", "jwks:\n  maxIssuersPerNamespace: 0", "/jwks/maxIssuersPerNamespace"},
+		{"too many fetches per namespace", "jwks:\n  maxConcurrentFetchesPerNamespace: 65", "/jwks/maxConcurrentFetchesPerNamespace"},
 		{"typo in a key", "certManger:\n  enabled: true", "certManger"},
 		{"issuer kind", "certManager:\n  issuerRef:\n    name: x\n    kind: Vault", "/certManager/issuerRef/kind"},
 		{"digest format", "image:\n  digest: latest", "/image/digest"},

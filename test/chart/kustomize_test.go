@@ -362,3 +362,69 @@ func containerArgs(t *testing.T, dep *unstructured.Unstructured) []string {
 	sort.Strings(args)
 	return args
 }
+
+// watchNamespaces: the ClusterRole keeps only the cluster-scoped rules
+// (Namespaces for the injector, the chart's MutatingWebhookConfiguration),
+// each watched namespace gets a Role with every namespaced grant of the
+// generated ClusterRole, and nothing reads Secrets or ConfigMaps anywhere
+// else (the release namespace: the certificate Secret, by name).
+func TestChartRBACNamespaced(t *testing.T) {
+	t.Parallel()
+	generated := parseObjects(t, mustRead(t, filepath.Join(repoRoot, "config", "rbac", "role.yaml")))
+	objs := byKey(t, parseObjects(t, render(t, watchNamespaces)))
+	clusterRole := objs["ClusterRole authgate-controller"]
+	if clusterRole == nil {
+		t.Fatalf("missing ClusterRole in %v", sortedKeys(objs))
+	}
+	for g := range grantSet(clusterRole) {
+		if !strings.Contains(g, " namespaces ") && !strings.Contains(g, " mutatingwebhookconfigurations authgate-injector ") {
+			t.Errorf("the namespaced chart's ClusterRole grants %s, want only Namespaces and its webhook configuration", g)
+		}
+	}
+	var wantNS []string
+	for _, g := range generated {
+		if g.GetKind() != "ClusterRole" {
+			continue
+		}
+		rules, _, _ := unstructured.NestedSlice(g.Object, "rules")
+		for _, w := range expandRules(rules, false) {
+			if s := w.(string); !strings.Contains(s, " namespaces ") && !strings.Contains(s, " mutatingwebhookconfigurations ") {
+				wantNS = append(wantNS, s)
+			}
+		}
+	}
+	if len(wantNS) == 0 {
+		t.Fatal("the generated ClusterRole has no namespaced grants")
+	}
+	for _, ns := range []string{"team-a", "team-b"} {
+		role, binding := objs["Role "+ns+"/authgate-controller-watch"], objs["RoleBinding "+ns+"/authgate-controller-watch"]
+		if role == nil || binding == nil {
+			t.Fatalf("missing Role or RoleBinding authgate-controller-watch in %s: %v", ns, sortedKeys(objs))
+		}
+		granted := grantSet(role)
+		for _, w := range wantNS {
+			if !grantedAny(granted, w) {
+				t.Errorf("the Role in %s does not grant %s", ns, w)
+			}
+		}
+	}
+	for key, o := range objs {
+		if o.GetKind() != "Role" {
+			continue
+		}
+		if ns := o.GetNamespace(); ns != "team-a" && ns != "team-b" && ns != releaseNamespace {
+			t.Errorf("got %s outside the watched and release namespaces", key)
+		}
+		if o.GetNamespace() == releaseNamespace {
+			for g := range grantSet(o) {
+				if (strings.Contains(g, " secrets ") && !strings.Contains(g, " authgate-webhook-tls ")) || strings.Contains(g, " configmaps ") {
+					t.Errorf("%s grants %s in the release namespace", key, g)
+				}
+			}
+		}
+	}
+	dep := objs["Deployment "+releaseNamespace+"/authgate-controller"]
+	if args := fmt.Sprint(dep.Object["spec"]); !strings.Contains(args, "--watch-namespaces=team-a,team-b") {
+		t.Error("the Deployment does not pass --watch-namespaces=team-a,team-b")
+	}
+}

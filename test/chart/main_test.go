@@ -89,6 +89,7 @@ var (
 	certManager       = variant{name: "certmanager", set: []string{"certManager.enabled=true"}}
 	monitoring        = variant{name: "monitoring", set: []string{"monitoring.serviceMonitor.enabled=true", "monitoring.podMonitor.enabled=true", "monitoring.prometheusRule.enabled=true"}}
 	certManagerAndMon = variant{name: "certmanager-monitoring", set: append(append([]string{}, certManager.set...), monitoring.set...)}
+	watchNamespaces   = variant{name: "watch-namespaces", set: []string{"watchNamespaces={team-a,team-b}"}}
 )
 
 func (v variant) args() []string {
