@@ -14,13 +14,27 @@ import (
 	"github.com/authgate/authgate/proxy/config"
 )
 
-// selector ANDs spec.selector with the labels spec.targets stand for. A
-// target that contradicts the selector is refused: the policy could select
-// no workload. (That one of them is set is the API server's rule.)
+// selector ANDs spec.selector with the labels spec.targets stand for, as
+// the bundle's selector.
 func selector(sel *metav1.LabelSelector, t *v1alpha1.Targets) (config.Selector, *Problem) {
-	out := labelSelector(sel)
+	ps, p := podSelector(sel, t)
+	if p != nil {
+		return config.Selector{}, p
+	}
+	return labelSelector(ps), nil
+}
+
+// podSelector ANDs spec.selector with the labels spec.targets stand for. A
+// target that contradicts the selector is refused: the policy could select
+// no workload. (That one of them is set is the API server's rule.) nil
+// selects everything.
+func podSelector(sel *metav1.LabelSelector, t *v1alpha1.Targets) (*metav1.LabelSelector, *Problem) {
+	out := sel.DeepCopy()
 	if t == nil {
 		return out, nil
+	}
+	if out == nil {
+		out = &metav1.LabelSelector{}
 	}
 	for _, tl := range []struct{ field, label, value string }{
 		{"spec.targets.knativeService", LabelKnativeService, t.KnativeService},
@@ -30,7 +44,7 @@ func selector(sel *metav1.LabelSelector, t *v1alpha1.Targets) (config.Selector, 
 			continue
 		}
 		if have, ok := out.MatchLabels[tl.label]; ok && have != tl.value {
-			return config.Selector{}, problem(ReasonInvalidSpec,
+			return nil, problem(ReasonInvalidSpec,
 				"%s: %q contradicts spec.selector.matchLabels[%s]=%q, so no workload could match", tl.field, tl.value, tl.label, have)
 		}
 		if out.MatchLabels == nil {
@@ -145,25 +159,16 @@ func rateLimits(in []v1alpha1.RateLimit) ([]config.RateLimit, *Problem) {
 	return out, nil
 }
 
-// PodSelector is the label selector of the pods spec protects: spec.selector
-// ANDed with the labels spec.targets stand for (the same rule as the
-// bundle's selector), as a Kubernetes LabelSelector.
+// PodSelector is the label selector of the pods spec protects: the same
+// rule as the bundle's selector, as a Kubernetes LabelSelector (empty:
+// every pod).
 func PodSelector(spec *v1alpha1.AuthPolicySpec) (*metav1.LabelSelector, error) {
-	sel, p := selector(spec.Selector, spec.Targets)
+	out, p := podSelector(spec.Selector, spec.Targets)
 	if p != nil {
 		return nil, errors.New(p.Message)
 	}
-	out := &metav1.LabelSelector{}
-	if len(sel.MatchLabels) > 0 {
-		out.MatchLabels = make(map[string]string, len(sel.MatchLabels))
-		for k, v := range sel.MatchLabels {
-			out.MatchLabels[k] = v
-		}
-	}
-	for _, e := range sel.MatchExpressions {
-		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
-			Key: e.Key, Operator: metav1.LabelSelectorOperator(e.Operator), Values: slices.Clone(e.Values),
-		})
+	if out == nil {
+		out = &metav1.LabelSelector{}
 	}
 	return out, nil
 }
