@@ -7,11 +7,11 @@ package assertion
 
 import (
 	"bytes"
-	"encoding/json"
-	"io"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
