@@ -83,7 +83,13 @@ func (k *Keys) Load() error {
 	if err != nil {
 		if msg := err.Error(); msg != k.lastErr {
 			k.lastErr = msg
-			k.logger.Warn("identity assertion keys not loaded; the last good keys stay in force",
+			// A missing ring is normal where no policy enables the
+			// assertion (the Secret is optional): info, not a warning.
+			level := slog.LevelWarn
+			if errors.Is(err, ErrNoKey) {
+				level = slog.LevelInfo
+			}
+			k.logger.Log(context.Background(), level, "identity assertion keys not loaded; the last good keys stay in force",
 				slog.String("path", k.path), slog.String("error", msg), slog.Bool("have_keys", k.cur.Load() != nil))
 		}
 		return err
