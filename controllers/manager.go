@@ -25,10 +25,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/controllers/assertionkeys"
 	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/controllers/translate"
+	"github.com/authgate/authgate/internal/assertionkey"
 	"github.com/authgate/authgate/internal/netguard"
 )
 
@@ -60,6 +62,13 @@ type Options struct {
 	// internals through the controller. There is no way around it: the
 	// controller always fetches through the policy.
 	FetchPolicy netguard.Policy
+	// AssertionKeyRotation is how long an identity assertion key signs
+	// before its successor (published assertionkey.DefaultLead earlier)
+	// takes over; 0 means assertionkey.DefaultRotation.
+	AssertionKeyRotation time.Duration
+	// AssertionJWKSAddr serves GET /namespaces/{namespace}/jwks.json (the
+	// public identity assertion keys); "" or "0" disables it.
+	AssertionJWKSAddr string
 	// Logger for the issuer manager.
 	Logger *slog.Logger
 	// Registerer for the controller's own metrics; nil uses
@@ -90,6 +99,11 @@ func (o *Options) Validate() error {
 	}
 	if o.FetchTimeout <= 0 || o.FetchTimeout > time.Minute {
 		errs = append(errs, errors.New("fetch timeout must be between 0 and 1m"))
+	}
+	if o.AssertionKeyRotation != 0 {
+		if err := assertionkey.DefaultPolicy(o.AssertionKeyRotation).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("assertion key rotation: %w", err))
+		}
 	}
 	if o.ReconcileWorkers < 0 || o.ReconcileWorkers > MaxReconcileWorkers {
 		errs = append(errs, fmt.Errorf("reconcile workers must be between 1 and %d (0: the default %d), got %d",
@@ -122,7 +136,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	roles, err := labels.NewRequirement(translate.LabelRole, selection.In, []string{translate.RoleRego, translate.RoleCA, RoleBundle})
+	roles, err := labels.NewRequirement(translate.LabelRole, selection.In, []string{translate.RoleRego, translate.RoleCA, RoleBundle, assertionkeys.RoleJWKS})
 	if err != nil {
 		return nil, fmt.Errorf("label requirement: %w", err)
 	}
@@ -181,6 +195,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
 	}
+	if err := addAssertionKeys(mgr, o, reg); err != nil {
+		return nil, err
+	}
 	if err := addWebhooks(mgr, webhookServer, o, reg, logger); err != nil {
 		return nil, err
 	}
@@ -199,6 +216,28 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("readyz: %w", err)
 	}
 	return mgr, nil
+}
+
+// addAssertionKeys registers the identity assertion key reconciler and,
+// with AssertionJWKSAddr, the server of the public keys.
+func addAssertionKeys(mgr ctrl.Manager, o Options, reg prometheus.Registerer) error {
+	rotation := o.AssertionKeyRotation
+	if rotation == 0 {
+		rotation = assertionkey.DefaultRotation
+	}
+	ar := &assertionkeys.Reconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Policy: assertionkey.DefaultPolicy(rotation),
+		Now: time.Now, Metrics: assertionkeys.NewMetrics(reg, time.Now),
+	}
+	if err := ar.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setup assertion keys: %w", err)
+	}
+	if o.AssertionJWKSAddr != "" && o.AssertionJWKSAddr != "0" {
+		if err := mgr.Add(&assertionkeys.Server{Addr: o.AssertionJWKSAddr, Reader: mgr.GetClient()}); err != nil {
+			return fmt.Errorf("assertion JWKS server: %w", err)
+		}
+	}
+	return nil
 }
 
 // addWebhooks registers the injector, and with WebhookCerts the rotator of
