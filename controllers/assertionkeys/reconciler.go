@@ -52,7 +52,7 @@ type Reconciler struct {
 	Metrics   *Metrics
 }
 
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete
 
 // Reconcile keeps the namespace's ring.
@@ -117,17 +117,17 @@ func (r *Reconciler) writeSecret(ctx context.Context, ns string, s *corev1.Secre
 		return err
 	}
 	if !exists {
-		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: assertionkey.SecretName}}
+		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: assertionkey.SecretName}, Type: corev1.SecretTypeOpaque}
 	}
+	orig := s.DeepCopy()
 	s.Labels = labels(RoleKey)
-	s.Type = corev1.SecretTypeOpaque
 	s.Data = map[string][]byte{assertionkey.SecretKey: b}
 	if !exists {
 		err = r.Client.Create(ctx, s, client.FieldOwner(fieldOwnerTag))
 	} else {
-		// Update carries the resourceVersion read: a concurrent writer
-		// (another replica, a hand edit) makes this fail and retry.
-		err = r.Client.Update(ctx, s, client.FieldOwner(fieldOwnerTag))
+		// The patch carries the resourceVersion read: a concurrent writer
+		// (another replica, a hand edit) makes it fail and retry.
+		err = r.Client.Patch(ctx, s, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}), client.FieldOwner(fieldOwnerTag))
 	}
 	if err != nil {
 		return fmt.Errorf("write secret %s: %w", assertionkey.SecretName, err)
