@@ -201,10 +201,18 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := addWebhooks(mgr, webhookServer, o, reg, logger); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, fmt.Errorf("healthz: %w", err)
+	if err := addChecks(mgr); err != nil {
+		return nil, err
 	}
-	// Ready only once the caches hold every existing object (fail closed at start).
+	return mgr, nil
+}
+
+// addChecks adds /healthz and /readyz: ready only once the caches hold
+// every existing object (fail closed at start).
+func addChecks(mgr ctrl.Manager) error {
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("healthz: %w", err)
+	}
 	if err := mgr.AddReadyzCheck("caches", func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
 		defer cancel()
@@ -213,9 +221,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("readyz: %w", err)
+		return fmt.Errorf("readyz: %w", err)
 	}
-	return mgr, nil
+	return nil
 }
 
 // addAssertionKeys registers the identity assertion key reconciler and,

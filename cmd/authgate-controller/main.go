@@ -45,10 +45,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&o.DefaultRefresh, "jwks-default-refresh", 10*time.Minute, "refresh interval when the JWKS response has no max-age")
 	fs.DurationVar(&o.FetchTimeout, "jwks-fetch-timeout", 10*time.Second, "timeout of one discovery + JWKS fetch")
 	fs.DurationVar(&o.MaxStaleness, "jwks-max-staleness", 24*time.Hour, "stop shipping an issuer's keys after this long without a successful refresh")
-	fs.DurationVar(&o.AssertionKeyRotation, "assertion-key-rotation", assertionkey.DefaultRotation,
-		fmt.Sprintf("how long an identity assertion key signs before its successor takes over (at least %s; the successor is published %s earlier, the old key kept %s after)",
-			assertionkey.MinRotation, assertionkey.DefaultLead, assertionkey.DefaultRetain))
-	fs.StringVar(&o.AssertionJWKSAddr, "assertion-jwks-bind-address", ":8082", "address serving GET /namespaces/{namespace}/jwks.json, the public identity assertion keys (0 disables)")
+	bindAssertionFlags(fs, &o)
 	fetch := bindFetchFlags(fs)
 	var (
 		ic             injector.Config
@@ -115,6 +112,14 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// bindAssertionFlags binds the identity assertion key flags.
+func bindAssertionFlags(fs *flag.FlagSet, o *controllers.Options) {
+	fs.DurationVar(&o.AssertionKeyRotation, "assertion-key-rotation", assertionkey.DefaultRotation,
+		fmt.Sprintf("how long an identity assertion key signs before its successor takes over (at least %s; the successor is published %s earlier, the old key kept %s after)",
+			assertionkey.MinRotation, assertionkey.DefaultLead, assertionkey.DefaultRetain))
+	fs.StringVar(&o.AssertionJWKSAddr, "assertion-jwks-bind-address", ":8082", "address serving GET /namespaces/{namespace}/jwks.json, the public identity assertion keys (0 disables)")
 }
 
 // fetchFlags are the flags of the issuer fetch policy.

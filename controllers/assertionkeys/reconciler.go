@@ -155,23 +155,27 @@ func (r *Reconciler) writeJWKS(ctx context.Context, ns string, ring assertionkey
 
 // remove deletes the ring and the public keys the controller wrote.
 func (r *Reconciler) remove(ctx context.Context, ns string) error {
-	secret := &corev1.Secret{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: assertionkey.SecretName}, secret)
-	if err == nil && secret.Labels[labelManaged] == managedByUs {
-		if err := r.Client.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete secret %s: %w", assertionkey.SecretName, err)
-		}
-	} else if client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("get secret %s: %w", assertionkey.SecretName, err)
+	if err := r.deleteOurs(ctx, r.APIReader, ns, assertionkey.SecretName, &corev1.Secret{}); err != nil {
+		return err
 	}
-	cm := &corev1.ConfigMap{}
-	err = r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: assertionkey.JWKSConfigMapName}, cm)
-	if err == nil && cm.Labels[labelManaged] == managedByUs {
-		if err := r.Client.Delete(ctx, cm); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete configmap %s: %w", assertionkey.JWKSConfigMapName, err)
+	return r.deleteOurs(ctx, r.Client, ns, assertionkey.JWKSConfigMapName, &corev1.ConfigMap{})
+}
+
+// deleteOurs deletes ns/name when it exists and carries the controller's
+// label (nothing else of that name is touched).
+func (r *Reconciler) deleteOurs(ctx context.Context, reader client.Reader, ns, name string, obj client.Object) error {
+	err := reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, obj)
+	if err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("get %s: %w", name, err)
 		}
-	} else if client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("get configmap %s: %w", assertionkey.JWKSConfigMapName, err)
+		return nil
+	}
+	if obj.GetLabels()[labelManaged] != managedByUs {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return nil
 }

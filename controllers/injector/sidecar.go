@@ -114,8 +114,8 @@ func volumes() []corev1.Volume {
 			}},
 		}}},
 		{Name: AssertionKeyVolumeName, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName:  assertionkey.SecretName,
-			Items:       []corev1.KeyToPath{{Key: assertionkey.SecretKey, Path: assertionkey.SecretKey}},
+			SecretName: assertionkey.SecretName,
+			Items:      []corev1.KeyToPath{{Key: assertionkey.SecretKey, Path: assertionkey.SecretKey}},
 			// World-readable inside the volume: the proxy runs as 65532
 			// without an fsGroup; only the sidecar mounts the volume, so
 			// the function's containers never see the key.

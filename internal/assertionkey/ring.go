@@ -29,7 +29,7 @@ import (
 // assertions, and where the injector mounts the key Secret in the sidecar.
 const (
 	// SecretName holds the ring (private keys) under SecretKey.
-	SecretName = "authgate-assertion-key"
+	SecretName = "authgate-assertion-key" //nolint:gosec // a Secret's name, not a credential
 	// SecretKey is the Secret's data key holding the ring as JSON.
 	SecretKey = "ring.json"
 	// JWKSConfigMapName holds the public keys under JWKSKey.

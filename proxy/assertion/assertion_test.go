@@ -161,7 +161,7 @@ func TestAssertSwitchesKeyAtSignFrom(t *testing.T) {
 		if _, err := verify(t, k, tok, clk.Now()); err != nil {
 			t.Fatal(err)
 		}
-		jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+		jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -111,16 +111,6 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "authgate_upgraded_connections",
 			Help: "Open upgraded (WebSocket) connections through the proxy; a shutdown waits for them up to its timeout.",
 		}),
-		AssertionsSigned: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authgate_assertions_signed_total",
-			Help: "Identity assertions signed for the function, by policy.",
-		}, []string{"policy"}),
-		AssertionFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "authgate_assertion_signing_failures_total",
-			Help: "Requests refused with 503 because their identity assertion could not be signed, by policy and reason (no_key, sign_error, unsafe_identity).",
-		}, []string{"policy", "reason"}),
-		assertionKey: &assertionKeyCollector{desc: prometheus.NewDesc("authgate_assertion_signing_key_age_seconds",
-			"Seconds since the identity assertion key that signs now was created; absent while the proxy holds no usable key.", nil, nil)},
 		keys: &keyCollector{
 			usable: prometheus.NewDesc("authgate_jwks_keys",
 				"Usable verification keys per issuer: inline keys and remote keys not past their maximum staleness. 0: tokens of the issuer are refused.",
@@ -133,6 +123,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			sources: map[string]func() KeyStats{},
 		},
 	}
+	m.newAssertionMetrics()
 	reg.MustRegister(m.RequestsTotal, m.StageDuration, m.JWKSFetches, m.JWKSRefetchSuppressed,
 		m.JWKSLastSuccess, m.TokenCache, m.TokenCacheEntries, m.ConfigReloads, m.ConfigLastSuccess,
 		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.UpgradedConnections, m.AssertionsSigned, m.AssertionFailures,
@@ -191,6 +182,19 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, st.Age, issuer)
 		}
 	}
+}
+
+func (m *Metrics) newAssertionMetrics() {
+	m.AssertionsSigned = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_assertions_signed_total",
+		Help: "Identity assertions signed for the function, by policy.",
+	}, []string{"policy"})
+	m.AssertionFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_assertion_signing_failures_total",
+		Help: "Requests refused with 503 because their identity assertion could not be signed, by policy and reason (no_key, sign_error).",
+	}, []string{"policy", "reason"})
+	m.assertionKey = &assertionKeyCollector{desc: prometheus.NewDesc("authgate_assertion_signing_key_age_seconds",
+		"Seconds since the identity assertion key that signs now was created; absent while the proxy holds no usable key.", nil, nil)}
 }
 
 // SetAssertionKeySource reports authgate_assertion_signing_key_age_seconds
