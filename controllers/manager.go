@@ -28,11 +28,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/controllers/assertionkeys"
 	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/controllers/netpol"
 	"github.com/authgate/authgate/controllers/translate"
+	"github.com/authgate/authgate/internal/assertionkey"
 	"github.com/authgate/authgate/internal/netguard"
 )
 
@@ -79,6 +81,13 @@ type Options struct {
 	// internals through the controller. There is no way around it: the
 	// controller always fetches through the policy.
 	FetchPolicy netguard.Policy
+	// AssertionKeyRotation is how long an identity assertion key signs
+	// before its successor (published assertionkey.DefaultLead earlier)
+	// takes over; 0 means assertionkey.DefaultRotation.
+	AssertionKeyRotation time.Duration
+	// AssertionJWKSAddr serves GET /namespaces/{namespace}/jwks.json (the
+	// public identity assertion keys); "" or "0" disables it.
+	AssertionJWKSAddr string
 	// Logger for the issuer manager.
 	Logger *slog.Logger
 	// Registerer for the controller's own metrics; nil uses
@@ -125,6 +134,11 @@ func (o *Options) Validate() error {
 	for _, ns := range o.WatchNamespaces {
 		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
 			errs = append(errs, fmt.Errorf("watch namespace %q: %s", ns, strings.Join(msgs, "; ")))
+		}
+	}
+	if o.AssertionKeyRotation != 0 {
+		if err := assertionkey.DefaultPolicy(o.AssertionKeyRotation).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("assertion key rotation: %w", err))
 		}
 	}
 	if o.ReconcileWorkers < 0 || o.ReconcileWorkers > MaxReconcileWorkers {
@@ -177,7 +191,7 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	roles, err := labels.NewRequirement(translate.LabelRole, selection.In, []string{translate.RoleRego, translate.RoleCA, RoleBundle})
+	roles, err := labels.NewRequirement(translate.LabelRole, selection.In, []string{translate.RoleRego, translate.RoleCA, RoleBundle, assertionkeys.RoleJWKS})
 	if err != nil {
 		return nil, fmt.Errorf("label requirement: %w", err)
 	}
@@ -223,13 +237,24 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := (&netpol.Reconciler{Client: mgr.GetClient(), Scheme: scheme, Enabled: o.NetworkPolicies}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup networkpolicy controller: %w", err)
 	}
+	if err := addAssertionKeys(mgr, o, reg); err != nil {
+		return nil, err
+	}
 	if err := addWebhooks(mgr, webhookServer, o, reg, logger); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, fmt.Errorf("healthz: %w", err)
+	if err := addChecks(mgr); err != nil {
+		return nil, err
 	}
-	// Ready only once the caches hold every existing object (fail closed at start).
+	return mgr, nil
+}
+
+// addChecks adds /healthz and /readyz: ready only once the caches hold
+// every existing object (fail closed at start).
+func addChecks(mgr ctrl.Manager) error {
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return fmt.Errorf("healthz: %w", err)
+	}
 	if err := mgr.AddReadyzCheck("caches", func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
 		defer cancel()
@@ -238,9 +263,31 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("readyz: %w", err)
+		return fmt.Errorf("readyz: %w", err)
 	}
-	return mgr, nil
+	return nil
+}
+
+// addAssertionKeys registers the identity assertion key reconciler and,
+// with AssertionJWKSAddr, the server of the public keys.
+func addAssertionKeys(mgr ctrl.Manager, o Options, reg prometheus.Registerer) error {
+	rotation := o.AssertionKeyRotation
+	if rotation == 0 {
+		rotation = assertionkey.DefaultRotation
+	}
+	ar := &assertionkeys.Reconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Policy: assertionkey.DefaultPolicy(rotation),
+		Now: time.Now, Metrics: assertionkeys.NewMetrics(reg, time.Now),
+	}
+	if err := ar.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setup assertion keys: %w", err)
+	}
+	if o.AssertionJWKSAddr != "" && o.AssertionJWKSAddr != "0" {
+		if err := mgr.Add(&assertionkeys.Server{Addr: o.AssertionJWKSAddr, Reader: mgr.GetClient()}); err != nil {
+			return fmt.Errorf("assertion JWKS server: %w", err)
+		}
+	}
+	return nil
 }
 
 // cachedByLabel limits the cache to the Secrets, ConfigMaps and

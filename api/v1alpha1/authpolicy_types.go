@@ -82,6 +82,56 @@ type AuthPolicySpec struct {
 	// pods this policy selects.
 	// +optional
 	Limits *Limits `json:"limits,omitempty"`
+
+	// IdentityAssertion, when set, has the sidecar sign the verified
+	// identity of every request it forwards with a credential (a short-lived
+	// ES256 JWT in a header), so the function can prove the identity came
+	// from its gateway. The controller keeps the namespace's signing keys in
+	// Secret authgate-assertion-key and publishes the public keys in
+	// ConfigMap authgate-assertion-jwks; see docs/identity-assertion.md.
+	// +optional
+	IdentityAssertion *IdentityAssertion `json:"identityAssertion,omitempty"`
+}
+
+// IdentityAssertion configures the signed identity assertion. Its JWT
+// holds iss "authgate://<namespace>", sub, aud, iat, nbf, exp, jti, kind
+// (jwt or apikey), token_iss (the verified token's issuer), scope
+// (space-separated) and, under "claims", the chosen claims of the verified
+// token. Requests on public routes carry no assertion; a client's copy of
+// the header is always removed.
+type IdentityAssertion struct {
+	// Header carrying the assertion. It must start with X-Authgate- (a
+	// client's copy is removed in every spelling). Default
+	// X-Authgate-Assertion.
+	// +kubebuilder:validation:Pattern=`^[Xx]-[Aa][Uu][Tt][Hh][Gg][Aa][Tt][Ee]-[A-Za-z0-9-]{1,100}$`
+	// +kubebuilder:default=X-Authgate-Assertion
+	// +optional
+	Header string `json:"header,omitempty"`
+
+	// TTL is the assertion's lifetime (never past the credential's own
+	// expiry). Default 60s; at least 10s, at most 5m.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10s') && duration(self) <= duration('5m')",message="ttl must be between 10s and 5m"
+	// +optional
+	TTL *metav1.Duration `json:"ttl,omitempty"`
+
+	// Audience is the assertion's aud: the function checks it, so an
+	// assertion minted for one function is refused by another of the
+	// namespace. Default: the AuthPolicy's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[\x21-\x7e]+$`
+	// +optional
+	Audience string `json:"audience,omitempty"`
+
+	// Claims are dotted paths into the verified claims (as in
+	// headers.claims) copied into the assertion's "claims" object, keyed by
+	// the path; a claim the credential lacks is left out.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=set
+	// +optional
+	Claims []string `json:"claims,omitempty"`
 }
 
 // ClientIdentity says which peers the sidecar trusts to report the client.

@@ -21,6 +21,7 @@ import (
 	"github.com/authgate/authgate/controllers/certs"
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
+	"github.com/authgate/authgate/internal/assertionkey"
 	"github.com/authgate/authgate/internal/netguard"
 )
 
@@ -43,6 +44,7 @@ func run(args []string, stderr io.Writer) error {
 		fmt.Sprintf("namespaces reconciled at once, at most %d, 0 for the default (one namespace is never reconciled twice at once)", controllers.MaxReconcileWorkers))
 	bindJWKSFlags(fs, &o)
 	bindTenancyFlags(fs, &o)
+	bindAssertionFlags(fs, &o)
 	fetch := bindFetchFlags(fs)
 	var (
 		ic             injector.Config
@@ -131,6 +133,14 @@ func bindTenancyFlags(fs *flag.FlagSet, o *controllers.Options) {
 		fmt.Sprintf("issuer key fetches charged to one namespace at once, at most %d (a fetch is charged to the least busy namespace using the issuer)", controllers.MaxConcurrentFetchesPerNamespace))
 	fs.Func("watch-namespaces", "comma-separated namespaces the controller reconciles and caches (may be given more than once); empty: every namespace. With it the controller needs Roles in these namespaces only (chart value watchNamespaces)",
 		namespaceList(&o.WatchNamespaces))
+}
+
+// bindAssertionFlags binds the identity assertion key flags.
+func bindAssertionFlags(fs *flag.FlagSet, o *controllers.Options) {
+	fs.DurationVar(&o.AssertionKeyRotation, "assertion-key-rotation", assertionkey.DefaultRotation,
+		fmt.Sprintf("how long an identity assertion key signs before its successor takes over (at least %s; the successor is published %s earlier, the old key kept %s after)",
+			assertionkey.MinRotation, assertionkey.DefaultLead, assertionkey.DefaultRetain))
+	fs.StringVar(&o.AssertionJWKSAddr, "assertion-jwks-bind-address", ":8082", "address serving GET /namespaces/{namespace}/jwks.json, the public identity assertion keys (0 disables)")
 }
 
 // fetchFlags are the flags of the issuer fetch policy.

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/authgate/authgate/internal/assertionkey"
+	"github.com/authgate/authgate/proxy/admin"
 	"github.com/authgate/authgate/proxy/app"
 	"github.com/authgate/authgate/proxy/appprobe"
 	"github.com/authgate/authgate/proxy/config"
@@ -76,6 +78,8 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long to drain in-flight requests on SIGTERM")
 	fs.DurationVar(&opts.DrainDelay, "drain-delay", 0, "how long to keep serving after SIGTERM, not ready, before draining (endpoint removal lags the signal)")
 	fs.DurationVar(&opts.PollInterval, "poll-interval", 5*time.Second, "config re-read interval (file events trigger faster reloads)")
+	fs.StringVar(&opts.AssertionKeysPath, "assertion-keys", "", "identity assertion key ring (the mounted Secret "+assertionkey.SecretName+
+		", e.g. "+assertionkey.DefaultPath+"); re-read every --poll-interval; its public keys are served on the admin listener at "+admin.JWKSPath)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&check, "check", false, "run what a reload runs (validate the config, read the labels, build the selected policies: Rego compiled, verifiers built; no network I/O, no listener), then build every other policy too, and exit")
 	if err := fs.Parse(args); err != nil {

@@ -140,7 +140,7 @@ func TestKnative(t *testing.T) {
 		t.Fatalf("got last container %q, want the sidecar", sc.Name)
 	}
 	wantArgs := []string{"--config", "/etc/authgate/config.yaml", "--labels-file", "/etc/podinfo/labels", "--listen", ":8090",
-		"--admin-listen", ":8093", "--upstream", "http://127.0.0.1:8080", "--upstream-timeout", "5m0s",
+		"--admin-listen", ":8093", "--upstream", "http://127.0.0.1:8080", "--assertion-keys", "/etc/authgate-assertion/ring.json", "--upstream-timeout", "5m0s",
 		"--trusted-proxies", "127.0.0.1/32,::1/128", "--shutdown-timeout", "4m59s", "--log-level", "info"}
 	if !slices.Equal(sc.Args, wantArgs) {
 		t.Errorf("got args %q, want %q", sc.Args, wantArgs)

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/authgate/authgate/internal/assertionkey"
 	"github.com/authgate/authgate/proxy/config"
 )
 
@@ -25,6 +26,7 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 		"--listen", fmt.Sprintf(":%d", w.listen),
 		"--admin-listen", fmt.Sprintf(":%d", cfg.AdminPort),
 		"--upstream", fmt.Sprintf("http://127.0.0.1:%d", w.upstream),
+		"--assertion-keys", assertionkey.DefaultPath,
 	}
 	if w.h2c {
 		args = append(args, "--upstream-h2c")
@@ -45,6 +47,7 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: ConfigVolumeName, MountPath: config.MountDir, ReadOnly: true},
 			{Name: PodInfoVolumeName, MountPath: PodInfoMountPath, ReadOnly: true},
+			{Name: AssertionKeyVolumeName, MountPath: assertionkey.MountDir, ReadOnly: true},
 		},
 		// The proxy opens its admin port only once a valid configuration is
 		// loaded, and in a namespace without an AuthPolicy that may take a
@@ -89,8 +92,15 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 	return c
 }
 
+// AssertionKeyVolumeName mounts the namespace's identity assertion key
+// ring (Secret authgate-assertion-key) into the sidecar only.
+const AssertionKeyVolumeName = "authgate-assertion-key"
+
 // volumes are the namespace bundle (optional: until the controller writes
-// it the proxy waits, not ready) and the pod's labels.
+// it the proxy waits, not ready), the pod's labels and the identity
+// assertion key ring (optional: it exists only while a policy of the
+// namespace enables identityAssertion; without it the proxy refuses, 503,
+// what such a policy would forward, and serves everything else).
 func volumes() []corev1.Volume {
 	return []corev1.Volume{
 		{Name: ConfigVolumeName, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
@@ -102,6 +112,15 @@ func volumes() []corev1.Volume {
 				Path:     PodInfoLabelsKey,
 				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels"},
 			}},
+		}}},
+		{Name: AssertionKeyVolumeName, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: assertionkey.SecretName,
+			Items:      []corev1.KeyToPath{{Key: assertionkey.SecretKey, Path: assertionkey.SecretKey}},
+			// World-readable inside the volume: the proxy runs as 65532
+			// without an fsGroup; only the sidecar mounts the volume, so
+			// the function's containers never see the key.
+			DefaultMode: ptrTo(int32(0o444)),
+			Optional:    ptrTo(true),
 		}}},
 	}
 }

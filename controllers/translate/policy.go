@@ -138,6 +138,28 @@ func headers(h *v1alpha1.IdentityHeaders) config.IdentityHeaders {
 	return out
 }
 
+// AssertionIssuer is the iss of the identity assertions of a namespace's
+// sidecars.
+func AssertionIssuer(namespace string) string { return "authgate://" + namespace }
+
+// identityAssertion renders spec.identityAssertion: the issuer names the
+// namespace (its key signs every assertion of the namespace), the audience
+// defaults to the policy's name, header and ttl are left to the proxy's
+// defaults when unset.
+func identityAssertion(namespace, name string, a *v1alpha1.IdentityAssertion) *config.IdentityAssertion {
+	if a == nil {
+		return nil
+	}
+	out := &config.IdentityAssertion{Header: a.Header, Issuer: AssertionIssuer(namespace), Audience: a.Audience, Claims: slices.Clone(a.Claims)}
+	if out.Audience == "" {
+		out.Audience = name
+	}
+	if a.TTL != nil {
+		out.TTL = config.D(a.TTL.Duration)
+	}
+	return out
+}
+
 // rateLimits converts each rate. A rate that is not a finite decimal
 // number has no ProxyConfig value (a ProxyConfig is JSON), so it is
 // reported here, every one of them; whether a rate is positive is

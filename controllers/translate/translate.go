@@ -140,8 +140,9 @@ func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
 		Routes:  routes(spec.Routes),
 		Headers: headers(spec.Headers),
 
-		ClientIdentity: clientIdentity(spec.ClientIdentity),
-		Limits:         limits(spec.Limits),
+		ClientIdentity:    clientIdentity(spec.ClientIdentity),
+		Limits:            limits(spec.Limits),
+		IdentityAssertion: identityAssertion(p.Namespace, p.Name, spec.IdentityAssertion),
 	}}
 	if f.Policy.Mode == "" {
 		f.Policy.Mode = config.ModeEnforce

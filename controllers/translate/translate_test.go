@@ -368,3 +368,29 @@ rego:
 		t.Fatalf("got message %q, want no generated module name", prob.Message)
 	}
 }
+
+func TestTranslateIdentityAssertion(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, spec string
+		want       *config.IdentityAssertion
+	}{
+		{"off", "", nil},
+		{"defaults", "identityAssertion: {}\n",
+			&config.IdentityAssertion{Issuer: "authgate://team-a", Audience: "fn"}},
+		{"all set", "identityAssertion: {header: X-Authgate-Proof, ttl: 30s, audience: orders, claims: [email, org.tier]}\n",
+			&config.IdentityAssertion{Header: "X-Authgate-Proof", TTL: config.D(30 * time.Second), Issuer: "authgate://team-a",
+				Audience: "orders", Claims: []string{"email", "org.tier"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := policyYAML(t, "fn", "selector: {matchLabels: {app: fn}}\n"+jwtSpec+tc.spec+"routes: [{}]")
+			p.Namespace = "team-a"
+			f := mustTranslate(t, Input{Policy: p})
+			if got, w := toJSON(t, f.Policy.IdentityAssertion), toJSON(t, tc.want); got != w {
+				t.Fatalf("got %s, want %s", got, w)
+			}
+		})
+	}
+}

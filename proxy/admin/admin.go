@@ -20,12 +20,31 @@ type Readiness interface {
 	Ready() bool
 }
 
-// Handler returns the admin mux; appProbes (nil: none) serves the
-// function's probes under appprobe.PathPrefix.
-func Handler(sw *gateway.Switch, ready Readiness, gatherer prometheus.Gatherer, appProbes http.Handler) http.Handler {
+// JWKSPath serves the public keys of the namespace's identity assertions.
+const JWKSPath = "/.well-known/authgate/assertion-jwks.json"
+
+// JWKSSource returns the public key set (JSON) or an error when none.
+type JWKSSource func() ([]byte, error)
+
+// Handler returns the admin mux. appProbes (nil: none) serves the
+// function's probes under appprobe.PathPrefix; jwks, when not nil, is
+// served at JWKSPath (404 while it has no keys).
+func Handler(sw *gateway.Switch, ready Readiness, gatherer prometheus.Gatherer, appProbes http.Handler, jwks JWKSSource) http.Handler {
 	mux := http.NewServeMux()
 	if appProbes != nil {
 		mux.Handle("GET "+appprobe.PathPrefix, appProbes)
+	}
+	if jwks != nil {
+		mux.HandleFunc("GET "+JWKSPath, func(w http.ResponseWriter, _ *http.Request) {
+			b, err := jwks()
+			if err != nil {
+				http.Error(w, "no identity assertion keys loaded", http.StatusNotFound)
+				return
+			}
+			w.Header().Set("Content-Type", "application/jwk-set+json")
+			w.Header().Set("Cache-Control", "max-age=60")
+			_, _ = w.Write(b)
+		})
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

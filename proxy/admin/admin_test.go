@@ -35,7 +35,7 @@ func TestAdminEndpoints(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg)
 	sw := &gateway.Switch{}
-	h := admin.Handler(sw, readiness(true), reg, nil)
+	h := admin.Handler(sw, readiness(true), reg, nil, nil)
 
 	if code, _ := get(t, h, "/healthz"); code != 200 {
 		t.Fatalf("healthz: got %d, want 200", code)
@@ -65,7 +65,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, _ := get(t, h, "/readyz"); code != 200 {
 		t.Fatalf("readyz with config: got %d, want 200", code)
 	}
-	if code, _ := get(t, admin.Handler(sw, readiness(false), reg, nil), "/readyz"); code != 503 {
+	if code, _ := get(t, admin.Handler(sw, readiness(false), reg, nil, nil), "/readyz"); code != 503 {
 		t.Fatalf("readyz while draining: got %d, want 503", code)
 	}
 	code, body := get(t, h, "/status")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/authgate/authgate/proxy/admin"
 	"github.com/authgate/authgate/proxy/appprobe"
+	"github.com/authgate/authgate/proxy/assertion"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/metrics"
@@ -68,6 +69,12 @@ type Options struct {
 	// to the admin port (package appprobe): inbound capture sends every
 	// outside connection to the function's port to the proxy.
 	AppProbes []appprobe.Probe
+	// AssertionKeysPath is the identity assertion key ring (the mounted
+	// Secret authgate-assertion-key); empty: policies with
+	// identityAssertion are refused (503) for want of a key. It is
+	// re-read every PollInterval; its public keys are served on the admin
+	// listener at admin.JWKSPath.
+	AssertionKeysPath string
 	// Logger; nil logs JSON to stderr.
 	Logger *slog.Logger
 	// Registry; nil creates one with Go and process collectors.
@@ -119,6 +126,7 @@ type App struct {
 	logger    *slog.Logger
 	registry  *prometheus.Registry
 	metrics   *metrics.Metrics
+	keys      *assertion.Keys
 	sw        *gateway.Switch
 	loader    *reload.Loader
 	draining  atomic.Bool
@@ -152,6 +160,14 @@ func New(opts Options) (*App, error) {
 	}}
 	// One State for the app's life: buckets, throttle, token cache and key
 	// sets survive every reload that does not change them.
+	if opts.AssertionKeysPath != "" {
+		a.keys = assertion.NewKeys(opts.AssertionKeysPath, nil, a.logger)
+		_ = a.keys.Load() // a missing ring is logged; requests needing it get 503
+		a.metrics.SetAssertionKeySource(func() (float64, bool) {
+			age, ok := a.keys.SignerAge()
+			return age.Seconds(), ok
+		})
+	}
 	state := gateway.NewState(gateway.StateOptions{Metrics: a.metrics, Logger: a.logger, HTTPClient: jwksClient})
 	build := func(ctx context.Context, cfg *config.ProxyConfig, hash string, lbls map[string]string) (*gateway.Runtime, error) {
 		if opts.Upstream != "" {
@@ -165,7 +181,7 @@ func New(opts Options) (*App, error) {
 		}
 		cfg.TrustedProxies = union(cfg.TrustedProxies, opts.TrustedProxies)
 		return gateway.Build(ctx, cfg, hash, lbls, gateway.Deps{
-			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient, BufferPool: pool, State: state,
+			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient, BufferPool: pool, State: state, Assertions: a.keys,
 			Transports: func(u config.Upstream) http.RoundTripper { return transports.Get(u) },
 		})
 	}
@@ -221,7 +237,11 @@ func deref(s *string) string {
 func (a *App) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	var adminLn net.Listener
-	adminSrv := &http.Server{Handler: admin.Handler(a.sw, a, a.registry, appprobe.Handler(a.opts.AppProbes)), ReadHeaderTimeout: 5 * time.Second,
+	var jwks admin.JWKSSource
+	if a.keys != nil {
+		jwks = a.keys.JWKS
+	}
+	adminSrv := &http.Server{Handler: admin.Handler(a.sw, a, a.registry, appprobe.Handler(a.opts.AppProbes), jwks), ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	if a.opts.AdminListen != "" {
 		var err error
@@ -261,6 +281,9 @@ func (a *App) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWatch()
 	go a.loader.Run(watchCtx)
+	if a.keys != nil {
+		go a.keys.Run(watchCtx, a.pollInterval())
+	}
 	go func() { errc <- serve(srv, ln) }()
 	a.logger.Info("authgate-proxy serving", slog.String("address", addr), slog.String("admin_address", adminAddr))
 	close(a.started)
@@ -369,4 +392,12 @@ func serve(srv *http.Server, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// pollInterval is how often the assertion key ring is re-read.
+func (a *App) pollInterval() time.Duration {
+	if a.opts.PollInterval > 0 {
+		return a.opts.PollInterval
+	}
+	return 5 * time.Second
 }

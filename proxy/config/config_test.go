@@ -117,6 +117,21 @@ func TestValidateReportsExactPaths(t *testing.T) {
 		{"lower method", func(c *ProxyConfig) { c.Policies[0].Routes[2].Methods = []string{"get"} }, "policies[0].routes[2].methods[0]", "upper-case"},
 		{"protected identity header", func(c *ProxyConfig) { c.Policies[0].Headers.Subject = "Authorization" }, "policies[0].headers.subject", "cannot be used"},
 		{"rego query", func(c *ProxyConfig) { c.Policies[0].Rego.Query = "allow" }, "policies[0].rego.query", "data."},
+		{"assertion header outside the reserved namespace", func(c *ProxyConfig) {
+			c.Policies[0].IdentityAssertion = &IdentityAssertion{Header: "X-Assertion", TTL: D(time.Minute), Issuer: "authgate://ns", Audience: "f"}
+		}, "policies[0].identityAssertion.header", "must start with X-Authgate-"},
+		{"assertion header that is an identity header", func(c *ProxyConfig) {
+			c.Policies[0].IdentityAssertion = &IdentityAssertion{Header: "x_authgate_subject", TTL: D(time.Minute), Issuer: "authgate://ns", Audience: "f"}
+		}, "policies[0].identityAssertion.header", "also an identity header"},
+		{"assertion ttl too long", func(c *ProxyConfig) {
+			c.Policies[0].IdentityAssertion = &IdentityAssertion{Header: DefaultAssertionHeader, TTL: D(10 * time.Minute), Issuer: "authgate://ns", Audience: "f"}
+		}, "policies[0].identityAssertion.ttl", "between 10s and 5m0s"},
+		{"assertion without audience", func(c *ProxyConfig) {
+			c.Policies[0].IdentityAssertion = &IdentityAssertion{Header: DefaultAssertionHeader, TTL: D(time.Minute), Issuer: "authgate://ns"}
+		}, "policies[0].identityAssertion.audience", "is required"},
+		{"assertion claim path", func(c *ProxyConfig) {
+			c.Policies[0].IdentityAssertion = &IdentityAssertion{Header: DefaultAssertionHeader, TTL: D(time.Minute), Issuer: "authgate://ns", Audience: "f", Claims: []string{"a..b"}}
+		}, "policies[0].identityAssertion.claims[0]", "dotted claim path"},
 		{"rate key", func(c *ProxyConfig) {
 			c.Policies[0].RateLimits = []RateLimit{{Key: "user", RequestsPerSecond: 1, Burst: 1}}
 		}, "policies[0].rateLimits[0].key", "must be ip"},

@@ -114,6 +114,10 @@ func (pol *Policy) Default() {
 	for i := range pol.RateLimits {
 		pol.RateLimits[i].Default()
 	}
+	if a := pol.IdentityAssertion; a != nil {
+		setStr(&a.Header, DefaultAssertionHeader)
+		setDur(&a.TTL, DefaultAssertionTTL)
+	}
 }
 
 // Default sets Burst from the rate.

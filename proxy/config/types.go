@@ -240,6 +240,40 @@ type Policy struct {
 	// Limits, when set, replaces proxy-wide timeouts and the body limit for
 	// the workloads this policy selects (see PolicyLimits).
 	Limits *PolicyLimits `json:"limits,omitempty"`
+	// IdentityAssertion, when set, has the proxy sign the verified identity
+	// of every request this policy forwards with a credential into a
+	// short-lived ES256 JWT (see IdentityAssertion).
+	IdentityAssertion *IdentityAssertion `json:"identityAssertion,omitempty"`
+}
+
+// Identity assertion bounds and defaults.
+const (
+	DefaultAssertionHeader = "X-Authgate-Assertion"
+	DefaultAssertionTTL    = 60 * time.Second
+	MinAssertionTTL        = 10 * time.Second
+	MaxAssertionTTL        = 5 * time.Minute
+)
+
+// IdentityAssertion is a signed copy of the verified identity for the
+// function. The proxy signs it with the current key of the ring file given
+// by --assertion-keys (the controller's Secret authgate-assertion-key, which
+// the injector mounts); with no usable key a request it would sign is
+// answered 503 and never forwarded without it.
+type IdentityAssertion struct {
+	// Header carrying the JWT; must start with X-Authgate-. Default
+	// X-Authgate-Assertion.
+	Header string `json:"header,omitempty"`
+	// TTL is the JWT's lifetime, never past the credential's expiry.
+	// Default 60s, between 10s and 5m.
+	TTL Duration `json:"ttl,omitzero"`
+	// Issuer is the JWT's iss (the controller sets authgate://<namespace>).
+	Issuer string `json:"issuer"`
+	// Audience is the JWT's aud (the controller defaults it to the
+	// AuthPolicy's name).
+	Audience string `json:"audience"`
+	// Claims are dotted paths into the verified claims copied into the
+	// JWT's "claims" object, keyed by path.
+	Claims []string `json:"claims,omitempty"`
 }
 
 // ClientIdentity says which peers may report the client's address.

@@ -341,6 +341,9 @@ func (pol *Policy) validate(errs *ErrorList, p Path, issuers, keys map[string]bo
 		}
 	}
 	pol.Headers.validate(errs, p.child("headers"))
+	if pol.IdentityAssertion != nil {
+		pol.IdentityAssertion.validate(errs, p.child("identityAssertion"), &pol.Headers)
+	}
 	validateRateLimits(errs, p.child("rateLimits"), pol.RateLimits)
 	pol.validateOverrides(errs, p)
 }
@@ -404,6 +407,43 @@ func (h *IdentityHeaders) validate(errs *ErrorList, p Path) {
 			errs.add(p.child("claims").index(j).child("claim"), "must be a dotted claim path, got %q", c.Claim)
 		}
 	}
+}
+
+func (a *IdentityAssertion) validate(errs *ErrorList, p Path, h *IdentityHeaders) {
+	switch {
+	case !httpguts.ValidHeaderFieldName(a.Header):
+		errs.add(p.child("header"), "must be a valid header name, got %q", a.Header)
+	case !headername.HasPrefix(a.Header, reservedNormPrefix):
+		errs.add(p.child("header"), "must start with %s (a client's copy is then stripped in every spelling), got %q", ReservedHeaderPrefix, a.Header)
+	default:
+		for _, n := range identityHeaderNames(h) {
+			if n != "" && headername.Equivalent(n, a.Header) {
+				errs.add(p.child("header"), "%q is also an identity header of this policy", a.Header)
+			}
+		}
+	}
+	if a.TTL.Duration < MinAssertionTTL || a.TTL.Duration > MaxAssertionTTL {
+		errs.add(p.child("ttl"), "must be between %s and %s, got %s", MinAssertionTTL, MaxAssertionTTL, a.TTL.Duration)
+	}
+	if strings.TrimSpace(a.Issuer) == "" {
+		errs.add(p.child("issuer"), "is required")
+	}
+	if strings.TrimSpace(a.Audience) == "" {
+		errs.add(p.child("audience"), "is required")
+	}
+	for j, c := range a.Claims {
+		if !isClaimPath(c) {
+			errs.add(p.child("claims").index(j), "must be a dotted claim path, got %q", c)
+		}
+	}
+}
+
+func identityHeaderNames(h *IdentityHeaders) []string {
+	out := []string{h.Subject, h.Issuer, h.Kind, h.Scopes, h.ClaimsJSON}
+	for _, c := range h.Claims {
+		out = append(out, c.Header)
+	}
+	return out
 }
 
 func validateRateLimits(errs *ErrorList, p Path, rls []RateLimit) {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/authgate/authgate/proxy/assertion"
 	"github.com/authgate/authgate/proxy/authn"
 	"github.com/authgate/authgate/proxy/authz"
 	"github.com/authgate/authgate/proxy/config"
@@ -38,6 +39,7 @@ const (
 	ReasonUpstreamUnavailable = "upstream_unavailable"
 	ReasonUpstreamTimeout     = "upstream_timeout"
 	ReasonRequestTimeout      = "request_timeout"
+	ReasonAssertionFailed     = "assertion_unavailable"
 )
 
 type scopeKey struct{}
@@ -367,6 +369,12 @@ func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o 
 			rt.finish(w, r, ev, &outcome{status: http.StatusUnauthorized, reason: ReasonUnsafeIdentity, detail: "identity holds a value that cannot be sent as a header", route: o.route, policy: o.policy})
 			return
 		}
+		if a := o.policy.cfg.IdentityAssertion; a != nil {
+			if fo := rt.assert(scope.inject, a, o); fo != nil {
+				rt.finish(w, r, ev, fo)
+				return
+			}
+		}
 		ev.id = o.id
 	}
 	ev.status = http.StatusOK
@@ -383,6 +391,36 @@ func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o 
 	rt.observe(stageUpstream, rt.deps.Now().Sub(up))
 	ev.status = rw.status
 	rt.logDecision(ev)
+}
+
+// assert signs the identity assertion into inject. A request the policy
+// wants asserted is never forwarded without one: no key (the Secret not
+// mounted yet, or no key signing yet) or a signing error is a 503, a
+// fault of the gateway, never counted against the client.
+func (rt *Runtime) assert(inject http.Header, a *config.IdentityAssertion, o *outcome) *outcome {
+	policy := o.policy.cfg.Name
+	reason := "no_key"
+	tok, err := "", assertion.ErrNoKey
+	if rt.deps.Assertions != nil {
+		tok, err = rt.deps.Assertions.Assert(a, o.id)
+	}
+	if err == nil {
+		rt.deps.Metrics.AssertionsSigned.WithLabelValues(policy).Inc()
+		inject[http.CanonicalHeaderKey(a.Header)] = []string{tok}
+		return nil
+	}
+	if !errors.Is(err, assertion.ErrNoKey) {
+		reason = "sign_error"
+	}
+	rt.deps.Metrics.AssertionFailures.WithLabelValues(policy, reason).Inc()
+	path := ""
+	if rt.deps.Assertions != nil {
+		path = rt.deps.Assertions.Path()
+	}
+	rt.deps.Logger.Error("identity assertion not signed: request refused (the function is never sent the request without it)",
+		"policy", policy, "route", o.route, "reason", reason, "error", err.Error(), "key_ring", path)
+	return &outcome{status: http.StatusServiceUnavailable, reason: ReasonAssertionFailed, retry: keysRetryAfter,
+		detail: "the gateway cannot sign the identity assertion", route: o.route, policy: o.policy}
 }
 
 // withoutIdentityHeaders drops Rego headers that name one of the policy's

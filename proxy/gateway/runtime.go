@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/authgate/authgate/proxy/assertion"
 	"github.com/authgate/authgate/proxy/authn"
 	"github.com/authgate/authgate/proxy/authz"
 	"github.com/authgate/authgate/proxy/config"
@@ -53,6 +54,10 @@ type Deps struct {
 	// State keeps limiter buckets, the throttle, the token cache and key
 	// sets across configurations; nil gives this runtime a state of its own.
 	State *State
+	// Assertions signs identity assertions (policies with
+	// identityAssertion); nil: every request such a policy would forward
+	// is refused with 503.
+	Assertions *assertion.Keys
 }
 
 // Runtime is one immutable, fully built configuration.
@@ -149,7 +154,7 @@ func (rt *Runtime) build(ctx context.Context, labels map[string]string) error {
 	// Every identity header of every policy is stripped, selected or not, so
 	// a policy change can never expose a header another policy trusted.
 	for i := range cfg.Policies {
-		managed = append(managed, identityHeaderNames(&cfg.Policies[i].Headers)...)
+		managed = append(managed, identityHeaderNames(&cfg.Policies[i].Headers, cfg.Policies[i].IdentityAssertion)...)
 	}
 	rt.stripper = headers.NewStripper(managed)
 	if rt.work, err = workloadSettings(cfg, selected); err != nil {
@@ -181,7 +186,7 @@ func (rt *Runtime) buildPolicy(ctx context.Context, p *config.Policy) (*policyRu
 		return nil, fmt.Errorf("policy %s: routes: %w", p.Name, err)
 	}
 	pr := &policyRuntime{cfg: p, router: router, enforce: p.Mode != config.ModeAudit,
-		managedHeader: identityHeaderNames(&p.Headers)}
+		managedHeader: identityHeaderNames(&p.Headers, p.IdentityAssertion)}
 	if p.Rego != nil {
 		if pr.engine, err = authz.Compile(ctx, p.Name, p.Rego); err != nil {
 			return nil, fmt.Errorf("policy %s: rego: %w", p.Name, err)
@@ -242,10 +247,13 @@ func (rt *Runtime) buildLimits(scope string, rls []config.RateLimit) []limitRule
 	return out
 }
 
-func identityHeaderNames(h *config.IdentityHeaders) []string {
+func identityHeaderNames(h *config.IdentityHeaders, a *config.IdentityAssertion) []string {
 	names := []string{h.Subject, h.Issuer, h.Kind, h.Scopes, h.ClaimsJSON}
 	for _, c := range h.Claims {
 		names = append(names, c.Header)
+	}
+	if a != nil {
+		names = append(names, a.Header)
 	}
 	out := names[:0]
 	for _, n := range names {

@@ -45,8 +45,14 @@ type Metrics struct {
 	// UpgradedConnections is the number of open upgraded (WebSocket)
 	// connections, which a shutdown waits for.
 	UpgradedConnections prometheus.Gauge
+	// AssertionsSigned counts identity assertions signed, by policy.
+	AssertionsSigned *prometheus.CounterVec
+	// AssertionFailures counts requests refused (503) because their
+	// identity assertion could not be signed, by policy and reason.
+	AssertionFailures *prometheus.CounterVec
 
-	keys *keyCollector
+	keys         *keyCollector
+	assertionKey *assertionKeyCollector
 }
 
 // New creates and registers every metric on reg.
@@ -117,9 +123,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			sources: map[string]func() KeyStats{},
 		},
 	}
+	m.newAssertionMetrics()
 	reg.MustRegister(m.RequestsTotal, m.StageDuration, m.JWKSFetches, m.JWKSRefetchSuppressed,
 		m.JWKSLastSuccess, m.TokenCache, m.TokenCacheEntries, m.ConfigReloads, m.ConfigLastSuccess,
-		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.UpgradedConnections, m.keys)
+		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.UpgradedConnections, m.AssertionsSigned, m.AssertionFailures,
+		m.keys, m.assertionKey)
 	return m
 }
 
@@ -173,5 +181,46 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 		if st.HasAge {
 			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, st.Age, issuer)
 		}
+	}
+}
+
+func (m *Metrics) newAssertionMetrics() {
+	m.AssertionsSigned = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_assertions_signed_total",
+		Help: "Identity assertions signed for the function, by policy.",
+	}, []string{"policy"})
+	m.AssertionFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_assertion_signing_failures_total",
+		Help: "Requests refused with 503 because their identity assertion could not be signed, by policy and reason (no_key, sign_error).",
+	}, []string{"policy", "reason"})
+	m.assertionKey = &assertionKeyCollector{desc: prometheus.NewDesc("authgate_assertion_signing_key_age_seconds",
+		"Seconds since the identity assertion key that signs now was created; absent while the proxy holds no usable key.", nil, nil)}
+}
+
+// SetAssertionKeySource reports authgate_assertion_signing_key_age_seconds
+// at scrape time from src (ok false: no usable key, the series is absent).
+// nil removes the source.
+func (m *Metrics) SetAssertionKeySource(src func() (age float64, ok bool)) {
+	m.assertionKey.mu.Lock()
+	defer m.assertionKey.mu.Unlock()
+	m.assertionKey.src = src
+}
+
+type assertionKeyCollector struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	src  func() (float64, bool)
+}
+
+func (c *assertionKeyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *assertionKeyCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.src == nil {
+		return
+	}
+	if age, ok := c.src(); ok {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, age)
 	}
 }
