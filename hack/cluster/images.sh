@@ -14,6 +14,7 @@
 #                                               webhook, autoscaler, activator, queue)
 #   dev.local/openfaas-repro/{gateway,echo-fn}:e2e
 #   dev.local/authgate-e2e/caller:e2e           e2e-caller.tar (test/cluster/caller)
+#   dev.local/authgate-e2e/assertion-verifier:e2e assertion-verifier.tar (examples/assertion-verifier)
 # and Knative Serving's manifests, with these images, to <outdir>/knative
 # ({crds,core}.yaml).
 # The authgate images have the Dockerfile's content; see lib/images.sh for the
@@ -61,6 +62,11 @@ image dev.local/openfaas-repro/echo-fn:e2e openfaas-repro-echo-fn.tar "$IMAGES_O
 # projected ServiceAccount tokens.
 go_static "$IMAGES_OUT/bin/e2e-caller" ./test/cluster/caller
 image dev.local/authgate-e2e/caller:e2e e2e-caller.tar "$IMAGES_OUT/bin/e2e-caller"
+
+# The identity assertion example (examples/assertion-verifier.yaml): a
+# function that verifies the sidecar's signed assertion with go-oidc.
+go_static "$IMAGES_OUT/bin/assertion-verifier" ./examples/assertion-verifier
+image dev.local/authgate-e2e/assertion-verifier:e2e assertion-verifier.tar "$IMAGES_OUT/bin/assertion-verifier"
 
 # Knative Serving from its module (hack/cluster/knative pins the release):
 # each command in an image laid out as ko, Knative's own image builder, lays
