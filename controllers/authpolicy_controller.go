@@ -244,7 +244,7 @@ func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *n
 		pr.problem = problem
 		if old, ok := lastGood[p.UID]; ok {
 			// Keep the last good generation, but never a revoked API key.
-			if refreshed := translate.RefreshKeys(old, p.Namespace, in.secrets); refreshed != nil {
+			if refreshed := translate.RefreshKeys(old, p.Namespace, in.secrets, translate.KeyScopeBound(p)); refreshed != nil {
 				pr.rendered, pr.stale = refreshed, true
 			}
 		}

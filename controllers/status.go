@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -18,7 +19,11 @@ import (
 // Condition reasons set by the controller (translate adds its own for
 // Accepted=False).
 const (
-	ReasonValid              = "Valid"
+	ReasonValid = "Valid"
+	// ReasonAPIKeysExcluded: Accepted=True, but the keys of some selected
+	// Secrets were left out because they claim scopes outside
+	// spec.authentication.apiKeys.allowedScopes (a Warning event).
+	ReasonAPIKeysExcluded    = "APIKeysExcluded"
 	ReasonRendered           = "Rendered"
 	ReasonLastGoodGeneration = "LastGoodGeneration"
 	ReasonNotRendered        = "NotRendered"
@@ -57,6 +62,11 @@ func acceptedCondition(pr *policyResult, gen int64) metav1.Condition {
 	if pr.problem != nil {
 		return metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionFalse, ObservedGeneration: gen,
 			Reason: pr.problem.Reason, Message: pr.problem.Message}
+	}
+	if pr.rendered != nil && len(pr.rendered.Excluded) > 0 {
+		return metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue, ObservedGeneration: gen,
+			Reason: ReasonAPIKeysExcluded, Message: "the policy is valid, but these API-key Secrets are not accepted: they claim scopes outside spec.authentication.apiKeys.allowedScopes: " +
+				strings.Join(pr.rendered.Excluded, ", ")}
 	}
 	return metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue, ObservedGeneration: gen,
 		Reason: ReasonValid, Message: "the policy is valid, its references resolve and its Rego compiles"}
@@ -160,7 +170,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, pr *policyResult, renderE
 	}
 	for _, c := range transitions {
 		eventType := corev1.EventTypeNormal
-		if c.Status == metav1.ConditionFalse {
+		if c.Status == metav1.ConditionFalse || c.Reason == ReasonAPIKeysExcluded {
 			eventType = corev1.EventTypeWarning
 		}
 		r.Recorder.Eventf(p, nil, eventType, c.Reason, c.Type+"="+string(c.Status), "%s", c.Message)

@@ -386,6 +386,19 @@ type APIKeys struct {
 	// +listType=atomic
 	// +optional
 	Sources []CredentialSource `json:"sources,omitempty"`
+
+	// AllowedScopes bounds the scopes a key of these Secrets may carry: a
+	// Secret whose "scopes" name any other scope contributes no key
+	// (Accepted reason APIKeysExcluded, a Warning event), so whoever can
+	// create a labelled Secret in the namespace cannot mint a key with more
+	// than the policy grants. Omitted: no bound. An empty list allows keys
+	// without scopes only.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=256
+	// +listType=set
+	// +optional
+	AllowedScopes []string `json:"allowedScopes,omitempty"`
 }
 
 // Route is a set of requests and the rules they must satisfy.

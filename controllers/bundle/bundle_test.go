@@ -83,17 +83,17 @@ func TestRenderEmpty(t *testing.T) {
 
 func TestRenderAndFragmentsRoundTrip(t *testing.T) {
 	t.Parallel()
-	shared := apiKeySecret("shared", "shared-key-0123456789", map[string]string{"tier": "gold"})
-	own := apiKeySecret("own", "own-key-0123456789ab", nil)
+	shared := apiKeySecret("shared", "shared-key-0123456789-ABCDEFGHIJ", map[string]string{"tier": "gold"})
+	own := apiKeySecret("own", "own-key-0123456789-ABCDEFGHIJab", nil)
 	a := frag(t, "a", `targets: {knativeService: a}
 authentication:
   jwt: [{issuerURL: "https://idp.example.com/", audiences: [a]}, {issuerURL: "https://other.example.com/", clientIDs: [c], sources: [{type: cookie, name: tok}]}]
-  apiKeys: {selector: {matchLabels: {tier: gold}}, sources: [{type: header, name: X-API-Key}, {type: query, name: api_key}]}
+  apiKeys: {allowedScopes: [orders:read], selector: {matchLabels: {tier: gold}}, sources: [{type: header, name: X-API-Key}, {type: query, name: api_key}]}
 routes: [{name: r, requireMFA: {}}]
 rego: {inline: "package authgate.authz\n\ndecision := true\n", timeout: 20ms}`, shared)
 	b := frag(t, "b", `mode: audit
 selector: {matchExpressions: [{key: env, operator: NotIn, values: [dev]}]}
-authentication: {apiKeys: {secretNames: [own, shared]}}
+authentication: {apiKeys: {allowedScopes: [orders:read], secretNames: [own, shared]}}
 routes: [{public: true, paths: [/healthz]}, {paths: ["/**"]}]
 rateLimits: [{key: apikey, requestsPerSecond: "0.25", burst: 2}]`, shared, own)
 	c := frag(t, "c", `selector: {matchLabels: {app: c}}
@@ -199,8 +199,8 @@ routes: [{requireMFA: {}}]`)
 func TestRenderErrors(t *testing.T) {
 	t.Parallel()
 	gold := map[string]string{"tier": "gold"}
-	k1 := apiKeySecret("k1", "key-number-one-0123", gold)
-	ok := frag(t, "ok", "selector: {}\nauthentication: {apiKeys: {secretNames: [k1]}}\nroutes: [{}]", k1)
+	k1 := apiKeySecret("k1", "key-number-one-0123-ABCDEFGH", gold)
+	ok := frag(t, "ok", "selector: {}\nauthentication: {apiKeys: {allowedScopes: [orders:read], secretNames: [k1]}}\nroutes: [{}]", k1)
 	tests := []struct {
 		name  string
 		frags func() []*translate.Fragment
@@ -209,15 +209,15 @@ func TestRenderErrors(t *testing.T) {
 		{"nil fragment", func() []*translate.Fragment { return []*translate.Fragment{ok, nil} }, "fragment 1 is nil"},
 		{"policy twice", func() []*translate.Fragment { return []*translate.Fragment{ok, ok} }, `policy "team-a/ok" is given twice`},
 		{"same key under two names", func() []*translate.Fragment {
-			other := frag(t, "other", "selector: {}\nauthentication: {apiKeys: {secretNames: [k2]}}\nroutes: [{}]", apiKeySecret("k2", "key-number-one-0123", nil))
+			other := frag(t, "other", "selector: {}\nauthentication: {apiKeys: {allowedScopes: [orders:read], secretNames: [k2]}}\nroutes: [{}]", apiKeySecret("k2", "key-number-one-0123-ABCDEFGH", nil))
 			return []*translate.Fragment{ok, other}
 		}, `api keys "team-a/k1" and "team-a/k2" hold the same key`},
 		{"one key name, two definitions", func() []*translate.Fragment {
-			rotated := frag(t, "rotated", "selector: {}\nauthentication: {apiKeys: {secretNames: [k1]}}\nroutes: [{}]", apiKeySecret("k1", "key-number-one-rotated", gold))
+			rotated := frag(t, "rotated", "selector: {}\nauthentication: {apiKeys: {allowedScopes: [orders:read], secretNames: [k1]}}\nroutes: [{}]", apiKeySecret("k1", "key-number-one-rotated-ABCDEFGH", gold))
 			return []*translate.Fragment{ok, rotated}
 		}, `api key "team-a/k1" is defined differently`},
 		{"source prefixes disagree", func() []*translate.Fragment {
-			p := frag(t, "prefix", "selector: {}\nauthentication: {apiKeys: {secretNames: [k1], sources: [{type: header, name: x-api-key, prefix: \"Key \"}]}}\nroutes: [{}]", k1)
+			p := frag(t, "prefix", "selector: {}\nauthentication: {apiKeys: {allowedScopes: [orders:read], secretNames: [k1], sources: [{type: header, name: x-api-key, prefix: \"Key \"}]}}\nroutes: [{}]", k1)
 			return []*translate.Fragment{ok, p}
 		}, `may select the same pod: authn: api keys: source header "x-api-key" is configured with two different prefixes`},
 		{"issuer and key sources disagree", func() []*translate.Fragment {
@@ -289,8 +289,8 @@ func TestFragmentsErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyed, err := Render([]*translate.Fragment{frag(t, "k", "selector: {}\nauthentication: {apiKeys: {secretNames: [s]}}\nroutes: [{}]",
-		apiKeySecret("s", "0123456789abcdefgh", nil))})
+	keyed, err := Render([]*translate.Fragment{frag(t, "k", "selector: {}\nauthentication: {apiKeys: {allowedScopes: [orders:read], secretNames: [s]}}\nroutes: [{}]",
+		apiKeySecret("s", "0123456789abcdefGHIJKLmnopgh", nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ apiKeys:
   keys: [{name: k, hash: "sha256:` + strings.Repeat("ab", 32) + `"}]
 policies:
 - name: p
-  authentication: {apiKeys: {keys: [k]}}
+  authentication: {apiKeys: {allowedScopes: [orders:read], keys: [k]}}
   routes: [{name: r}]
 `)
 	frags, err := Fragments(data)
@@ -346,7 +346,7 @@ policies:
 func TestNoPlaintextKeyInBundle(t *testing.T) {
 	t.Parallel()
 	const key = "agk_bundle_must_not_hold_me_42"
-	f := frag(t, "p", "selector: {}\nauthentication: {apiKeys: {secretNames: [s]}}\nroutes: [{}]", apiKeySecret("s", key, nil))
+	f := frag(t, "p", "selector: {}\nauthentication: {apiKeys: {allowedScopes: [orders:read], secretNames: [s]}}\nroutes: [{}]", apiKeySecret("s", key, nil))
 	data, err := Render([]*translate.Fragment{f})
 	if err != nil {
 		t.Fatal(err)

@@ -5,14 +5,13 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/authgate/authgate/api/v1alpha1"
+	"github.com/authgate/authgate/internal/keygen"
 	"github.com/authgate/authgate/proxy/config"
 )
 
@@ -30,12 +29,10 @@ const (
 	SecretKeyExpiresAt = "expiresAt"
 )
 
-// Bounds on an API key's length. The upper bound is the proxy's default
-// limit on a credential's size: a longer key could never be presented.
-const (
-	MinKeyBytes = 16
-	MaxKeyBytes = config.DefaultMaxTokenBytes
-)
+// MaxKeyBytes bounds an API key's length: the proxy's default limit on a
+// credential's size, so a longer key could never be presented. The lower
+// bound is keygen.MinBits of estimated strength.
+const MaxKeyBytes = config.DefaultMaxTokenBytes
 
 // optInHint tells users why an existing object may be invisible: the
 // controller only reads Secrets and ConfigMaps that opt in by label.
@@ -111,6 +108,20 @@ func apiKeys(ns string, spec *v1alpha1.APIKeys, secrets []corev1.Secret) ([]conf
 	return keys, secretOf, nil
 }
 
+// boundKeys keeps the keys whose scopes are within the policy's
+// allowedScopes (nil: no bound) and describes each one it leaves out,
+// naming the Secret and the scopes, never the key.
+func boundKeys(keys []config.APIKey, secretOf map[string]string, bound []string) (kept []config.APIKey, excluded []string) {
+	for _, k := range keys {
+		if out := config.ScopesOutside(k.Scopes, bound); len(out) > 0 {
+			excluded = append(excluded, fmt.Sprintf("Secret %q (scopes %s)", secretOf[k.Name], quoteAll(out)))
+			continue
+		}
+		kept = append(kept, k)
+	}
+	return kept, excluded
+}
+
 // apiKey reads and hashes one Secret's key. The returned message names the
 // Secret and the problem, never the key.
 func apiKey(ns string, s *corev1.Secret) (config.APIKey, string) {
@@ -142,25 +153,31 @@ func apiKey(ns string, s *corev1.Secret) (config.APIKey, string) {
 }
 
 // checkKey says what is wrong with a key, without quoting it.
-func checkKey(raw []byte) string {
-	switch {
-	case len(raw) < MinKeyBytes:
-		return fmt.Sprintf("is shorter than %d bytes; use a long random key", MinKeyBytes)
-	case len(raw) > MaxKeyBytes:
-		return fmt.Sprintf("is longer than %d bytes, more than a proxy accepts in a credential", MaxKeyBytes)
-	case !utf8.Valid(raw):
-		return "is not UTF-8 text"
-	}
-	for _, r := range string(raw) {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return "contains whitespace or control characters (a trailing newline is a common cause)"
-		}
-	}
-	return ""
-}
+func checkKey(raw []byte) string { return keygen.Check(raw, MaxKeyBytes) }
 
 // hashKey is the only place an API key's plaintext is used.
 func hashKey(raw []byte) string { return config.HashAPIKey(raw) }
+
+// allowedScopes is the bound on the scopes of a policy's keys,
+// spec.authentication.apiKeys.allowedScopes, sorted; nil when the spec sets
+// none (no bound), an empty non-nil slice for an empty list.
+func allowedScopes(spec *v1alpha1.APIKeys) []string {
+	if spec == nil || spec.AllowedScopes == nil {
+		return nil
+	}
+	out := slices.Clone(spec.AllowedScopes)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// KeyScopeBound is the scope bound of a policy's API keys as its spec sets
+// it now (nil: none).
+func KeyScopeBound(p *v1alpha1.AuthPolicy) []string {
+	if a := p.Spec.Authentication; a != nil {
+		return allowedScopes(a.APIKeys)
+	}
+	return nil
+}
 
 // apiKeySources converts the spec's sources, defaulting to the X-API-Key
 // header explicitly: a policy reads its keys only where it names, whatever

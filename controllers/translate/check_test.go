@@ -17,7 +17,7 @@ import (
 // policy alone selects, and what they refuse Translate must refuse.
 func TestAcceptedFragmentsBuild(t *testing.T) {
 	t.Parallel()
-	secrets := []corev1.Secret{secret("k", "0123456789abcdef", nil)}
+	secrets := []corev1.Secret{secret("k", "0123456789abcdefGHIJKLmnop", nil)}
 	const jwt = `{issuerURL: "https://a.example.com", audiences: [a]`
 	tests := []struct {
 		name, spec string

@@ -16,19 +16,19 @@ func TestTranslateProblems(t *testing.T) {
 	good := "package authgate.authz\n\ndecision := true\n"
 	cms := map[string]*corev1.ConfigMap{"rules": {ObjectMeta: metav1.ObjectMeta{Name: "rules"}, Data: map[string]string{"a.rego": good, "bad.rego": "package authgate.authz\n\ndecision := )\n", "blank.rego": " \n"}}}
 	secrets := []corev1.Secret{
-		secret("ok", "0123456789abcdef", map[string]string{"set": "ok"}),
+		secret("ok", "0123456789abcdefGHIJKLmnop", map[string]string{"set": "ok"}),
 		secret("short", "0123456789", nil),
-		secret("newline", "0123456789abcdef\n", nil),
+		secret("newline", "0123456789abcdefGHIJKLmnop\n", nil),
 		secret("space", "0123456789 abcdef", nil),
 		secret("control", "0123456789\x00abcdef", nil),
-		secret("binary", "0123456789abcdef\xff", nil),
+		secret("binary", "0123456789abcdefGHIJKLmnop\xff", nil),
 		secret("huge", strings.Repeat("k", MaxKeyBytes+1), nil),
 		secret("nokey", "", nil, "subject", "x"),
-		secret("badexp", "0123456789abcdef-1", nil, "expiresAt", "tomorrow"),
-		secret("badsubject", "0123456789abcdef-2", nil, "subject", "two words"),
-		secret("dup1", "0123456789abcdef-3", map[string]string{"set": "dup"}),
-		secret("dup2", "0123456789abcdef-3", map[string]string{"set": "dup"}),
-		secret("badscope", "0123456789abcdef-4", nil, "scopes", "orders:read or\x00ders:write"),
+		secret("badexp", "0123456789abcdefGHIJKLmnop-1", nil, "expiresAt", "tomorrow"),
+		secret("badsubject", "0123456789abcdefGHIJKLmnop-2", nil, "subject", "two words"),
+		secret("dup1", "0123456789abcdefGHIJKLmnop-3", map[string]string{"set": "dup"}),
+		secret("dup2", "0123456789abcdefGHIJKLmnop-3", map[string]string{"set": "dup"}),
+		secret("badscope", "0123456789abcdefGHIJKLmnop-4", nil, "scopes", "orders:read or\x00ders:write"),
 	}
 	keys := func(names string) string {
 		return "selector: {}\nauthentication: {apiKeys: {secretNames: [" + names + "]}}\nroutes: [{}]"
@@ -45,7 +45,7 @@ func TestTranslateProblems(t *testing.T) {
 		{"bad apiKeys selector", "selector: {}\nauthentication: {apiKeys: {selector: {matchExpressions: [{key: a, operator: In}]}}}\nroutes: [{}]", ReasonInvalidSpec, []string{"spec.authentication.apiKeys.selector"}},
 		{"missing named secrets", keys("ok, gone, also-gone"), ReasonSecretNotFound, []string{`"also-gone", "gone" not found in namespace team-a`, "authgate.dev/api-key"}},
 		{"selector selects nothing", "selector: {}\nauthentication: {apiKeys: {selector: {matchLabels: {set: none}}}}\nroutes: [{}]", ReasonSecretNotFound, []string{"selects no Secret"}},
-		{"short key", keys("short"), ReasonSecretInvalid, []string{`Secret "short": data "key" is shorter than 16 bytes`}},
+		{"short key", keys("short"), ReasonSecretInvalid, []string{`Secret "short": data "key" is too weak: about 33 bits estimated`}},
 		{"trailing newline", keys("newline"), ReasonSecretInvalid, []string{`Secret "newline"`, "trailing newline"}},
 		{"space in key", keys("space"), ReasonSecretInvalid, []string{`Secret "space"`, "whitespace"}},
 		{"control character", keys("control"), ReasonSecretInvalid, []string{`Secret "control"`, "control characters"}},
@@ -98,7 +98,7 @@ func TestTranslateProblems(t *testing.T) {
 
 func TestTranslateSpecPathsRewritten(t *testing.T) {
 	t.Parallel()
-	secrets := []corev1.Secret{secret("partner", "0123456789abcdef", nil, "scopes", "ok")}
+	secrets := []corev1.Secret{secret("partner", "0123456789abcdefGHIJKLmnop", nil, "scopes", "ok")}
 	tests := []struct {
 		name string
 		spec string

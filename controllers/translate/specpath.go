@@ -78,6 +78,9 @@ func (pm pathMap) policyPath(rest config.Path) string {
 			if sources, ok := keys.CutField("sources"); ok {
 				return sources.Under("spec.authentication.apiKeys.sources")
 			}
+			if bound, ok := keys.CutField("allowedScopes"); ok {
+				return bound.Under("spec.authentication.apiKeys.allowedScopes")
+			}
 			return "spec.authentication.apiKeys"
 		}
 	}

@@ -15,7 +15,12 @@ import (
 // revoked key. It returns nil when the fragment accepted API keys and none
 // is left: an empty key list would mean "every key", so the policy is not
 // rendered at all (fail closed).
-func RefreshKeys(f *Fragment, ns string, secrets []corev1.Secret) *Fragment {
+//
+// bound is the scope bound of the policy's current spec (nil: none): a key
+// must fit it as well as the kept generation's, so narrowing
+// allowedScopes applies at once, even while the generation that narrows it
+// is rejected for another reason.
+func RefreshKeys(f *Fragment, ns string, secrets []corev1.Secret, bound []string) *Fragment {
 	if len(f.APIKeys) == 0 {
 		return f
 	}
@@ -37,6 +42,12 @@ func RefreshKeys(f *Fragment, ns string, secrets []corev1.Secret) *Fragment {
 		k, msg := apiKey(ns, s)
 		if msg != "" {
 			continue
+		}
+		if acc := f.Policy.Authentication.APIKeys; acc != nil && len(config.ScopesOutside(k.Scopes, acc.AllowedScopes)) > 0 {
+			continue // its Secret now claims more than the kept generation allows
+		}
+		if len(config.ScopesOutside(k.Scopes, bound)) > 0 {
+			continue // or more than the current spec allows
 		}
 		out.APIKeys = append(out.APIKeys, k)
 		kept[k.Name] = true

@@ -21,8 +21,8 @@ func TestRefreshKeys(t *testing.T) {
 		},
 	}
 	t.Run("rotated and deleted", func(t *testing.T) {
-		got := RefreshKeys(stale, "ns", []corev1.Secret{secret("a", "new-key-aaaaaaaaaaaa")})
-		if got == nil || len(got.APIKeys) != 1 || got.APIKeys[0].Hash != hashKey([]byte("new-key-aaaaaaaaaaaa")) {
+		got := RefreshKeys(stale, "ns", []corev1.Secret{secret("a", "new-key-a-0123456789-ABCDEFGH")}, nil)
+		if got == nil || len(got.APIKeys) != 1 || got.APIKeys[0].Hash != hashKey([]byte("new-key-a-0123456789-ABCDEFGH")) {
 			t.Fatalf("got %+v, want only a, re-hashed", got)
 		}
 		if keys := got.Policy.Authentication.APIKeys.Keys; len(keys) != 1 || keys[0] != "ns/a" {
@@ -33,18 +33,18 @@ func TestRefreshKeys(t *testing.T) {
 		}
 	})
 	t.Run("all revoked", func(t *testing.T) {
-		if got := RefreshKeys(stale, "ns", nil); got != nil {
+		if got := RefreshKeys(stale, "ns", nil, nil); got != nil {
 			t.Fatalf("got %+v, want nil: an empty key list would accept every key", got)
 		}
 	})
 	t.Run("invalid secret now", func(t *testing.T) {
-		if got := RefreshKeys(stale, "ns", []corev1.Secret{secret("a", "short"), secret("b", "x y z invalid key!!")}); got != nil {
+		if got := RefreshKeys(stale, "ns", []corev1.Secret{secret("a", "short"), secret("b", "x y z invalid key!!")}, nil); got != nil {
 			t.Fatalf("got %+v, want nil", got)
 		}
 	})
 	t.Run("no api keys", func(t *testing.T) {
 		f := &Fragment{Policy: config.Policy{Name: "ns/q"}}
-		if got := RefreshKeys(f, "ns", nil); got != f {
+		if got := RefreshKeys(f, "ns", nil, nil); got != f {
 			t.Fatal("a fragment without keys must be returned unchanged")
 		}
 	})

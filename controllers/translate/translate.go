@@ -21,6 +21,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -97,6 +98,42 @@ type Fragment struct {
 	// APIKeys holds one hashed key per selected Secret, named
 	// "<namespace>/<secret>", sorted by name.
 	APIKeys []config.APIKey
+	// Excluded describes the selected Secrets whose keys were left out
+	// because they claim scopes outside the policy's allowedScopes. It is
+	// reported in status, not rendered.
+	Excluded []string
+}
+
+// withAPIKeys resolves the policy's API keys into f: the keys of the
+// selected Secrets within the policy's allowedScopes. A key beyond them is
+// left out (listed in f.Excluded): the policy is accepted without it, so
+// narrowing the bound takes effect rather than rejecting the generation.
+// When every key is left out, a policy that also trusts JWT issuers accepts
+// no API key; one that accepts only API keys is refused (SecretInvalid).
+func (f *Fragment) withAPIKeys(ns string, spec *v1alpha1.APIKeys, secrets []corev1.Secret, secretOf *map[string]string) *Problem {
+	keys, of, prob := apiKeys(ns, spec, secrets)
+	if prob != nil {
+		return prob
+	}
+	bound := allowedScopes(spec)
+	keys, f.Excluded = boundKeys(keys, of, bound)
+	if len(keys) == 0 {
+		if len(f.Issuers) == 0 {
+			return problem(ReasonSecretInvalid, "every selected API-key Secret claims scopes outside spec.authentication.apiKeys.allowedScopes %s: %s",
+				quoteAll(bound), strings.Join(f.Excluded, ", "))
+		}
+		return nil
+	}
+	access := &config.APIKeyAccess{
+		Keys:          make([]string, 0, len(keys)),
+		Sources:       apiKeySources(spec.Sources),
+		AllowedScopes: bound,
+	}
+	for _, k := range keys {
+		access.Keys = append(access.Keys, k.Name)
+	}
+	f.APIKeys, f.Policy.Authentication.APIKeys, *secretOf = keys, access, of
+	return nil
 }
 
 // Problem is why a policy was not accepted. Message is written for a status
@@ -167,14 +204,9 @@ func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
 			f.Policy.Authentication.Issuers = append(f.Policy.Authentication.Issuers, is.Name)
 		}
 		if a.APIKeys != nil {
-			if f.APIKeys, secretOf, prob = apiKeys(p.Namespace, a.APIKeys, in.Secrets); prob != nil {
+			if prob = f.withAPIKeys(p.Namespace, a.APIKeys, in.Secrets, &secretOf); prob != nil {
 				return nil, prob
 			}
-			access := &config.APIKeyAccess{Keys: make([]string, 0, len(f.APIKeys)), Sources: apiKeySources(a.APIKeys.Sources)}
-			for _, k := range f.APIKeys {
-				access.Keys = append(access.Keys, k.Name)
-			}
-			f.Policy.Authentication.APIKeys = access
 		}
 	}
 	pm := pathMap{regoSource: regoSrc}

@@ -271,13 +271,13 @@ func TestTranslateAPIKeys(t *testing.T) {
 	t.Parallel()
 	partner := map[string]string{"role": "partner"}
 	secrets := []corev1.Secret{
-		secret("zeta", "zeta-key-0123456789", partner, "scopes", "a  b\n", "subject", "zeta-corp\n", "expiresAt", "2030-01-02T03:04:05+02:00"),
-		secret("alpha", "alpha-key-0123456789", nil),
-		secret("beta", "beta-key-0123456789", partner),
-		secret("other", "other-key-0123456789", map[string]string{"role": "internal"}),
+		secret("zeta", "zeta-key-0123456789-ABCDEFGHIJ", partner, "scopes", "a  b\n", "subject", "zeta-corp\n", "expiresAt", "2030-01-02T03:04:05+02:00"),
+		secret("alpha", "alpha-key-0123456789-ABCDEFGHIJ", nil),
+		secret("beta", "beta-key-0123456789-ABCDEFGHIJ", partner),
+		secret("other", "other-key-0123456789-ABCDEFGHIJ", map[string]string{"role": "internal"}),
 	}
 	// A Secret of another namespace with a selected name and label is ignored.
-	foreign := secret("gamma", "gamma-key-0123456789", partner)
+	foreign := secret("gamma", "gamma-key-0123456789-ABCDEFGHIJ", partner)
 	foreign.Namespace = "team-b"
 	secrets = append(secrets, foreign)
 	p := policyYAML(t, "keys", `selector: {}
@@ -285,13 +285,13 @@ authentication:
   apiKeys:
     secretNames: [alpha, beta]
     selector: {matchLabels: {role: partner}}
-routes: [{}]`)
+routes: [{requireScopes: [b, a]}]`)
 	f := mustTranslate(t, Input{Policy: p, Secrets: secrets})
 	exp := time.Date(2030, 1, 2, 1, 4, 5, 0, time.UTC)
 	want := []config.APIKey{
-		{Name: "team-a/alpha", Subject: "alpha", Hash: hashKey([]byte("alpha-key-0123456789"))},
-		{Name: "team-a/beta", Subject: "beta", Hash: hashKey([]byte("beta-key-0123456789"))},
-		{Name: "team-a/zeta", Subject: "zeta-corp", Hash: hashKey([]byte("zeta-key-0123456789")), Scopes: []string{"a", "b"}, ExpiresAt: &exp},
+		{Name: "team-a/alpha", Subject: "alpha", Hash: hashKey([]byte("alpha-key-0123456789-ABCDEFGHIJ"))},
+		{Name: "team-a/beta", Subject: "beta", Hash: hashKey([]byte("beta-key-0123456789-ABCDEFGHIJ"))},
+		{Name: "team-a/zeta", Subject: "zeta-corp", Hash: hashKey([]byte("zeta-key-0123456789-ABCDEFGHIJ")), Scopes: []string{"a", "b"}, ExpiresAt: &exp},
 	}
 	if got, w := toJSON(t, f.APIKeys), toJSON(t, want); got != w {
 		t.Fatalf("got keys\n%s\nwant\n%s", got, w)
@@ -323,7 +323,7 @@ authentication:
     secretNames: [k]
     sources: [{type: header, name: Authorization-Key, prefix: "Key "}, {type: query, name: api_key}]
 routes: [{}]`)
-	f := mustTranslate(t, Input{Policy: p, Secrets: []corev1.Secret{secret("k", "0123456789abcdefgh", nil)}})
+	f := mustTranslate(t, Input{Policy: p, Secrets: []corev1.Secret{secret("k", "0123456789abcdefGHIJKLmnopgh", nil)}})
 	want := []config.CredentialSource{{Type: "header", Name: "Authorization-Key", Prefix: "Key "}, {Type: "query", Name: "api_key"}}
 	if got := f.Policy.Authentication.APIKeys.Sources; !reflect.DeepEqual(got, want) {
 		t.Fatalf("got sources %+v, want %+v", got, want)

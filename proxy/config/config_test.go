@@ -109,6 +109,16 @@ func TestValidateReportsExactPaths(t *testing.T) {
 		{"plaintext key", func(c *ProxyConfig) { c.APIKeys.Keys[0].Hash = "s3cr3t" }, "apiKeys.keys[0].hash", "sha256"},
 		{"unknown issuer ref", func(c *ProxyConfig) { c.Policies[0].Authentication.Issuers = []string{"nope"} }, "policies[0].authentication.issuers[0]", "no issuer named"},
 		{"unknown key ref", func(c *ProxyConfig) { c.Policies[0].Authentication.APIKeys.Keys = []string{"nope"} }, "policies[0].authentication.apiKeys.keys[0]", "no API key named"},
+		{"key scope outside the policy's bound", func(c *ProxyConfig) {
+			c.APIKeys.Keys[0].Scopes = []string{"orders:read", "admin"}
+			c.Policies[0].Authentication.APIKeys.AllowedScopes = []string{"orders:read"}
+		}, "apiKeys.keys[0].scopes", `carries scope(s) ["admin"]`},
+		{"key scope under an empty bound", func(c *ProxyConfig) {
+			c.APIKeys.Keys[0].Scopes = []string{"orders:read"}
+			c.Policies[0].Authentication.APIKeys.AllowedScopes = []string{}
+		}, "apiKeys.keys[0].scopes", "it allows none"},
+		{"bad bound", func(c *ProxyConfig) { c.Policies[0].Authentication.APIKeys.AllowedScopes = []string{""} },
+			"policies[0].authentication.apiKeys.allowedScopes[0]", "non-empty scope"},
 		{"bad mode", func(c *ProxyConfig) { c.Policies[0].Mode = "shadow" }, "policies[0].mode", "enforce or audit"},
 		{"double star middle", func(c *ProxyConfig) { c.Policies[0].Routes[1].Paths = []string{"/a/**/b"} }, "policies[0].routes[1].paths[0]", "last segment"},
 		{"encoded pattern", func(c *ProxyConfig) { c.Policies[0].Routes[1].Paths = []string{"/a%2Fb"} }, "policies[0].routes[1].paths[0]", "canonical path"},

@@ -5,7 +5,10 @@
 // would only restate a zero value (an empty struct, "0s").
 package config
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 const (
 	// APIVersion is the only accepted apiVersion.
@@ -341,6 +344,27 @@ type APIKeyAccess struct {
 	// Sources are where this policy reads API keys; a key presented
 	// anywhere else is not accepted by this policy. Default: apiKeys.sources.
 	Sources []CredentialSource `json:"sources,omitempty"`
+	// AllowedScopes bounds the scopes of the keys this policy accepts: a
+	// key it names that carries any other scope makes the config invalid.
+	// Absent (null): no bound, for hand-written configs. A list, even an
+	// empty one, is a bound; the controller always writes one (omitzero,
+	// not omitempty, so an empty bound survives the round trip).
+	AllowedScopes []string `json:"allowedScopes,omitzero"`
+}
+
+// ScopesOutside returns the scopes that a bound (nil: none) does not
+// allow, in their order; nil when all are allowed.
+func ScopesOutside(scopes, bound []string) []string {
+	if bound == nil {
+		return nil
+	}
+	var out []string
+	for _, s := range scopes {
+		if !slices.Contains(bound, s) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Route is a set of requests and the rules they must satisfy.

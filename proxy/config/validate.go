@@ -1,8 +1,6 @@
 package config
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"net"
 	"net/netip"
 	"slices"
@@ -55,7 +53,7 @@ func (c *ProxyConfig) Validate() ErrorList {
 	policies := map[string]bool{}
 	for i := range c.Policies {
 		p := Path{}.child("policies").index(i)
-		c.Policies[i].validate(&errs, p, issuers, keys)
+		c.Policies[i].validate(&errs, p, issuers, keys, c.APIKeys.Keys)
 		if policies[c.Policies[i].Name] {
 			errs.add(p.child("name"), "duplicate policy name %q", c.Policies[i].Name)
 		}
@@ -234,54 +232,7 @@ func validateSources(errs *ErrorList, p Path, sources []CredentialSource, allowB
 	}
 }
 
-func (a *APIKeys) validate(errs *ErrorList, p Path) map[string]bool {
-	names := map[string]bool{}
-	hashes := map[string]bool{}
-	validateSources(errs, p.child("sources"), a.Sources, false)
-	for j, k := range a.Keys {
-		kp := p.child("keys").index(j)
-		if !isName(k.Name) {
-			errs.add(kp.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", k.Name)
-		}
-		if names[k.Name] {
-			errs.add(kp.child("name"), "duplicate key name %q", k.Name)
-		}
-		names[k.Name] = true
-		if k.Subject == "" || !isScope(k.Subject) {
-			errs.add(kp.child("subject"), "must be a non-empty subject without spaces or control characters")
-		}
-		if !validKeyHash(k.Hash) {
-			errs.add(kp.child("hash"), "must be \"sha256:\" and 64 lowercase hex digits (never the key itself)")
-		} else if hashes[k.Hash] {
-			errs.add(kp.child("hash"), "duplicate key hash (also used by another key)")
-		}
-		hashes[k.Hash] = true
-		for s, sc := range k.Scopes {
-			if !isScope(sc) {
-				errs.add(kp.child("scopes").index(s), "must be a non-empty scope without spaces, got %q", sc)
-			}
-		}
-	}
-	return names
-}
-
-// HashAPIKey returns the form an API key takes in config: "sha256:" and the
-// lowercase hex SHA-256 of the key. The plaintext never appears in config.
-func HashAPIKey(key []byte) string {
-	sum := sha256.Sum256(key)
-	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-func validKeyHash(h string) bool {
-	hexPart, ok := strings.CutPrefix(h, "sha256:")
-	if !ok || len(hexPart) != 64 || strings.ToLower(hexPart) != hexPart {
-		return false
-	}
-	_, err := hex.DecodeString(hexPart)
-	return err == nil
-}
-
-func (pol *Policy) validate(errs *ErrorList, p Path, issuers, keys map[string]bool) {
+func (pol *Policy) validate(errs *ErrorList, p Path, issuers map[string]bool, keys map[string]int, all []APIKey) {
 	if !isName(pol.Name) {
 		errs.add(p.child("name"), "must be 1-253 characters of [a-zA-Z0-9._/-], got %q", pol.Name)
 	}
@@ -295,13 +246,8 @@ func (pol *Policy) validate(errs *ErrorList, p Path, issuers, keys map[string]bo
 			errs.add(ap.child("issuers").index(j), "no issuer named %q in issuers", n)
 		}
 	}
-	if pol.Authentication.APIKeys != nil {
-		for j, n := range pol.Authentication.APIKeys.Keys {
-			if !keys[n] {
-				errs.add(ap.child("apiKeys", "keys").index(j), "no API key named %q in apiKeys.keys", n)
-			}
-		}
-		validateSources(errs, ap.child("apiKeys", "sources"), pol.Authentication.APIKeys.Sources, false)
+	if acc := pol.Authentication.APIKeys; acc != nil {
+		acc.validate(errs, ap.child("apiKeys"), pol.Name, keys, all)
 	}
 	hasAuthn := len(pol.Authentication.Issuers) > 0 || pol.Authentication.APIKeys != nil
 	if len(pol.Routes) == 0 {
