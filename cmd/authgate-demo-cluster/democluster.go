@@ -191,14 +191,20 @@ func (d *clusterDemo) apply(ctx context.Context, doc string) error {
 
 func (d *clusterDemo) projectAndStartProxy(ctx context.Context, upstream string) error {
 	first := make(chan struct{})
+	started := first
 	go func() {
 		last := ""
 		for ctx.Err() == nil {
 			var cm corev1.ConfigMap
 			if err := d.k8s.Get(ctx, types.NamespacedName{Namespace: demoNamespace, Name: config.BundleConfigMap}, &cm); err == nil {
 				if data := cm.Data[config.BundleKey]; data != last && atomicwriter.Write(d.dir, map[string]string{config.BundleKey: data}) == nil {
-					if last == "" {
+					// The proxy starts on the first bundle that holds the
+					// demo's policy: an earlier one (written while the
+					// policy's Secret was not yet in the controller's
+					// cache) holds none, and every request would be denied.
+					if first != nil && holdsPolicy(data, demoNamespace+"/orders") {
 						close(first)
+						first = nil
 					}
 					last = data
 				}
@@ -207,9 +213,9 @@ func (d *clusterDemo) projectAndStartProxy(ctx context.Context, upstream string)
 		}
 	}()
 	select {
-	case <-first:
+	case <-started:
 	case <-time.After(30 * time.Second):
-		return errors.New("the controller rendered no bundle within 30s")
+		return errors.New("the controller rendered no bundle holding the demo's policy within 30s")
 	}
 	a, err := app.New(app.Options{
 		ConfigPath: filepath.Join(d.dir, config.BundleKey), Labels: map[string]string{"serving.knative.dev/service": "orders"},
@@ -229,6 +235,20 @@ func (d *clusterDemo) projectAndStartProxy(ctx context.Context, upstream string)
 	fmt.Fprintf(d.out, "\nthe controller rendered ConfigMap %s/%s; it is projected into %s as the kubelet would, and authgate-proxy (%s) reads it\n",
 		demoNamespace, config.BundleConfigMap, d.dir, d.proxyURL)
 	return nil
+}
+
+// holdsPolicy reports whether a rendered bundle holds the named policy.
+func holdsPolicy(data, name string) bool {
+	cfg, err := config.Parse([]byte(data))
+	if err != nil {
+		return false
+	}
+	for _, p := range cfg.Policies {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *clusterDemo) walk(ctx context.Context) {

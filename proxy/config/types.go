@@ -346,9 +346,10 @@ type APIKeyAccess struct {
 	Sources []CredentialSource `json:"sources,omitempty"`
 	// AllowedScopes bounds the scopes of the keys this policy accepts: a
 	// key it names that carries any other scope makes the config invalid.
-	// Absent (null): no bound, for hand-written configs. A list, even an
-	// empty one, is a bound; the controller always writes one (omitzero,
-	// not omitempty, so an empty bound survives the round trip).
+	// Absent (null): no bound. A list, even an empty one, is a bound; the
+	// controller writes the AuthPolicy's apiKeys.allowedScopes when it sets
+	// one (omitzero, not omitempty, so an empty bound survives the round
+	// trip).
 	AllowedScopes []string `json:"allowedScopes,omitzero"`
 }
 
