@@ -8,17 +8,20 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -390,7 +393,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("authpolicy").
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.workers()}).
-		Watches(&v1alpha1.AuthPolicy{}, toNamespace).
+		Watches(&v1alpha1.AuthPolicy{}, toNamespace, builder.WithPredicates(notStatusOnly())).
 		Watches(&corev1.Secret{}, toNamespace).
 		Watches(&corev1.ConfigMap{}, toNamespace).
 		WatchesRawSource(source.Channel(r.changed, toNamespace))
@@ -401,6 +404,21 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.WatchesRawSource(source.Kind[client.Object](r.ClusterCA, &corev1.ConfigMap{}, toNamespace))
 	}
 	return b.Complete(r)
+}
+
+// notStatusOnly passes every AuthPolicy event but an update of its status
+// alone: this reconciler's own status patches, and the coverage
+// reconciler's patches of status.coverage (controllers/coverage), which
+// follow pod churn and would otherwise re-render the namespace each time.
+func notStatusOnly() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld, e.ObjectNew
+		return o.GetGeneration() != n.GetGeneration() ||
+			!equality.Semantic.DeepEqual(o.GetLabels(), n.GetLabels()) ||
+			!equality.Semantic.DeepEqual(o.GetAnnotations(), n.GetAnnotations()) ||
+			!equality.Semantic.DeepEqual(o.GetFinalizers(), n.GetFinalizers()) ||
+			!equality.Semantic.DeepEqual(o.GetDeletionTimestamp(), n.GetDeletionTimestamp())
+	}}
 }
 
 func (r *Reconciler) workers() int {

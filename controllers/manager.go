@@ -30,6 +30,7 @@ import (
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers/assertionkeys"
 	"github.com/authgate/authgate/controllers/certs"
+	"github.com/authgate/authgate/controllers/coverage"
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/controllers/netpol"
@@ -240,6 +241,9 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := addAssertionKeys(mgr, o, reg); err != nil {
 		return nil, err
 	}
+	if err := addCoverage(mgr, o, reg); err != nil {
+		return nil, err
+	}
 	if err := addWebhooks(mgr, webhookServer, o, reg, logger); err != nil {
 		return nil, err
 	}
@@ -286,6 +290,23 @@ func addAssertionKeys(mgr ctrl.Manager, o Options, reg prometheus.Registerer) er
 		if err := mgr.Add(&assertionkeys.Server{Addr: o.AssertionJWKSAddr, Reader: mgr.GetClient()}); err != nil {
 			return fmt.Errorf("assertion JWKS server: %w", err)
 		}
+	}
+	return nil
+}
+
+// addCoverage registers the coverage reconciler (controllers/coverage): it
+// watches pod metadata only, and reads Namespaces' opt-in labels when the
+// injector runs (its RBAC then grants reading them).
+func addCoverage(mgr ctrl.Manager, o Options, reg prometheus.Registerer) error {
+	cr := &coverage.Reconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("authgate-controller"), Metrics: coverage.NewMetrics(reg),
+		ReadNamespaces: o.Injector != nil, Workers: o.ReconcileWorkers,
+	}
+	if cr.Workers == 0 {
+		cr.Workers = DefaultReconcileWorkers
+	}
+	if err := cr.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setup coverage controller: %w", err)
 	}
 	return nil
 }

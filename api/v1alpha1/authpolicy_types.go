@@ -590,6 +590,46 @@ type AuthPolicyStatus struct {
 	// Bundle is the ConfigMap the policy is rendered into.
 	// +optional
 	Bundle string `json:"bundle,omitempty"`
+
+	// Coverage counts the pods the policy selects and how many of them run
+	// the authgate sidecar (docs/coverage.md). It is written by the
+	// controller's coverage reconciler alone; the conditions above do not
+	// depend on it (Ready means rendered, not that any pod is protected).
+	// +optional
+	Coverage *CoverageStatus `json:"coverage,omitempty"`
+}
+
+// CoverageStatus is what the controller saw of the pods a policy selects.
+// It is computed from pod metadata only (labels, annotations, deletion
+// timestamp): a pod that has not terminated yet, or is Pending, counts.
+type CoverageStatus struct {
+	// ObservedGeneration is the policy generation whose selector was used.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// SelectedPods is the number of pods of the namespace the policy's
+	// selector matches, not counting pods being deleted.
+	SelectedPods int32 `json:"selectedPods"`
+	// ProtectedPods is the number of selected pods that run the sidecar
+	// (labelled authgate.dev/injected=true) with inbound capture on.
+	ProtectedPods int32 `json:"protectedPods"`
+	// BypassablePods is the number of selected pods that run the sidecar
+	// with inbound capture off (annotation authgate.dev/inbound-capture:
+	// "false"): the function's port is reachable on the pod IP around the
+	// proxy unless a NetworkPolicy closes it.
+	BypassablePods int32 `json:"bypassablePods"`
+	// UnprotectedPods is the number of selected pods without the sidecar:
+	// nothing enforces the policy for them.
+	UnprotectedPods int32 `json:"unprotectedPods"`
+	// Unprotected names up to 10 of the unprotected pods, sorted.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	Unprotected []string `json:"unprotected,omitempty"`
+	// Summary reads "protected/selected protected", with the unprotected
+	// and bypassable counts when there are any, e.g. "2/3 protected, 1
+	// unprotected".
+	// +optional
+	Summary string `json:"summary,omitempty"`
 }
 
 // IssuerStatus is the health of one issuer's keys.
@@ -617,6 +657,7 @@ type IssuerStatus struct {
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`
 // +kubebuilder:printcolumn:name="Issuers",type=string,JSONPath=`.status.conditions[?(@.type=="IssuersReady")].status`,priority=1
+// +kubebuilder:printcolumn:name="Protected",type=string,JSONPath=`.status.coverage.summary`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AuthPolicy struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -84,6 +84,13 @@ type Config struct {
 	// traffic for the function's port to the proxy (the pod annotation
 	// authgate.dev/inbound-capture overrides it). The flag defaults to on.
 	InboundCapture bool
+	// RequirePolicy refuses an opted-in pod that no AuthPolicy of its
+	// namespace selects, instead of injecting a sidecar that would deny
+	// every request (the bundle's default action). The handler reads the
+	// AuthPolicies from the manager's cache, so a pod created together with
+	// its policy may be refused once and retried by its workload
+	// controller. Off by default (--injector-require-policy).
+	RequirePolicy bool
 }
 
 // TrustedProxies are, per kind of pod, the addresses (IPs or CIDRs) of the
@@ -231,6 +238,8 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 		listFlag(&c.ExcludeNamespaces))
 	fs.BoolVar(&c.InboundCapture, "injector-inbound-capture", true,
 		"redirect inbound traffic for the function's port to the proxy (an init container with CAP_NET_ADMIN); the pod annotation "+AnnotationInboundCapture+" overrides it")
+	fs.BoolVar(&c.RequirePolicy, "injector-require-policy", false,
+		"refuse an opted-in pod that no AuthPolicy of its namespace selects (its sidecar would deny every request)")
 	fs.StringVar(&c.LogLevel, "injector-log-level", c.LogLevel, "log level of the injected proxy (debug, info, warn, error; default info)")
 	fs.Func("injector-knative-trusted-proxies", "comma-separated IPs/CIDRs of the activator and the ingress, trusted in Knative pods besides queue-proxy on loopback",
 		listFlag(&c.TrustedProxies.Knative))

@@ -113,11 +113,18 @@
 // that should be protected must not start unprotected. Opt such a pod out
 // with authgate.dev/inject=false if it really must run without the proxy.
 //
+// With Config.RequirePolicy (--injector-require-policy, off by default) a
+// pod that would be injected but that no AuthPolicy of its namespace
+// selects is denied too, with a message naming the namespace and the fix:
+// its sidecar would deny every request (docs/coverage.md).
+//
 // # Metrics
 //
 // authgate_injector_admissions_total{result} counts every answer: injected,
-// skipped (allowed unchanged), denied (opted in but cannot be wired) and
-// error (the pod or its namespace could not be read; the pod is refused).
+// skipped (allowed unchanged), denied (opted in but cannot be wired, or
+// selected by no policy under RequirePolicy) and error (the pod, its
+// namespace or, under RequirePolicy, its policies could not be read; the
+// pod is refused).
 // The webhook answers HTTP 200 for all of them, so controller-runtime's
 // webhook metrics cannot tell them apart; the chart's AuthgateInjectorErrors
 // and AuthgateInjectorDenials alerts read this counter.

@@ -22,7 +22,8 @@ import (
 type Handler struct {
 	// Config is defaulted and valid (NewHandler sees to it).
 	Config Config
-	// Client reads Namespaces (the manager's cached client).
+	// Client reads Namespaces and, with Config.RequirePolicy, AuthPolicies
+	// (the manager's cached client).
 	Client client.Reader
 	// Decoder decodes the Pod.
 	Decoder admission.Decoder
@@ -91,6 +92,11 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 	if !changed {
 		logger.V(1).Info("pod not injected", "reason", reason)
 		return admission.Allowed(reason), ResultSkipped
+	}
+	if h.Config.RequirePolicy {
+		if resp, result, refused := h.requirePolicy(ctx, pod, nsName); refused {
+			return resp, result
+		}
 	}
 	raw, err := json.Marshal(pod)
 	if err != nil {

@@ -41,17 +41,22 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	}
 	cfg := testConfig()
-	path := injector.Path
+	path, requirePath := injector.Path, requirePolicyPath
 	opts := k8senv.Options{
 		// Most of the package's tests need no API server: without the
 		// envtest binaries they run, and those needing one skip.
 		Optional: true,
+		// The AuthPolicies --injector-require-policy reads.
+		CRDs: true,
 		// envtest rewrites the Service reference into a URL to the local
 		// webhook server and fills in the CA bundle.
 		Webhooks: envtest.WebhookInstallOptions{
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{
 				injector.WebhookConfiguration("authgate-injector", admissionregistrationv1.WebhookClientConfig{
 					Service: &admissionregistrationv1.ServiceReference{Namespace: gatewayNamespace, Name: "authgate-webhook", Path: &path},
+				}, cfg),
+				requirePolicyWebhook(admissionregistrationv1.WebhookClientConfig{
+					Service: &admissionregistrationv1.ServiceReference{Namespace: gatewayNamespace, Name: "authgate-webhook", Path: &requirePath},
 				}, cfg),
 			},
 		},
@@ -82,6 +87,10 @@ func runWithWebhook(m *testing.M, env *k8senv.Env, cfg injector.Config) int {
 		return 1
 	}
 	if err := injector.Register(mgr, cfg, injector.NewMetrics(prometheus.NewRegistry())); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := registerRequirePolicy(mgr, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
