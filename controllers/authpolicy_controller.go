@@ -393,17 +393,18 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, toNamespace).
 		Watches(&corev1.ConfigMap{}, toNamespace).
 		WatchesRawSource(source.Channel(r.changed, toNamespace))
-	if r.ClusterCA != nil {
-		if err := mgr.Add(r.ClusterCA); err != nil {
-			return fmt.Errorf("cluster CA cache: %w", err)
+	for _, w := range []struct {
+		name  string
+		cache cache.Cache
+		obj   client.Object
+	}{{"cluster CA", r.ClusterCA, &corev1.ConfigMap{}}, {"bundle secret", r.Bundles, &corev1.Secret{}}} {
+		if w.cache == nil {
+			continue
 		}
-		b = b.WatchesRawSource(source.Kind[client.Object](r.ClusterCA, &corev1.ConfigMap{}, toNamespace))
-	}
-	if r.Bundles != nil {
-		if err := mgr.Add(r.Bundles); err != nil {
-			return fmt.Errorf("bundle secret cache: %w", err)
+		if err := mgr.Add(w.cache); err != nil {
+			return fmt.Errorf("%s cache: %w", w.name, err)
 		}
-		b = b.WatchesRawSource(source.Kind[client.Object](r.Bundles, &corev1.Secret{}, toNamespace))
+		b = b.WatchesRawSource(source.Kind[client.Object](w.cache, w.obj, toNamespace))
 	}
 	return b.Complete(r)
 }
