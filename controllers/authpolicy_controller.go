@@ -33,7 +33,7 @@ import (
 )
 
 // Reconciler renders every AuthPolicy of a namespace into that namespace's
-// bundle ConfigMap and reports each policy's status. Requests are keyed by
+// bundle Secret and reports each policy's status. Requests are keyed by
 // namespace (Name holds the namespace) so one bundle has one writer.
 //
 // Reconcile never waits for the network: it reads what Issuers knows now.
@@ -42,9 +42,14 @@ import (
 // namespaces that use an issuer whose keys or status changed.
 type Reconciler struct {
 	Client client.Client
-	// APIReader reads the bundle uncached (it may be edited by hand).
+	// APIReader reads the bundle Secret uncached (it may be edited by
+	// hand; the manager caches API-key Secrets only).
 	APIReader client.Reader
-	Issuers   *issuers.Manager
+	// Bundles watches the bundle Secrets (NewManager: a cache holding only
+	// Secrets named config.BundleSecret), so an edited or deleted bundle is
+	// written again at once; nil: it is at the next requeue (MaxRequeue).
+	Bundles cache.Cache
+	Issuers *issuers.Manager
 	// ClusterCA reads each namespace's kube-root-ca.crt ConfigMap, which
 	// carries no label (NewManager: a cache holding only ConfigMaps of that
 	// name); nil: only ConfigMaps labelled RoleCA hold CA bundles.
@@ -76,8 +81,8 @@ type Reconciler struct {
 
 // +kubebuilder:rbac:groups=authgate.dev,resources=authpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=authgate.dev,resources=authpolicies/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile renders one namespace.
@@ -98,10 +103,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 	// Record the issuers before reading their keys: a fetch that ends after
 	// the read below then re-enqueues this namespace.
 	overLimit := r.trackIssuers(ns, list.Items, inputs.caConfigMaps)
-	current, err := r.currentBundle(ctx, ns)
+	cur, legacy, err := r.readBundles(ctx, ns)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
+	current := bundleData(cur, legacy)
 	lastGood := r.lastGoodOf(ctx, ns, current, list.Items)
 
 	results, fragments, next := r.evaluateAll(ctx, list.Items, inputs, lastGood, overLimit)
@@ -112,13 +118,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 		// ship its keys, rather than replace it by one without, and write
 		// no status, until the fetch ends (FetchTimeout at most; the
 		// refresher re-enqueues the namespace then). A namespace without a
-		// bundle has nothing to lose and is rendered at once.
+		// bundle has nothing to lose and is rendered at once. Right after
+		// an upgrade the bundle kept is the legacy ConfigMap's, moved into
+		// the Secret as it is.
 		logger.V(1).Info("keeping the bundle until the first key fetch of an issuer ends", "issuer", url)
-		return requeue, nil
+		return requeue, r.keepBundle(ctx, ns, cur, current, legacy)
 	}
 	data, renderErr := bundle.Render(fragments)
 	if renderErr == nil {
-		renderErr = r.writeBundle(ctx, ns, data, current)
+		renderErr = r.writeBundle(ctx, ns, data, cur)
 	}
 	if renderErr == nil {
 		r.remember(ns, results)
@@ -131,7 +139,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res 
 	if renderErr != nil {
 		return reconcile.Result{}, fmt.Errorf("render bundle for namespace %s: %w", ns, renderErr)
 	}
+	if err := r.deleteLegacyBundle(ctx, legacy); err != nil {
+		return reconcile.Result{}, err
+	}
 	return requeue, nil
+}
+
+// readBundles reads the bundle Secret and the legacy bundle ConfigMap.
+func (r *Reconciler) readBundles(ctx context.Context, ns string) (*corev1.Secret, *corev1.ConfigMap, error) {
+	cur, err := r.readBundle(ctx, ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	legacy, err := r.legacyBundle(ctx, ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cur, legacy, nil
+}
+
+// keepBundle keeps what the sidecars are served, data: right after an
+// upgrade (no Secret yet) that is the legacy ConfigMap's bundle, moved into
+// the Secret unchanged. The legacy ConfigMap is deleted once the Secret
+// holds the bundle.
+func (r *Reconciler) keepBundle(ctx context.Context, ns string, cur *corev1.Secret, data []byte, legacy *corev1.ConfigMap) error {
+	if cur == nil {
+		if err := r.writeBundle(ctx, ns, data, nil); err != nil {
+			return err
+		}
+	}
+	return r.deleteLegacyBundle(ctx, legacy)
 }
 
 // evaluateAll evaluates every policy and returns the results, the rendered
@@ -332,50 +369,12 @@ func pendingIssuer(results []*policyResult) string {
 	return ""
 }
 
-func (r *Reconciler) currentBundle(ctx context.Context, ns string) ([]byte, error) {
-	var cm corev1.ConfigMap
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: config.BundleConfigMap}, &cm)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("get bundle: %w", err)
-	}
-	return []byte(cm.Data[config.BundleKey]), nil
-}
-
-// writeBundle creates or updates the bundle only when its content changed.
-// A namespace without policies keeps a bundle with no policies, so its
-// sidecars deny (fail closed) rather than keep an old configuration.
-func (r *Reconciler) writeBundle(ctx context.Context, ns string, data, current []byte) error {
-	if current != nil && string(current) == string(data) {
-		return nil
-	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: config.BundleConfigMap}}
-	_, err := ctrl.CreateOrUpdate(ctx, r.Client, cm, func() error {
-		if cm.Labels == nil {
-			cm.Labels = map[string]string{}
-		}
-		cm.Labels[translate.LabelRole] = RoleBundle
-		cm.Labels["app.kubernetes.io/managed-by"] = "authgate-controller"
-		if cm.Annotations == nil {
-			cm.Annotations = map[string]string{}
-		}
-		cm.Annotations[AnnotationBundleHash] = bundle.Hash(data)
-		cm.Data = map[string]string{config.BundleKey: string(data)}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("write bundle: %w", err)
-	}
-	return nil
-}
-
 // SetupWithManager registers the controller: every AuthPolicy, opted-in
-// Secret, Rego and CA bundle ConfigMap, bundle and (through ClusterCA)
-// kube-root-ca.crt maps to its namespace, and so does every issuer change
-// (IssuerChanged). It adds the issuer refresher and ClusterCA to the
-// manager: like the controller they run on the leader only.
+// Secret, Rego and CA bundle ConfigMap, legacy bundle ConfigMap, (through
+// Bundles) bundle Secret and (through ClusterCA) kube-root-ca.crt maps to
+// its namespace, and so does every issuer change (IssuerChanged). It adds
+// the issuer refresher (like the controller, on the leader only) and the
+// Bundles and ClusterCA caches to the manager.
 //
 // Every request is keyed by namespace alone ({Name: namespace}), and the
 // workqueue never hands one key to two workers at once (it holds a key
@@ -397,11 +396,18 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Secret{}, toNamespace).
 		Watches(&corev1.ConfigMap{}, toNamespace).
 		WatchesRawSource(source.Channel(r.changed, toNamespace))
-	if r.ClusterCA != nil {
-		if err := mgr.Add(r.ClusterCA); err != nil {
-			return fmt.Errorf("cluster CA cache: %w", err)
+	for _, w := range []struct {
+		name  string
+		cache cache.Cache
+		obj   client.Object
+	}{{"cluster CA", r.ClusterCA, &corev1.ConfigMap{}}, {"bundle secret", r.Bundles, &corev1.Secret{}}} {
+		if w.cache == nil {
+			continue
 		}
-		b = b.WatchesRawSource(source.Kind[client.Object](r.ClusterCA, &corev1.ConfigMap{}, toNamespace))
+		if err := mgr.Add(w.cache); err != nil {
+			return fmt.Errorf("%s cache: %w", w.name, err)
+		}
+		b = b.WatchesRawSource(source.Kind[client.Object](w.cache, w.obj, toNamespace))
 	}
 	return b.Complete(r)
 }

@@ -82,18 +82,18 @@ func waitCondition(t *testing.T, ns, name, typ string, status metav1.ConditionSt
 	return p
 }
 
-// bundleConfig reads and parses the namespace's rendered bundle.
-func bundleConfig(t *testing.T, ns string) (*config.ProxyConfig, *corev1.ConfigMap) {
+// bundleConfig reads and parses the namespace's rendered bundle Secret.
+func bundleConfig(t *testing.T, ns string) (*config.ProxyConfig, *corev1.Secret) {
 	t.Helper()
-	var cm corev1.ConfigMap
-	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: config.BundleConfigMap}, &cm); err != nil {
+	var s corev1.Secret
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: config.BundleSecret}, &s); err != nil {
 		return nil, nil
 	}
-	c, err := config.Parse([]byte(cm.Data[config.BundleKey]))
+	c, err := config.Parse(s.Data[config.BundleKey])
 	if err != nil {
 		t.Fatalf("rendered bundle does not parse: %v", err)
 	}
-	return c, &cm
+	return c, &s
 }
 
 func policyVersion(c *config.ProxyConfig, name string) string {
@@ -159,11 +159,11 @@ func TestPolicyLifecycle(t *testing.T) {
 	}
 	waitCondition(t, ns, "partners", v1alpha1.ConditionAccepted, metav1.ConditionTrue, controllers.ReasonValid)
 	got = waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonRendered)
-	cfg, cm := bundleConfig(t, ns)
+	cfg, bundleSecret := bundleConfig(t, ns)
 	if cfg == nil || policyVersion(cfg, ns+"/partners") != "1" {
 		t.Fatalf("got bundle %+v, want generation 1 of the policy rendered", cfg)
 	}
-	if strings.Contains(cm.Data[config.BundleKey], key) {
+	if strings.Contains(string(bundleSecret.Data[config.BundleKey]), key) {
 		t.Fatal("the plaintext API key appears in the bundle")
 	}
 	if len(cfg.APIKeys.Keys) != 1 || cfg.APIKeys.Keys[0].Subject != "acme" {
@@ -172,7 +172,7 @@ func TestPolicyLifecycle(t *testing.T) {
 	if sel := cfg.Policies[0].Selector.MatchLabels; sel["faas_function"] != "orders" {
 		t.Fatalf("got selector %v, want faas_function=orders", sel)
 	}
-	if got.Status.Bundle != config.BundleConfigMap {
+	if got.Status.Bundle != config.BundleSecret {
 		t.Fatalf("got status bundle %q", got.Status.Bundle)
 	}
 

@@ -208,7 +208,7 @@ func TestColdControllerKeepsTheBundleUntilKeysArrive(t *testing.T) {
 		t.Fatalf("got requeue after %v, want a safety net around the %v fetch timeout", res.RequeueAfter, coldFetchTimeout)
 	}
 	_, after := bundleConfig(t, ns)
-	if after.ResourceVersion != before.ResourceVersion || after.Data[config.BundleKey] != before.Data[config.BundleKey] {
+	if after.ResourceVersion != before.ResourceVersion || string(after.Data[config.BundleKey]) != string(before.Data[config.BundleKey]) {
 		t.Fatalf("got the bundle rewritten by a cold controller (kids now %v), want it kept until the first fetch ends", bundleKids(t, ns))
 	}
 }

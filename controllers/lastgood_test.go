@@ -58,12 +58,12 @@ func TestLastGoodGenerationIsKeptInMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cm corev1.ConfigMap
-	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: config.BundleConfigMap}, &cm); err != nil {
+	var s corev1.Secret
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: config.BundleSecret}, &s); err != nil {
 		t.Fatal(err)
 	}
-	cm.Data[config.BundleKey] = string(empty)
-	if err := k8s.Update(ctx, &cm); err != nil {
+	s.Data[config.BundleKey] = empty
+	if err := k8s.Update(ctx, &s); err != nil {
 		t.Fatal(err)
 	}
 	wait.ForNil(t, settle, func() error {

@@ -37,6 +37,7 @@ import (
 	"github.com/authgate/authgate/controllers/translate"
 	"github.com/authgate/authgate/internal/assertionkey"
 	"github.com/authgate/authgate/internal/netguard"
+	"github.com/authgate/authgate/proxy/config"
 )
 
 // Options configure the controller manager.
@@ -180,10 +181,13 @@ func Scheme() (*runtime.Scheme, error) {
 
 // NewManager builds the manager and registers the AuthPolicy controller.
 // Secrets and ConfigMaps are cached only when they opt in by label, so the
-// controller never holds unrelated secrets; the one exception is each
-// namespace's kube-root-ca.crt (the cluster's CA, public), cached by name.
-// With WatchNamespaces both caches list and watch only those namespaces
-// (cluster-scoped objects, the injector's Namespaces, are unaffected).
+// controller never holds unrelated secrets; the exceptions, each cached by
+// name in a cache of its own, are each namespace's kube-root-ca.crt (the
+// cluster's CA, public) and bundle Secret (its metadata only). ConfigMaps
+// labelled RoleBundle are cached so that a legacy bundle ConfigMap is seen
+// and deleted. With WatchNamespaces every cache lists and watches only
+// those namespaces (cluster-scoped objects, the injector's Namespaces, are
+// unaffected).
 func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -231,7 +235,12 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA cache: %w", err)
 	}
+	bundles, err := newBundleCache(mgr, scheme, o)
+	if err != nil {
+		return nil, err
+	}
 	r := newReconciler(mgr, o, clusterCA, reg, logger)
+	r.Bundles = bundles
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setup controller: %w", err)
 	}
@@ -309,6 +318,39 @@ func addCoverage(mgr ctrl.Manager, o Options, reg prometheus.Registerer) error {
 		return fmt.Errorf("setup coverage controller: %w", err)
 	}
 	return nil
+}
+
+// newBundleCache returns the cache through which the controller watches
+// its bundle Secrets: Secrets named config.BundleSecret and no other (the
+// manager's cache holds API-key Secrets only, and a label selector cannot
+// say "or"). Selected by name, not label, a bundle whose labels were
+// stripped by hand is still seen and repaired. The cache keeps no data:
+// the reconciler reads the bundle through the APIReader, and the watch
+// only needs to know it changed, so the controller holds no copy of the
+// namespaces' API-key hashes beyond a reconcile.
+func newBundleCache(mgr ctrl.Manager, scheme *runtime.Scheme, o Options) (cache.Cache, error) {
+	c, err := cache.New(mgr.GetConfig(), cache.Options{
+		HTTPClient: mgr.GetHTTPClient(), Scheme: scheme, Mapper: mgr.GetRESTMapper(),
+		DefaultNamespaces: o.namespaces(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {
+				Field:     fields.OneTermEqualSelector("metadata.name", config.BundleSecret),
+				Transform: dropSecretData,
+			},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bundle secret cache: %w", err)
+	}
+	return c, nil
+}
+
+// dropSecretData strips a cached Secret to its metadata.
+func dropSecretData(obj any) (any, error) {
+	if s, ok := obj.(*corev1.Secret); ok {
+		s.Data, s.StringData, s.ManagedFields = nil, nil, nil
+	}
+	return obj, nil
 }
 
 // cachedByLabel limits the cache to the Secrets, ConfigMaps and

@@ -80,7 +80,7 @@ func readyCondition(pr *policyResult, renderErr error, gen int64) metav1.Conditi
 		c.Message = "the namespace's bundle could not be rendered: " + renderErr.Error()
 	case pr.rendered != nil && !pr.stale:
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonRendered
-		c.Message = fmt.Sprintf("generation %d is rendered into ConfigMap %s for the sidecars", gen, config.BundleConfigMap)
+		c.Message = fmt.Sprintf("generation %d is rendered into Secret %s for the sidecars", gen, config.BundleSecret)
 	case pr.rendered != nil:
 		c.Status, c.Reason = metav1.ConditionTrue, ReasonLastGoodGeneration
 		c.Message = fmt.Sprintf("generation %d was rejected (see Accepted); sidecars keep enforcing generation %s", gen, pr.rendered.Policy.Version)
@@ -147,7 +147,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, pr *policyResult, renderE
 	want := p.Status.DeepCopy()
 	want.ObservedGeneration = p.Generation
 	want.Issuers = pr.issuers
-	want.Bundle = config.BundleConfigMap
+	want.Bundle = config.BundleSecret
 	var transitions []metav1.Condition
 	for _, c := range conditions(pr, renderErr) {
 		old := meta.FindStatusCondition(want.Conditions, c.Type)

@@ -25,8 +25,11 @@ import (
 // generated CRDs installed, and one controller manager running against it
 // for the whole package. Every test works in its own namespace.
 var (
-	k8s      client.Client
-	registry = prometheus.NewRegistry()
+	k8s client.Client
+	// restConfig is the admin config of k8s, for clients acting as other
+	// users (rest.ImpersonationConfig).
+	restConfig *rest.Config
+	registry   = prometheus.NewRegistry()
 )
 
 // suiteFetchTimeout bounds one issuer key fetch of the suite's controller.
@@ -44,7 +47,7 @@ const settle = 20 * time.Second
 
 func TestMain(m *testing.M) {
 	os.Exit(k8senv.Main(k8senv.Options{CRDs: true}, func(env *k8senv.Env) int {
-		k8s = env.Client
+		k8s, restConfig = env.Client, env.Config
 		return runWithManager(m, env.Config)
 	}))
 }

@@ -587,7 +587,10 @@ type AuthPolicyStatus struct {
 	// +optional
 	Issuers []IssuerStatus `json:"issuers,omitempty"`
 
-	// Bundle is the ConfigMap the policy is rendered into.
+	// Bundle names the Secret in the policy's namespace that the policy is
+	// rendered into (key config.yaml) and that the sidecars mount. It is a
+	// Secret, not a ConfigMap, because it holds the namespace's API-key
+	// hashes.
 	// +optional
 	Bundle string `json:"bundle,omitempty"`
 

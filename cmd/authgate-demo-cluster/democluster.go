@@ -195,9 +195,9 @@ func (d *clusterDemo) projectAndStartProxy(ctx context.Context, upstream string)
 	go func() {
 		last := ""
 		for ctx.Err() == nil {
-			var cm corev1.ConfigMap
-			if err := d.k8s.Get(ctx, types.NamespacedName{Namespace: demoNamespace, Name: config.BundleConfigMap}, &cm); err == nil {
-				if data := cm.Data[config.BundleKey]; data != last && atomicwriter.Write(d.dir, map[string]string{config.BundleKey: data}) == nil {
+			var s corev1.Secret
+			if err := d.k8s.Get(ctx, types.NamespacedName{Namespace: demoNamespace, Name: config.BundleSecret}, &s); err == nil {
+				if data := string(s.Data[config.BundleKey]); data != last && atomicwriter.Write(d.dir, map[string]string{config.BundleKey: data}) == nil {
 					// The proxy starts on the first bundle that holds the
 					// demo's policy: an earlier one (written while the
 					// policy's Secret was not yet in the controller's
@@ -232,8 +232,8 @@ func (d *clusterDemo) projectAndStartProxy(ctx context.Context, upstream string)
 		return errors.New("proxy did not start")
 	}
 	d.proxyURL = "http://" + a.Addr()
-	fmt.Fprintf(d.out, "\nthe controller rendered ConfigMap %s/%s; it is projected into %s as the kubelet would, and authgate-proxy (%s) reads it\n",
-		demoNamespace, config.BundleConfigMap, d.dir, d.proxyURL)
+	fmt.Fprintf(d.out, "\nthe controller rendered Secret %s/%s; it is projected into %s as the kubelet would, and authgate-proxy (%s) reads it\n",
+		demoNamespace, config.BundleSecret, d.dir, d.proxyURL)
 	return nil
 }
 

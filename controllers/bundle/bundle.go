@@ -1,5 +1,5 @@
 // Package bundle renders the accepted AuthPolicies of one namespace into the
-// ProxyConfig its authgate-proxy sidecars load (one ConfigMap per
+// ProxyConfig its authgate-proxy sidecars load (one Secret per
 // namespace), and splits an existing bundle back into per-policy fragments,
 // which a controller that starts reads to learn the last good generation
 // of each policy.

@@ -369,9 +369,10 @@ func TestHash(t *testing.T) {
 	}
 }
 
-// FuzzFragments: a bundle ConfigMap can be edited by anyone allowed to
-// edit ConfigMaps; parsing it must never panic, and whatever it accepts
-// must render.
+// FuzzFragments: a bundle Secret can be edited by anyone allowed to edit
+// the namespace's Secrets (and a legacy bundle ConfigMap, read once on
+// upgrade, by anyone allowed to edit its ConfigMaps); parsing it must never
+// panic, and whatever it accepts must render.
 func FuzzFragments(f *testing.F) {
 	paths, _ := filepath.Glob("testdata/*.golden.yaml")
 	for _, p := range paths {

@@ -101,11 +101,14 @@
 // An AuthPolicy's spec.clientIdentity.trustedProxies and spec.limits
 // replace both for the pods it selects.
 //
-// The sidecar reads the namespace bundle (ConfigMap authgate-proxy-config,
-// key config.yaml, rendered by the controller) from /etc/authgate and its own
-// pod labels from a downward API file. The ConfigMap volume is optional: in a
-// namespace with no AuthPolicy yet the proxy starts, stays not ready (fail
-// closed) and becomes ready by itself once the controller writes the bundle.
+// The sidecar reads the namespace bundle (Secret authgate-proxy-config, key
+// config.yaml, rendered by the controller; mode 0444 inside a volume only
+// the sidecar mounts, as the proxy's user 65532 does not own the files) from
+// /etc/authgate and its own pod labels from a downward API file. The Secret
+// volume is optional: in a namespace with no AuthPolicy yet the proxy
+// starts, stays not ready (fail closed) and becomes ready by itself once the
+// controller writes the bundle. Pods injected by a version that mounted the
+// bundle from a ConfigMap keep that volume until they are recreated.
 //
 // Pods that cannot be wired (a missing or invalid annotation, a port or name
 // collision, a Knative pod without queue-proxy) are denied with a message

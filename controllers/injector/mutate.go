@@ -50,8 +50,8 @@ const (
 	ContainerName     = "authgate-proxy"
 	ConfigVolumeName  = "authgate-config"
 	PodInfoVolumeName = "authgate-podinfo"
-	// The bundle ConfigMap is mounted at config.MountDir; its name and key
-	// are config.BundleConfigMap and config.BundleKey.
+	// The bundle Secret is mounted at config.MountDir; its name and key
+	// are config.BundleSecret and config.BundleKey.
 	PodInfoMountPath = "/etc/podinfo"
 	PodInfoLabelsKey = "labels"
 	// PortName and AdminPortName name the sidecar's container ports.

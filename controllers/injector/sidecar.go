@@ -96,33 +96,38 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 // ring (Secret authgate-assertion-key) into the sidecar only.
 const AssertionKeyVolumeName = "authgate-assertion-key"
 
-// volumes are the namespace bundle (optional: until the controller writes
-// it the proxy waits, not ready), the pod's labels and the identity
-// assertion key ring (optional: it exists only while a policy of the
-// namespace enables identityAssertion; without it the proxy refuses, 503,
-// what such a policy would forward, and serves everything else).
+// volumes are the namespace bundle (Secret config.BundleSecret; optional:
+// until the controller writes it the proxy waits, not ready), the pod's
+// labels and the identity assertion key ring (optional: it exists only
+// while a policy of the namespace enables identityAssertion; without it the
+// proxy refuses, 503, what such a policy would forward, and serves
+// everything else).
 func volumes() []corev1.Volume {
 	return []corev1.Volume{
-		{Name: ConfigVolumeName, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-			LocalObjectReference: corev1.LocalObjectReference{Name: config.BundleConfigMap},
-			Optional:             ptrTo(true),
-		}}},
+		secretVolume(ConfigVolumeName, config.BundleSecret, config.BundleKey),
 		{Name: PodInfoVolumeName, VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 			Items: []corev1.DownwardAPIVolumeFile{{
 				Path:     PodInfoLabelsKey,
 				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels"},
 			}},
 		}}},
-		{Name: AssertionKeyVolumeName, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: assertionkey.SecretName,
-			Items:      []corev1.KeyToPath{{Key: assertionkey.SecretKey, Path: assertionkey.SecretKey}},
-			// World-readable inside the volume: the proxy runs as 65532
-			// without an fsGroup; only the sidecar mounts the volume, so
-			// the function's containers never see the key.
-			DefaultMode: ptrTo(int32(0o444)),
-			Optional:    ptrTo(true),
-		}}},
+		secretVolume(AssertionKeyVolumeName, assertionkey.SecretName, assertionkey.SecretKey),
 	}
+}
+
+// secretVolume is an optional volume of one key of a Secret, for the
+// sidecar only. Its file is world-readable inside the volume: the kubelet
+// writes secret volume files as root (the group is the pod's fsGroup, which
+// the injector does not set) and the proxy runs as 65532:65532, so 0440
+// would lock it out. Only the sidecar mounts the volume; the function's
+// containers never see the Secret.
+func secretVolume(name, secret, key string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+		SecretName:  secret,
+		Items:       []corev1.KeyToPath{{Key: key, Path: key}},
+		DefaultMode: ptrTo(int32(0o444)),
+		Optional:    ptrTo(true),
+	}}}
 }
 
 func ptrTo[T any](v T) *T { return &v }

@@ -41,7 +41,7 @@ spec:
 // The controller with --watch-namespaces runs under a ServiceAccount bound
 // to exactly the RBAC the chart renders for watchNamespaces (a real API
 // server, the controller's requests impersonating the ServiceAccount): it
-// reads the API-key Secret, writes the bundle, the policy's status and its
+// reads the API-key Secret, writes the bundle Secret, the policy's status and its
 // events in a watched namespace, takes its lease in the release namespace,
 // and leaves a policy in an unwatched namespace untouched (no status, no
 // bundle, no event). Without the cache restriction the same RBAC fails:
@@ -120,9 +120,12 @@ func TestNamespacedControllerUnderChartRBAC(t *testing.T) {
 		}
 		return nil
 	}, "the watched namespace's policy to be Ready under the chart's namespaced RBAC")
-	var bundle corev1.ConfigMap
-	if err := c.Get(ctx, types.NamespacedName{Namespace: "team-a", Name: config.BundleConfigMap}, &bundle); err != nil {
-		t.Fatalf("the watched namespace's bundle: %v", err)
+	var bundle corev1.Secret
+	if err := c.Get(ctx, types.NamespacedName{Namespace: "team-a", Name: config.BundleSecret}, &bundle); err != nil {
+		t.Fatalf("the watched namespace's bundle Secret: %v", err)
+	}
+	if len(bundle.Data[config.BundleKey]) == 0 {
+		t.Fatalf("got a bundle Secret without %s", config.BundleKey)
 	}
 	wait.ForNil(t, 30*time.Second, func() error {
 		var evs eventsv1.EventList
@@ -145,7 +148,7 @@ func TestNamespacedControllerUnderChartRBAC(t *testing.T) {
 	if len(other.Status.Conditions) != 0 || other.Status.ObservedGeneration != 0 {
 		t.Fatalf("got status %+v on the unwatched namespace's policy, want none", other.Status)
 	}
-	err = c.Get(ctx, types.NamespacedName{Namespace: "elsewhere", Name: config.BundleConfigMap}, &corev1.ConfigMap{})
+	err = c.Get(ctx, types.NamespacedName{Namespace: "elsewhere", Name: config.BundleSecret}, &corev1.Secret{})
 	if !apierrors.IsNotFound(err) {
 		t.Fatalf("got %v reading the unwatched namespace's bundle, want NotFound", err)
 	}

@@ -180,7 +180,7 @@ func podStartFigures(t *testing.T) {
 
 // policyUpdateFigure: an AuthPolicy change (POST now needs hello:read, which
 // the key has) until the running pod enforces it, through the controller, the
-// rendered ConfigMap and the kubelet's projection of the mounted volume.
+// rendered bundle Secret and the kubelet's projection of the mounted volume.
 func policyUpdateFigure(t *testing.T, c *http.Client, url string) {
 	hdr := map[string]string{"X-API-Key": plainKey}
 	post := func() int {

@@ -1,7 +1,7 @@
 // Package e2e runs the whole system on one machine: a real kube-apiserver
 // and etcd (envtest), the real controller, the real authgate-proxy binary as
 // a separate process, and a sample function. envtest runs no kubelet, so the
-// test projects the rendered ConfigMap into a directory exactly as the
+// test projects the rendered bundle Secret into a directory exactly as the
 // kubelet does for a mounted volume (test/kubelet) and the proxy reads it
 // from there, as it would in a pod.
 package e2e
@@ -101,7 +101,7 @@ func run(m *testing.M, cfg *rest.Config) int {
 	return code
 }
 
-// projectBundle keeps dir in sync with the namespace's bundle ConfigMap, as
+// projectBundle keeps dir in sync with the namespace's bundle Secret, as
 // the kubelet does (only much faster than its 60-120 s sync period).
 func projectBundle(ctx context.Context, t *testing.T, ns, dir string) <-chan struct{} {
 	t.Helper()
@@ -109,9 +109,9 @@ func projectBundle(ctx context.Context, t *testing.T, ns, dir string) <-chan str
 	go func() {
 		last := ""
 		for ctx.Err() == nil {
-			var cm corev1.ConfigMap
-			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: config.BundleConfigMap}, &cm); err == nil {
-				if data := cm.Data[config.BundleKey]; data != last {
+			var s corev1.Secret
+			if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: config.BundleSecret}, &s); err == nil {
+				if data := string(s.Data[config.BundleKey]); data != last {
 					if err := atomicwriter.Write(dir, map[string]string{config.BundleKey: data}); err == nil {
 						if last == "" {
 							close(first)
