@@ -62,6 +62,9 @@ type Reconciler struct {
 	// Workers is how many namespaces are reconciled at once; 0 means
 	// DefaultReconcileWorkers.
 	Workers int
+	// Publisher, when set, receives every bundle the reconciler writes (the
+	// push channel's server, which streams it to the namespace's sidecars).
+	Publisher Publisher
 	// MaxIssuersPerNamespace bounds the distinct issuers the policies of one
 	// namespace trust (trackIssuers); 0 means DefaultMaxIssuersPerNamespace.
 	MaxIssuersPerNamespace int
@@ -77,6 +80,12 @@ type Reconciler struct {
 	served map[string]lastGood
 	// changed carries issuer changes into the workqueue (SetupWithManager).
 	changed chan event.GenericEvent
+}
+
+// Publisher receives each bundle written: namespace and bytes, as in the
+// Secret. Publish must not block.
+type Publisher interface {
+	Publish(namespace string, data []byte)
 }
 
 // +kubebuilder:rbac:groups=authgate.dev,resources=authpolicies,verbs=get;list;watch
@@ -279,19 +288,29 @@ func (r *Reconciler) evaluate(ctx context.Context, p *v1alpha1.AuthPolicy, in *n
 			k, ok := keys[issuerURL]
 			return k, ok
 		},
+		Now: r.now,
 	})
 	if problem != nil {
 		pr.problem = problem
 		if old, ok := lastGood[p.UID]; ok {
-			// Keep the last good generation, but never a revoked API key.
+			// Keep the last good generation, but never a revoked API key
+			// nor a token the current spec revokes.
 			if refreshed := translate.RefreshKeys(old, p.Namespace, in.secrets, translate.KeyScopeBound(p)); refreshed != nil {
-				pr.rendered, pr.stale = refreshed, true
+				pr.rendered, pr.stale = translate.RefreshRevocations(refreshed, p, r.now()), true
 			}
 		}
 		return pr
 	}
 	pr.rendered = frag
 	return pr
+}
+
+// now is the reconciler's clock, time.Now when none is set.
+func (r *Reconciler) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
 }
 
 // overIssuerLimit is the result of a policy whose issuers would take its

@@ -194,11 +194,9 @@ func TestPolicyLifecycle(t *testing.T) {
 	}, "the rotated key's hash in the bundle")
 
 	// An update renders generation 2.
-	got = get(t, ns, "partners")
-	got.Spec.Routes = append(got.Spec.Routes, v1alpha1.Route{Name: "reports", Paths: []string{"/reports/**"}})
-	if err := k8s.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, ns, "partners", func(got *v1alpha1.AuthPolicy) {
+		got.Spec.Routes = append(got.Spec.Routes, v1alpha1.Route{Name: "reports", Paths: []string{"/reports/**"}})
+	})
 	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonRendered)
 	wait.ForNil(t, settle, func() error {
 		c, _ := bundleConfig(t, ns)
@@ -209,11 +207,9 @@ func TestPolicyLifecycle(t *testing.T) {
 	}, "generation 2 rendered")
 
 	// Invalid Rego: rejected with its line, the last good generation stays.
-	got = get(t, ns, "partners")
-	got.Spec.Rego.Inline = "package authgate.authz\n\nimport rego.v1\n\ndecision if {\n  input.request.method ==\n}\n"
-	if err := k8s.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, ns, "partners", func(got *v1alpha1.AuthPolicy) {
+		got.Spec.Rego.Inline = "package authgate.authz\n\nimport rego.v1\n\ndecision if {\n  input.request.method ==\n}\n"
+	})
 	got = waitCondition(t, ns, "partners", v1alpha1.ConditionAccepted, metav1.ConditionFalse, "RegoCompileError")
 	if msg := condition(got, v1alpha1.ConditionAccepted).Message; !strings.Contains(msg, "line") {
 		t.Fatalf("got message %q, want the Rego error's line", msg)
@@ -374,6 +370,14 @@ routes: [{name: a, public: true, paths: ["/a?b"]}]`, "paths"},
 		{"api keys without secrets", `selector: {matchLabels: {a: b}}
 authentication: {apiKeys: {}}
 routes: [{name: a}]`, "name Secrets or give a selector"},
+		{"revocation of two claims", revocationsSpec(`{jti: t, sub: alice, expiresAt: "2099-01-01T00:00:00Z"}`), "set exactly one of jti, sub or sid"},
+		{"revocation of all three claims", revocationsSpec(`{jti: t, sub: alice, sid: s, expiresAt: "2099-01-01T00:00:00Z"}`), "set exactly one of jti, sub or sid"},
+		{"revocation of no claim", revocationsSpec(`{issuer: "https://idp.example.com", expiresAt: "2099-01-01T00:00:00Z"}`), "set exactly one of jti, sub or sid"},
+		{"revocation without expiresAt", revocationsSpec(`{jti: t}`), "spec.revocations[0].expiresAt: Required value"},
+		{"revocation value too long", revocationsSpec(`{sid: ` + strings.Repeat("s", 513) + `, expiresAt: "2099-01-01T00:00:00Z"}`), "spec.revocations[0].sid: Too long"},
+		{"revocation issuer on plain http", revocationsSpec(`{sub: alice, issuer: "http://idp.example.com", expiresAt: "2099-01-01T00:00:00Z"}`), "spec.revocations[0].issuer"},
+		{"revocation reason too long", revocationsSpec(`{sub: alice, reason: ` + strings.Repeat("r", 257) + `, expiresAt: "2099-01-01T00:00:00Z"}`), "spec.revocations[0].reason: Too long"},
+		{"too many revocations", revocationsSpec(manyRevocations(1001)...), "spec.revocations: Too many"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -392,6 +396,23 @@ routes: [{name: a}]`, "name Secrets or give a selector"},
 			}
 		})
 	}
+}
+
+// revocationsSpec is a valid spec but for the revocations (YAML flow
+// mappings) under test.
+func revocationsSpec(items ...string) string {
+	return `selector: {matchLabels: {a: b}}
+authentication: {jwt: [{issuerURL: "https://idp.example.com", audiences: [a]}]}
+routes: [{name: a}]
+revocations: [` + strings.Join(items, ", ") + `]`
+}
+
+func manyRevocations(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf(`{jti: t-%d, expiresAt: "2099-01-01T00:00:00Z"}`, i)
+	}
+	return out
 }
 
 func indent(s string) string {
@@ -438,11 +459,9 @@ func TestRevokedKeyIsDroppedFromLastGoodGeneration(t *testing.T) {
 	}
 	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonRendered)
 
-	got := get(t, ns, "partners")
-	got.Spec.Rego.Inline = "package authgate.authz\n\ndecision := \n"
-	if err := k8s.Update(ctx, got); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, ns, "partners", func(got *v1alpha1.AuthPolicy) {
+		got.Spec.Rego.Inline = "package authgate.authz\n\ndecision := \n"
+	})
 	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonLastGoodGeneration)
 
 	if err := k8s.Delete(ctx, apiKeySecret(ns, "")); err != nil {

@@ -84,18 +84,27 @@ func bundleData(s *corev1.Secret, legacy *corev1.ConfigMap) []byte {
 }
 
 // writeBundle creates or updates the bundle Secret only when its content
-// or the controller's marks on it changed. A namespace without policies
-// keeps a bundle with no policies, so its sidecars deny (fail closed)
-// rather than keep an old configuration. A change carries the
-// resourceVersion read: a concurrent writer makes it fail and retry.
+// (data, a rendered bundle) or the controller's marks on it changed; a
+// change is stamped with the next revision (bundle.Next), which orders
+// bundles for the sidecars. A namespace without policies keeps a bundle
+// with no policies, so its sidecars deny (fail closed) rather than keep an
+// old configuration. A change carries the resourceVersion read: a
+// concurrent writer makes it fail and retry. The bundle written is
+// published to the push channel.
 func (r *Reconciler) writeBundle(ctx context.Context, ns string, data []byte, cur *corev1.Secret) error {
 	if cur != nil && cur.Type != corev1.SecretTypeOpaque {
 		return fmt.Errorf("secret %s/%s has type %s, not %s: delete it so the controller can write the bundle", ns, config.BundleSecret, cur.Type, corev1.SecretTypeOpaque)
 	}
-	hash := bundle.Hash(data)
-	if cur != nil && string(cur.Data[config.BundleKey]) == string(data) && ours(cur.Labels) && cur.Annotations[AnnotationBundleHash] == hash {
-		return nil
+	var rev int64
+	if cur != nil {
+		written := cur.Data[config.BundleKey]
+		rev = bundle.Revision(written)
+		if string(written) == string(bundle.Stamp(data, rev)) && ours(cur.Labels) && cur.Annotations[AnnotationBundleHash] == bundle.Hash(written) {
+			return nil
+		}
 	}
+	data = bundle.Stamp(data, bundle.Next(rev, r.Now().UnixMilli()))
+	hash := bundle.Hash(data)
 	if cur == nil {
 		s := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
@@ -108,6 +117,7 @@ func (r *Reconciler) writeBundle(ctx context.Context, ns string, data []byte, cu
 		if err := r.Client.Create(ctx, s); err != nil {
 			return fmt.Errorf("create bundle secret: %w", err)
 		}
+		r.publish(ns, data)
 		return nil
 	}
 	s := cur.DeepCopy()
@@ -129,7 +139,15 @@ func (r *Reconciler) writeBundle(ctx context.Context, ns string, data []byte, cu
 	if err := r.Client.Patch(ctx, s, client.MergeFromWithOptions(cur, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("patch bundle secret: %w", err)
 	}
+	r.publish(ns, data)
 	return nil
+}
+
+// publish hands a written bundle to the push channel (Publisher), if any.
+func (r *Reconciler) publish(ns string, data []byte) {
+	if r.Publisher != nil {
+		r.Publisher.Publish(ns, data)
+	}
 }
 
 // deleteLegacyBundle deletes the legacy bundle ConfigMap the controller

@@ -164,7 +164,8 @@ func TestUpgradeKeepsTheLastGoodGenerationOfTheLegacyConfigMap(t *testing.T) {
 
 // An upgrade while an issuer's first key fetch has not ended: the bundle
 // is kept as it is (it may ship the issuer's keys), so the legacy
-// ConfigMap's content moves into the Secret unchanged.
+// ConfigMap's content moves into the Secret unchanged (stamped with a
+// revision, which orders it for the sidecars).
 func TestUpgradeWithAPendingIssuerMovesTheLegacyBundle(t *testing.T) {
 	t.Parallel()
 	p := publicPolicy("u1", 1, "")
@@ -174,8 +175,8 @@ func TestUpgradeWithAPendingIssuerMovesTheLegacyBundle(t *testing.T) {
 	r, c := fakeReconciler(t, &p, legacyConfigMap("ns", bundleLabels(), data))
 	reconcileNS(t, r, "ns")
 	s := getBundleSecret(t, c, "ns")
-	if string(s.Data[config.BundleKey]) != string(data) || !ours(s.Labels) {
-		t.Fatalf("got bundle %q labelled %v, want the legacy bundle moved unchanged", s.Data[config.BundleKey], s.Labels)
+	if got := s.Data[config.BundleKey]; string(bundle.Stamp(got, 0)) != string(data) || bundle.Revision(got) == 0 || !ours(s.Labels) {
+		t.Fatalf("got bundle %q labelled %v, want the legacy bundle moved unchanged with a revision", got, s.Labels)
 	}
 	if legacyExists(t, c, "ns") {
 		t.Fatal("got the legacy ConfigMap kept, want it deleted once the Secret is written")
@@ -224,5 +225,32 @@ func TestWriteBundle(t *testing.T) {
 				t.Fatalf("got labels %v, want the controller's marks back", after.Labels)
 			}
 		})
+	}
+}
+
+// Every change of a bundle is stamped with a higher revision, whatever the
+// clock says; an unchanged one is not written again.
+func TestWriteBundleRevisionIncreases(t *testing.T) {
+	t.Parallel()
+	r, c := fakeReconciler(t)
+	frozen := time.UnixMilli(1_000_000)
+	r.Now = func() time.Time { return frozen }
+	var last int64
+	for i, data := range []string{"policies: []\n", "policies: []\n", "defaultAction: deny\n", "policies: []\n"} {
+		cur, err := r.readBundle(t.Context(), "ns")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.writeBundle(t.Context(), "ns", []byte(data), cur); err != nil {
+			t.Fatal(err)
+		}
+		got := bundle.Revision(getBundleSecret(t, c, "ns").Data[config.BundleKey])
+		switch {
+		case i == 1 && got != last:
+			t.Fatalf("write %d (same content): revision %d, want it kept at %d", i, got, last)
+		case i != 1 && got <= last:
+			t.Fatalf("write %d: revision %d, want above %d", i, got, last)
+		}
+		last = got
 	}
 }

@@ -35,11 +35,9 @@ func rejectedAfterGoodGeneration(t *testing.T, ns string) {
 		t.Fatal(err)
 	}
 	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonRendered)
-	p := get(t, ns, "partners")
-	p.Spec.Rego.Inline = "package authgate.authz\n\ndecision := \n"
-	if err := k8s.Update(ctx, p); err != nil {
-		t.Fatal(err)
-	}
+	updateSpec(t, ns, "partners", func(p *v1alpha1.AuthPolicy) {
+		p.Spec.Rego.Inline = "package authgate.authz\n\ndecision := \n"
+	})
 	waitCondition(t, ns, "partners", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonLastGoodGeneration)
 	if c, _ := bundleConfig(t, ns); policyVersion(c, ns+"/partners") != "1" {
 		t.Fatalf("got version %q in the bundle, want the last good generation 1", policyVersion(c, ns+"/partners"))

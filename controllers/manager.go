@@ -34,6 +34,7 @@ import (
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/controllers/netpol"
+	"github.com/authgate/authgate/controllers/push"
 	"github.com/authgate/authgate/controllers/translate"
 	"github.com/authgate/authgate/internal/assertionkey"
 	"github.com/authgate/authgate/internal/netguard"
@@ -101,6 +102,8 @@ type Options struct {
 	NetworkPolicies bool
 	// Injector, when set, serves the sidecar injection webhook.
 	Injector *injector.Config
+	// Push, when set, serves the push channel (needs Injector).
+	Push *PushOptions
 	// WebhookPort and WebhookCertDir configure the webhook server.
 	WebhookPort    int
 	WebhookCertDir string
@@ -250,7 +253,11 @@ func NewManager(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := addAssertionKeys(mgr, o, reg); err != nil {
 		return nil, err
 	}
-	if err := addCoverage(mgr, o, reg); err != nil {
+	acks, err := addPush(mgr, &o, r, reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := addCoverage(mgr, o, reg, acks); err != nil {
 		return nil, err
 	}
 	if err := addWebhooks(mgr, webhookServer, o, reg, logger); err != nil {
@@ -306,10 +313,13 @@ func addAssertionKeys(mgr ctrl.Manager, o Options, reg prometheus.Registerer) er
 // addCoverage registers the coverage reconciler (controllers/coverage): it
 // watches pod metadata only, and reads Namespaces' opt-in labels when the
 // injector runs (its RBAC then grants reading them).
-func addCoverage(mgr ctrl.Manager, o Options, reg prometheus.Registerer) error {
+func addCoverage(mgr ctrl.Manager, o Options, reg prometheus.Registerer, acks *push.Acks) error {
 	cr := &coverage.Reconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("authgate-controller"), Metrics: coverage.NewMetrics(reg),
 		ReadNamespaces: o.Injector != nil, Workers: o.ReconcileWorkers,
+	}
+	if acks != nil {
+		cr.Acks = acks
 	}
 	if cr.Workers == 0 {
 		cr.Workers = DefaultReconcileWorkers

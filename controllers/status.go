@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/authgate/authgate/api/v1alpha1"
@@ -138,12 +139,36 @@ func issuersCondition(pr *policyResult, gen int64) metav1.Condition {
 }
 
 // updateStatus patches a policy's status once, and only when it changed,
-// recording an event for every condition transition.
+// recording an event for every condition transition. The patch carries
+// the resourceVersion read (see patchStatus); on a conflict (the coverage
+// reconciler wrote the Enforced condition meanwhile) it reads the policy
+// again and retries, so the conditions this reconciler owns are written
+// now, not at a requeue that may decide to wait (a pending issuer).
 func (r *Reconciler) updateStatus(ctx context.Context, pr *policyResult, renderErr error) error {
-	p := pr.policy
-	if p.DeletionTimestamp != nil {
+	if pr.policy.DeletionTimestamp != nil {
 		return nil
 	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		err := r.patchStatus(ctx, pr, renderErr)
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+		fresh := &v1alpha1.AuthPolicy{}
+		if gerr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(pr.policy), fresh); gerr != nil {
+			return gerr
+		}
+		if fresh.UID != pr.policy.UID || fresh.Generation != pr.policy.Generation {
+			return nil // replaced or changed: its own reconcile follows
+		}
+		pr.policy = fresh
+		return err
+	})
+}
+
+// patchStatus patches pr.policy's status with this reconciler's
+// conditions when they changed.
+func (r *Reconciler) patchStatus(ctx context.Context, pr *policyResult, renderErr error) error {
+	p := pr.policy
 	want := p.Status.DeepCopy()
 	want.ObservedGeneration = p.Generation
 	want.Issuers = pr.issuers
@@ -160,7 +185,11 @@ func (r *Reconciler) updateStatus(ctx context.Context, pr *policyResult, renderE
 	if equality.Semantic.DeepEqual(&p.Status, want) {
 		return nil
 	}
-	patch := client.MergeFrom(p.DeepCopy())
+	// Under an optimistic lock: a merge patch replaces the conditions list,
+	// and the coverage reconciler writes the Enforced condition into it.
+	// A conflict requeues the namespace, which then starts from what that
+	// reconciler wrote.
+	patch := client.MergeFromWithOptions(p.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	p.Status = *want
 	if err := r.Client.Status().Patch(ctx, p, patch); err != nil {
 		if apierrors.IsNotFound(err) {

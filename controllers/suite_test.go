@@ -12,10 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/test/k8senv"
@@ -90,3 +92,18 @@ func runWithManager(m *testing.M, cfg *rest.Config) int {
 }
 
 type eventsList = eventsv1.EventList
+
+// updateSpec applies change to the policy as it is now and updates it,
+// again on a conflict: the controller writes the status (the coverage
+// reconciler the Enforced condition too) while a test edits the spec.
+func updateSpec(t *testing.T, ns, name string, change func(*v1alpha1.AuthPolicy)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p := get(t, ns, name)
+		change(p)
+		return k8s.Update(context.Background(), p)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

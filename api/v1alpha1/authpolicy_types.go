@@ -14,6 +14,10 @@ const (
 	ConditionReady = "Ready"
 	// ConditionIssuersReady is True when every JWT issuer's keys were fetched.
 	ConditionIssuersReady = "IssuersReady"
+	// ConditionEnforced is True when every pod the policy selects runs the
+	// sidecar and reported, over the push channel, that it enforces the
+	// policy's current generation (Unknown when the push channel is off).
+	ConditionEnforced = "Enforced"
 )
 
 // Mode says whether a policy's denials are enforced.
@@ -91,6 +95,21 @@ type AuthPolicySpec struct {
 	// ConfigMap authgate-assertion-jwks; see docs/identity-assertion.md.
 	// +optional
 	IdentityAssertion *IdentityAssertion `json:"identityAssertion,omitempty"`
+
+	// Revocations refuse JWTs this policy would otherwise accept, by their
+	// jti (one token), sub (every token of a subject) or sid (every token
+	// of a login session), until each entry's expiresAt. A matching token
+	// is answered 401 invalid_token, like any invalid token, and the
+	// sidecars drop it from their verified-token cache as soon as the
+	// change reaches them (it propagates like any change of the policy).
+	// They apply to JWTs only: an API key is revoked by deleting its
+	// Secret (or its authgate.dev/api-key label), see docs/revocation.md.
+	// At most 1000 entries; set expiresAt to the revoked token's exp so the
+	// list stays short.
+	// +kubebuilder:validation:MaxItems=1000
+	// +listType=atomic
+	// +optional
+	Revocations []Revocation `json:"revocations,omitempty"`
 }
 
 // IdentityAssertion configures the signed identity assertion. Its JWT
@@ -570,6 +589,56 @@ type RateLimit struct {
 	Burst int32 `json:"burst,omitempty"`
 }
 
+// Revocation refuses the JWTs that carry one claim value: set exactly one
+// of jti, sub or sid.
+// +kubebuilder:validation:XValidation:rule="(has(self.jti) ? 1 : 0) + (has(self.sub) ? 1 : 0) + (has(self.sid) ? 1 : 0) == 1",message="set exactly one of jti, sub or sid"
+type Revocation struct {
+	// JTI refuses the one token whose jti claim equals it.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	JTI string `json:"jti,omitempty"`
+
+	// Sub refuses every token whose sub claim equals it: all tokens of that
+	// user or client, including ones issued after this entry was added,
+	// until expiresAt.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Sub string `json:"sub,omitempty"`
+
+	// Sid refuses every token whose sid claim (the OpenID Connect session
+	// id) equals it: all tokens of one login session.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Sid string `json:"sid,omitempty"`
+
+	// Issuer restricts the entry to tokens whose iss equals it exactly; it
+	// must be the issuerURL of one of this policy's
+	// spec.authentication.jwt entries. Omitted: tokens of every issuer the
+	// policy trusts.
+	// +kubebuilder:validation:Pattern=`^(https://[^\s?#]+|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?(/[^\s?#]*)?)$`
+	// +kubebuilder:validation:MaxLength=512
+	// +optional
+	Issuer string `json:"issuer,omitempty"`
+
+	// ExpiresAt is when the entry stops applying (RFC 3339, e.g.
+	// "2030-01-31T12:00:00Z"). Set it to the revoked token's exp (for sub
+	// and sid: the latest exp of the tokens issued so far): after that the
+	// token is refused as expired anyway. An entry past its expiresAt is
+	// ignored and left out of the sidecars' configuration; it may be
+	// removed from the list.
+	// +required
+	ExpiresAt metav1.Time `json:"expiresAt"`
+
+	// Reason is a note for humans (a ticket, an incident). It is never sent
+	// to callers nor to the sidecars.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
 // AuthPolicyStatus is what the controller observed.
 type AuthPolicyStatus struct {
 	// ObservedGeneration is the generation this status describes.
@@ -633,6 +702,16 @@ type CoverageStatus struct {
 	// unprotected".
 	// +optional
 	Summary string `json:"summary,omitempty"`
+	// EnforcingPods is the number of selected pods whose sidecar reported,
+	// over the push channel, that it enforces generation ObservedGeneration
+	// of this policy (not merely that it was written to the bundle).
+	// +optional
+	EnforcingPods int32 `json:"enforcingPods,omitempty"`
+	// Enforcement reads "enforcing/selected at generation N", e.g. "3/3 at
+	// generation 7". The Enforced condition is True only when every
+	// selected pod runs the sidecar and enforces generation N.
+	// +optional
+	Enforcement string `json:"enforcement,omitempty"`
 }
 
 // IssuerStatus is the health of one issuer's keys.
@@ -661,6 +740,7 @@ type IssuerStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].reason`
 // +kubebuilder:printcolumn:name="Issuers",type=string,JSONPath=`.status.conditions[?(@.type=="IssuersReady")].status`,priority=1
 // +kubebuilder:printcolumn:name="Protected",type=string,JSONPath=`.status.coverage.summary`
+// +kubebuilder:printcolumn:name="Enforced",type=string,JSONPath=`.status.coverage.enforcement`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AuthPolicy struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -33,6 +33,7 @@ func TestCRDMatchesGrammarPackages(t *testing.T) {
 			{"spec.routes[].paths[]", []string{"routes", "items", "paths", "items"}, pathpattern.CRDRegexp, pathpattern.MaxLen},
 			{"spec.authentication.jwt[].issuerURL", []string{"authentication", "jwt", "items", "issuerURL"}, urlrule.IssuerCRDRegexp, urlrule.MaxLen},
 			{"spec.authentication.jwt[].jwksURL", []string{"authentication", "jwt", "items", "jwksURL"}, urlrule.JWKSCRDRegexp, urlrule.MaxLen},
+			{"spec.revocations[].issuer", []string{"revocations", "items", "issuer"}, urlrule.IssuerCRDRegexp, urlrule.MaxLen},
 		}
 		for _, tt := range tests {
 			s := schemaAt(t, spec, tt.path)

@@ -66,6 +66,8 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&wc.CAValidity, "webhook-ca-validity", certs.DefaultCAValidity, "lifetime of a new webhook CA")
 	fs.DurationVar(&wc.CertValidity, "webhook-cert-validity", certs.DefaultCertValidity, "lifetime of a new webhook serving certificate")
 	fs.DurationVar(&wc.CheckInterval, "webhook-cert-check-interval", certs.DefaultCheckInterval, "how often the webhook certificates are checked")
+	var push controllers.PushOptions
+	bindPushFlags(fs, &push)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -79,26 +81,8 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	if enableInjector {
-		// Never inject into the gateway's own namespace.
-		if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
-			ic.ExcludeNamespaces = append(ic.ExcludeNamespaces, ns)
-		}
-		ic.WatchedNamespaces = o.WatchNamespaces
-		ic.Default()
-		if err := ic.Validate(); err != nil {
-			return fmt.Errorf("injector: %w", err)
-		}
-		o.Injector = &ic
-		if manageCerts {
-			wc.Namespace = os.Getenv("POD_NAMESPACE")
-			if wc.Namespace == "" {
-				return errors.New("--manage-webhook-certs needs POD_NAMESPACE")
-			}
-			wc.CertDir = o.WebhookCertDir
-			if err := wc.Validate(); err != nil {
-				return fmt.Errorf("webhook certificates: %w", err)
-			}
-			o.WebhookCerts = &wc
+		if err := withInjector(&o, ic, push, wc, manageCerts); err != nil {
+			return err
 		}
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
@@ -230,4 +214,43 @@ func fetchPolicy(allow, deny []netip.Prefix, allowAPIServer bool, getenv func(st
 		return netguard.Policy{}, netip.Addr{}, fmt.Errorf("fetch policy: %w", err)
 	}
 	return p, apiServer, nil
+}
+
+// bindPushFlags binds the push channel's flags (docs/push-channel.md).
+func bindPushFlags(fs *flag.FlagSet, p *controllers.PushOptions) {
+	fs.StringVar(&p.Addr, "push-listen", "", "serve the push channel on this address (e.g. :8443) while leading, and wire injected sidecars to it: "+
+		"policy changes streamed to them and their acknowledgements in the AuthPolicy status (needs --enable-injector; empty: off)")
+	fs.StringVar(&p.ServiceName, "push-service-name", "authgate-push", "the push Service in the pod's namespace, selecting the pod labelled "+controllers.LabelPushLeader)
+}
+
+// withInjector sets o's injector (ic), push channel and webhook
+// certificate options from the flags and the pod's environment.
+func withInjector(o *controllers.Options, ic injector.Config, push controllers.PushOptions, wc certs.Options, manageCerts bool) error {
+	// Never inject into the gateway's own namespace.
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		ic.ExcludeNamespaces = append(ic.ExcludeNamespaces, ns)
+	}
+	ic.WatchedNamespaces = o.WatchNamespaces
+	ic.Default()
+	if err := ic.Validate(); err != nil {
+		return fmt.Errorf("injector: %w", err)
+	}
+	o.Injector = &ic
+	if push.Addr != "" {
+		push.Namespace, push.PodName = os.Getenv("POD_NAMESPACE"), os.Getenv("POD_NAME")
+		push.ServerName = wc.ServiceName + "." + push.Namespace + ".svc"
+		o.Push = &push
+	}
+	if manageCerts {
+		wc.Namespace = os.Getenv("POD_NAMESPACE")
+		if wc.Namespace == "" {
+			return errors.New("--manage-webhook-certs needs POD_NAMESPACE")
+		}
+		wc.CertDir = o.WebhookCertDir
+		if err := wc.Validate(); err != nil {
+			return fmt.Errorf("webhook certificates: %w", err)
+		}
+		o.WebhookCerts = &wc
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/authgate/authgate/internal/assertionkey"
+	"github.com/authgate/authgate/internal/pushapi"
 	"github.com/authgate/authgate/proxy/admin"
 	"github.com/authgate/authgate/proxy/app"
 	"github.com/authgate/authgate/proxy/appprobe"
@@ -42,6 +43,8 @@ func run(args []string, stderr io.Writer) error {
 		labelFlag string
 		logLevel  string
 		check     bool
+		pushOpts  app.PushOptions
+		pushCA    string
 	)
 	fs.StringVar(&opts.ConfigPath, "config", config.DefaultPath, "ProxyConfig file (YAML or JSON); reloaded on change")
 	fs.StringVar(&opts.LabelsPath, "labels-file", "", "downward API file with this pod's labels (selects the policies that apply)")
@@ -80,21 +83,19 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&opts.PollInterval, "poll-interval", 5*time.Second, "config re-read interval (file events trigger faster reloads)")
 	fs.StringVar(&opts.AssertionKeysPath, "assertion-keys", "", "identity assertion key ring (the mounted Secret "+assertionkey.SecretName+
 		", e.g. "+assertionkey.DefaultPath+"); re-read every --poll-interval; its public keys are served on the admin listener at "+admin.JWKSPath)
+	bindPushFlags(fs, &pushOpts, &pushCA)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&check, "check", false, "run what a reload runs (validate the config, read the labels, build the selected policies: Rego compiled, verifiers built; no network I/O, no listener), then build every other policy too, and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	if err := finish(&opts, labelFlag, logLevel, stderr); err != nil {
+		return err
 	}
-	lbls, err := labels.ParseFlag(labelFlag)
-	if err != nil {
-		return fmt.Errorf("--labels: %w", err)
+	if pushOpts.URL != "" {
+		pushOpts.CA = []byte(pushCA)
+		opts.Push = &pushOpts
 	}
-	opts.Labels = lbls
-	opts.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	a, err := app.New(opts)
 	if err != nil {
 		return err
@@ -112,5 +113,29 @@ func run(args []string, stderr io.Writer) error {
 	if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	return nil
+}
+
+// bindPushFlags binds the push channel's flags (docs/push-channel.md).
+func bindPushFlags(fs *flag.FlagSet, o *app.PushOptions, ca *string) {
+	fs.StringVar(&o.URL, "push-url", "", "the controller's push channel (https URL of its push Service): the namespace's bundle streamed as it changes, "+
+		"loaded exactly as a file reload; the --config file stays the fallback. Needs --push-ca and --push-token-file")
+	fs.StringVar(ca, "push-ca", "", "PEM CA bundle of the push server's certificate (the injector passes it from the environment)")
+	fs.StringVar(&o.ServerName, "push-server-name", "", "name the push server's certificate is verified for (default: the --push-url host)")
+	fs.StringVar(&o.TokenFile, "push-token-file", "", "projected ServiceAccount token of audience "+pushapi.Audience+", re-read at every connect")
+}
+
+// finish sets opts' labels and logger from their flags.
+func finish(opts *app.Options, labelFlag, logLevel string, stderr io.Writer) error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	lbls, err := labels.ParseFlag(labelFlag)
+	if err != nil {
+		return fmt.Errorf("--labels: %w", err)
+	}
+	opts.Labels = lbls
+	opts.Logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	return nil
 }

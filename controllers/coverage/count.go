@@ -3,6 +3,7 @@ package coverage
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,6 +22,17 @@ type Pod struct {
 	Name        string
 	Labels      map[string]string
 	Annotations map[string]string
+	// Enforces maps the policies the pod's sidecar last reported enforcing
+	// over the push channel ("namespace/name") to their versions (the
+	// AuthPolicy generation); nil when it reported nothing.
+	Enforces map[string]string
+}
+
+// enforces says whether the pod's sidecar reported enforcing generation
+// gen of the policy ns/name.
+func (p Pod) enforces(ns, name string, gen int64) bool {
+	v, ok := p.Enforces[ns+"/"+name]
+	return ok && v == strconv.FormatInt(gen, 10)
 }
 
 // Injected says whether the injector added the sidecar.
@@ -96,12 +108,16 @@ func Count(policies []v1alpha1.AuthPolicy, pods []Pod, optedIn bool) Result {
 			default:
 				c.ProtectedPods++
 			}
+			if pod.Injected() && pod.enforces(p.Namespace, p.Name, p.Generation) {
+				c.EnforcingPods++
+			}
 		}
 		sort.Strings(c.Unprotected)
 		if len(c.Unprotected) > MaxListed {
 			c.Unprotected = c.Unprotected[:MaxListed]
 		}
 		c.Summary = Summary(c)
+		c.Enforcement = fmt.Sprintf("%d/%d at generation %d", c.EnforcingPods, c.SelectedPods, p.Generation)
 		res.Policies[p.Name] = c
 	}
 	for j, pod := range pods {
@@ -127,4 +143,40 @@ func Summary(c *v1alpha1.CoverageStatus) string {
 		parts = append(parts, fmt.Sprintf("%d bypassable", c.BypassablePods))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// Reasons of the Enforced condition.
+const (
+	ReasonAllPodsEnforce  = "AllPodsEnforce"
+	ReasonNoSelectedPods  = "NoSelectedPods"
+	ReasonPodsLagging     = "PodsLagging"
+	ReasonPodsUnprotected = "PodsUnprotected"
+	ReasonPushDisabled    = "PushChannelDisabled"
+)
+
+// EnforcedCondition is the Enforced condition of generation gen of a
+// policy with coverage c. push says whether the push channel, over which
+// sidecars report what they enforce, is on.
+func EnforcedCondition(c *v1alpha1.CoverageStatus, gen int64, push bool) metav1.Condition {
+	cond := metav1.Condition{Type: v1alpha1.ConditionEnforced, ObservedGeneration: gen}
+	switch {
+	case !push:
+		cond.Status, cond.Reason = metav1.ConditionUnknown, ReasonPushDisabled
+		cond.Message = "the push channel is off (--push-listen), so sidecars do not report what they enforce; Ready says only that the policy is in the bundle"
+	case c.SelectedPods == 0:
+		cond.Status, cond.Reason = metav1.ConditionTrue, ReasonNoSelectedPods
+		cond.Message = "no pod is selected; a pod that starts loads the current bundle before it serves"
+	case c.UnprotectedPods > 0:
+		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonPodsUnprotected
+		cond.Message = fmt.Sprintf("%d of %d selected pods run without the sidecar (see status.coverage); %d enforce generation %d",
+			c.UnprotectedPods, c.SelectedPods, c.EnforcingPods, gen)
+	case c.EnforcingPods < c.SelectedPods:
+		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonPodsLagging
+		cond.Message = fmt.Sprintf("%d of %d selected pods enforce generation %d; the others have not reported it yet (still starting, not connected to the push channel, or the generation was rejected: see Ready)",
+			c.EnforcingPods, c.SelectedPods, gen)
+	default:
+		cond.Status, cond.Reason = metav1.ConditionTrue, ReasonAllPodsEnforce
+		cond.Message = fmt.Sprintf("all %d selected pods enforce generation %d", c.SelectedPods, gen)
+	}
+	return cond
 }

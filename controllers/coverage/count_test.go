@@ -116,7 +116,7 @@ func TestCountListsAtMostTen(t *testing.T) {
 // list that empties are written, not left at their old values.
 func TestPatchNamesEveryField(t *testing.T) {
 	t.Parallel()
-	data, err := coverage.Patch(&v1alpha1.CoverageStatus{SelectedPods: 1, ProtectedPods: 1, Summary: "1/1 protected"})
+	data, err := coverage.Patch(&v1alpha1.CoverageStatus{SelectedPods: 1, ProtectedPods: 1, Summary: "1/1 protected"}, nil, "7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestPatchNamesEveryField(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := got["status"]["coverage"]
-	for _, f := range []string{"observedGeneration", "selectedPods", "protectedPods", "bypassablePods", "unprotectedPods", "unprotected", "summary"} {
+	for _, f := range []string{"observedGeneration", "selectedPods", "protectedPods", "bypassablePods", "unprotectedPods", "unprotected", "summary", "enforcingPods", "enforcement"} {
 		if _, ok := c[f]; !ok {
 			t.Errorf("patch %s lacks %s", data, f)
 		}
@@ -135,5 +135,71 @@ func TestPatchNamesEveryField(t *testing.T) {
 	}
 	if len(got) != 1 || len(got["status"]) != 1 {
 		t.Errorf("patch %s touches more than status.coverage", data)
+	}
+	// With conditions: the whole list, under an optimistic lock.
+	data, err = coverage.Patch(&v1alpha1.CoverageStatus{}, []metav1.Condition{{Type: "Enforced", Status: metav1.ConditionTrue}}, "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var locked struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+		Status struct {
+			Conditions []metav1.Condition `json:"conditions"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(data, &locked); err != nil {
+		t.Fatal(err)
+	}
+	if locked.Metadata.ResourceVersion != "7" || len(locked.Status.Conditions) != 1 {
+		t.Errorf("patch %s: want the conditions with resourceVersion 7", data)
+	}
+}
+
+// A selected pod enforces a policy when its sidecar reported the policy's
+// current generation; an older generation, another policy's, or a pod
+// without the sidecar does not count.
+func TestCountEnforcing(t *testing.T) {
+	t.Parallel()
+	p := selecting("orders", map[string]string{"app": "orders"})
+	p.Namespace = "shop"
+	sidecar := map[string]string{"app": "orders", "authgate.dev/injected": "true"}
+	withAck := func(name string, labels map[string]string, enforces map[string]string) coverage.Pod {
+		return coverage.Pod{Name: name, Labels: labels, Enforces: enforces}
+	}
+	pods := []coverage.Pod{
+		withAck("current", sidecar, map[string]string{"shop/orders": "2"}),
+		withAck("older", sidecar, map[string]string{"shop/orders": "1"}),
+		withAck("other-policy", sidecar, map[string]string{"shop/other": "2"}),
+		withAck("silent", sidecar, nil),
+		withAck("no-sidecar", map[string]string{"app": "orders"}, map[string]string{"shop/orders": "2"}),
+	}
+	c := coverage.Count([]v1alpha1.AuthPolicy{p}, pods, false).Policies["orders"]
+	if c.EnforcingPods != 1 || c.Enforcement != "1/5 at generation 2" {
+		t.Fatalf("got %d enforcing, %q, want 1 and \"1/5 at generation 2\"", c.EnforcingPods, c.Enforcement)
+	}
+	tests := []struct {
+		name   string
+		cov    v1alpha1.CoverageStatus
+		push   bool
+		status metav1.ConditionStatus
+		reason string
+	}{
+		{"every pod enforces", v1alpha1.CoverageStatus{SelectedPods: 3, ProtectedPods: 3, EnforcingPods: 3}, true, metav1.ConditionTrue, coverage.ReasonAllPodsEnforce},
+		{"bypassable pods enforce too", v1alpha1.CoverageStatus{SelectedPods: 2, ProtectedPods: 1, BypassablePods: 1, EnforcingPods: 2}, true, metav1.ConditionTrue, coverage.ReasonAllPodsEnforce},
+		{"no pod selected", v1alpha1.CoverageStatus{}, true, metav1.ConditionTrue, coverage.ReasonNoSelectedPods},
+		{"one lags", v1alpha1.CoverageStatus{SelectedPods: 3, ProtectedPods: 3, EnforcingPods: 2}, true, metav1.ConditionFalse, coverage.ReasonPodsLagging},
+		{"one without the sidecar", v1alpha1.CoverageStatus{SelectedPods: 3, ProtectedPods: 2, UnprotectedPods: 1, EnforcingPods: 2}, true, metav1.ConditionFalse, coverage.ReasonPodsUnprotected},
+		{"push channel off", v1alpha1.CoverageStatus{SelectedPods: 3, ProtectedPods: 3}, false, metav1.ConditionUnknown, coverage.ReasonPushDisabled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := coverage.EnforcedCondition(&tt.cov, 7, tt.push)
+			if got.Type != v1alpha1.ConditionEnforced || got.Status != tt.status || got.Reason != tt.reason || got.ObservedGeneration != 7 || got.Message == "" {
+				t.Fatalf("got %+v, want %s/%s at generation 7 with a message", got, tt.status, tt.reason)
+			}
+		})
 	}
 }

@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -33,11 +34,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/controllers/injector"
+	"github.com/authgate/authgate/internal/pushapi"
 )
 
 // Event reasons.
@@ -70,6 +74,10 @@ type Reconciler struct {
 	ReadNamespaces bool
 	// Workers is how many namespaces are reconciled at once (0: 1).
 	Workers int
+	// Acks holds what each sidecar reported enforcing over the push
+	// channel (controllers/push); nil when the push channel is off, and the
+	// Enforced condition is then Unknown.
+	Acks AckSource
 
 	mu sync.Mutex
 	// optedOut records, per namespace, the opted-out pods already reported
@@ -79,6 +87,17 @@ type Reconciler struct {
 	// patched: events compare with it rather than with the cache, which
 	// may not have seen the last patch yet (one event per change).
 	written map[string]map[types.UID]*v1alpha1.CoverageStatus
+}
+
+// AckSource is what the push channel's server reports of the sidecars:
+// per namespace, the last acknowledgement of each pod by name.
+type AckSource interface {
+	// Snapshot returns ns's acknowledgements by pod name.
+	Snapshot(ns string) map[string]pushapi.Ack
+	// PruneExcept forgets ns's pods not in pods (gone).
+	PruneExcept(ns string, pods map[string]bool)
+	// Changes names namespaces whose acknowledgements changed.
+	Changes() <-chan string
 }
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -104,9 +123,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 	pods := make([]Pod, len(meta))
 	injected := false
+	var acks map[string]pushapi.Ack
+	if r.Acks != nil {
+		acks = r.Acks.Snapshot(ns)
+	}
+	names := make(map[string]bool, len(meta))
 	for i, m := range meta {
-		pods[i] = Pod{Name: m.Name, Labels: m.Labels, Annotations: m.Annotations}
+		pods[i] = Pod{Name: m.Name, Labels: m.Labels, Annotations: m.Annotations, Enforces: acks[m.Name].Policies}
 		injected = injected || pods[i].Injected()
+		names[m.Name] = true
+	}
+	if r.Acks != nil {
+		r.Acks.PruneExcept(ns, names)
 	}
 	res := Count(policies.Items, pods, optedIn)
 	r.Metrics.set(ns, res, optedIn || injected || len(policies.Items) > 0)
@@ -120,12 +148,20 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		if c == nil {
 			continue
 		}
+		if r.Acks == nil {
+			c.EnforcingPods, c.Enforcement = 0, ""
+		}
 		last, ok := written[p.UID]
 		if !ok {
 			last = p.Status.Coverage // after a restart: what the policy says
 		}
 		now[p.UID] = last
 		if err := r.patch(ctx, p, last, c); err != nil {
+			if apierrors.IsConflict(err) {
+				// The AuthPolicy reconciler wrote the status since the
+				// cache was read: count again on what it wrote.
+				return reconcile.Result{Requeue: true}, nil
+			}
 			return reconcile.Result{}, err
 		}
 		now[p.UID] = c
@@ -183,15 +219,28 @@ func (r *Reconciler) pods(ctx context.Context, ns string) ([]metav1.PartialObjec
 	return out, nil
 }
 
-// patch writes p's status.coverage when it differs from c, with a JSON
-// merge patch of that field alone through the status subresource, so it
-// never touches the conditions the AuthPolicy reconciler owns; then it
-// records the events of the change from last (what was last written).
+// patch writes p's status.coverage when it differs from c, and the
+// Enforced condition when it changed, with a JSON merge patch through the
+// status subresource. The coverage alone is patched as that field alone;
+// a condition change sends the whole list (a merge patch replaces lists)
+// with p's resourceVersion, so it fails with a conflict rather than undo
+// a condition the AuthPolicy reconciler wrote meanwhile (which patches
+// with the same lock). Then it records the events of the change from last
+// (what was last written).
 func (r *Reconciler) patch(ctx context.Context, p *v1alpha1.AuthPolicy, last, c *v1alpha1.CoverageStatus) error {
-	if equality.Semantic.DeepEqual(p.Status.Coverage, c) {
+	want := EnforcedCondition(c, p.Generation, r.Acks != nil)
+	old := meta.FindStatusCondition(p.Status.Conditions, want.Type)
+	condChanged := old == nil || old.Status != want.Status || old.Reason != want.Reason || old.Message != want.Message || old.ObservedGeneration != want.ObservedGeneration
+	if equality.Semantic.DeepEqual(p.Status.Coverage, c) && !condChanged {
 		return nil
 	}
-	data, err := Patch(c)
+	var conditions []metav1.Condition
+	if condChanged {
+		conditions = slices.Clone(p.Status.Conditions)
+		want.LastTransitionTime = metav1.Now()
+		meta.SetStatusCondition(&conditions, want)
+	}
+	data, err := Patch(c, conditions, p.ResourceVersion)
 	if err != nil {
 		return err
 	}
@@ -204,16 +253,25 @@ func (r *Reconciler) patch(ctx context.Context, p *v1alpha1.AuthPolicy, last, c 
 	for _, e := range changeEvents(last, c) {
 		r.Recorder.Eventf(p, nil, e.kind, e.reason, "Coverage", "%s", e.note)
 	}
+	if old == nil || old.Status != want.Status || old.Reason != want.Reason {
+		kind := corev1.EventTypeNormal
+		if want.Status == metav1.ConditionFalse {
+			kind = corev1.EventTypeWarning
+		}
+		r.Recorder.Eventf(p, nil, kind, want.Reason, want.Type+"="+string(want.Status), "%s", want.Message)
+	}
 	return nil
 }
 
 // coverageFields are every field of CoverageStatus, so a merge patch names
 // each one and a field left empty is removed (null), not kept.
-var coverageFields = []string{"observedGeneration", "selectedPods", "protectedPods", "bypassablePods", "unprotectedPods", "unprotected", "summary"}
+var coverageFields = []string{"observedGeneration", "selectedPods", "protectedPods", "bypassablePods", "unprotectedPods", "unprotected", "summary", "enforcingPods", "enforcement"}
 
 // Patch is the JSON merge patch that sets status.coverage to c, every
-// field named (null for an empty one).
-func Patch(c *v1alpha1.CoverageStatus) ([]byte, error) {
+// field named (null for an empty one), and, when conditions is not nil,
+// status.conditions to conditions with metadata.resourceVersion
+// resourceVersion (an optimistic lock).
+func Patch(c *v1alpha1.CoverageStatus, conditions []metav1.Condition, resourceVersion string) ([]byte, error) {
 	raw, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode coverage: %w", err)
@@ -227,7 +285,13 @@ func Patch(c *v1alpha1.CoverageStatus) ([]byte, error) {
 			fields[f] = nil
 		}
 	}
-	return json.Marshal(map[string]any{"status": map[string]any{"coverage": fields}})
+	status := map[string]any{"coverage": fields}
+	patch := map[string]any{"status": status}
+	if conditions != nil {
+		status["conditions"] = conditions
+		patch["metadata"] = map[string]any{"resourceVersion": resourceVersion}
+	}
+	return json.Marshal(patch)
 }
 
 type change struct{ kind, reason, note string }
@@ -310,12 +374,40 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(r.Workers, 1)}).
 		Watches(&corev1.Pod{}, toNamespace, builder.OnlyMetadata, builder.WithPredicates(podChanged())).
 		Watches(&v1alpha1.AuthPolicy{}, toNamespace, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	if r.Acks != nil {
+		acked := make(chan event.GenericEvent)
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			forwardAcks(ctx, r.Acks.Changes(), acked)
+			return nil
+		})); err != nil {
+			return fmt.Errorf("add ack forwarder: %w", err)
+		}
+		b = b.WatchesRawSource(source.Channel(acked, toNamespace))
+	}
 	if r.ReadNamespaces {
 		b = b.Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetName()}}}
 		}), builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	}
 	return b.Complete(r)
+}
+
+// forwardAcks turns the namespaces whose acknowledgements changed into
+// events of the coverage controller's workqueue until ctx ends.
+func forwardAcks(ctx context.Context, changes <-chan string, out chan<- event.GenericEvent) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ns := <-changes:
+			o := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ns}}
+			select {
+			case out <- event.GenericEvent{Object: o}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
 }
 
 // podChanged passes creations, deletions and updates that change what

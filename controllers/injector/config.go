@@ -91,6 +91,10 @@ type Config struct {
 	// its policy may be refused once and retried by its workload
 	// controller. Off by default (--injector-require-policy).
 	RequirePolicy bool
+	// Push wires the push channel into the sidecar (URL empty: off). The
+	// controller sets it from --push-listen and the push Service, not a
+	// flag of the injector's own.
+	Push Push
 }
 
 // TrustedProxies are, per kind of pod, the addresses (IPs or CIDRs) of the
@@ -169,6 +173,9 @@ func withDefaults(l, defaults corev1.ResourceList) corev1.ResourceList {
 // Validate checks a defaulted Config without side effects.
 func (c *Config) Validate() error {
 	var errs field.ErrorList
+	if err := c.Push.validate(); err != nil {
+		errs = append(errs, field.Invalid(field.NewPath("push"), c.Push.URL, err.Error()))
+	}
 	if c.Image == "" {
 		errs = append(errs, field.Required(field.NewPath("image"), "the authgate-proxy image"))
 	}

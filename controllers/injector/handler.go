@@ -84,7 +84,19 @@ func (h *Handler) handle(ctx context.Context, req admission.Request) (admission.
 		logger.Error(err, "reading the namespace failed", "namespace", nsName)
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("authgate injection: read namespace %s: %w", nsName, err)), ResultError
 	}
-	changed, reason, err := Mutate(pod, ns, h.Config)
+	cfg := h.Config
+	if cfg.Push.URL != "" {
+		// The CA is read at every admission, so a renewed one reaches new
+		// pods. Without it the pod gets no push channel (it follows the
+		// mounted bundle, and its AuthPolicies report it as not enforcing
+		// their generation), rather than no pod at all.
+		ca, err := cfg.Push.ReadCA()
+		if err != nil {
+			logger.Error(err, "no push channel for this pod")
+		}
+		cfg.Push.CA = ca
+	}
+	changed, reason, err := Mutate(pod, ns, cfg)
 	if err != nil {
 		logger.Info("pod denied", "reason", err.Error())
 		return admission.Denied(err.Error()), ResultDenied

@@ -142,8 +142,10 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 			return false, "", err
 		}
 	}
-	out.Spec.Containers = append(out.Spec.Containers, sidecar(cfg, w))
+	proxy := sidecar(cfg, w)
 	out.Spec.Volumes = append(out.Spec.Volumes, volumes()...)
+	out.Spec.Volumes = append(out.Spec.Volumes, addPush(&proxy, cfg.Push)...)
+	out.Spec.Containers = append(out.Spec.Containers, proxy)
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}
 	}

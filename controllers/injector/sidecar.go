@@ -32,6 +32,7 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 		args = append(args, "--upstream-h2c")
 	}
 	args = append(args, platformArgs(w)...)
+	args = append(args, pushArgs(cfg.Push)...)
 	args = append(args, "--log-level", cfg.LogLevel)
 	admin := intstr.FromString(AdminPortName)
 	c := corev1.Container{

@@ -101,6 +101,18 @@ func TestCRDBoundsMatchTheProxy(t *testing.T) {
 	if tp.MaxItems == nil || *tp.MaxItems != config.MaxTrustedProxies {
 		t.Errorf("got clientIdentity.trustedProxies maxItems %v, want %s", tp.MaxItems, strconv.Itoa(config.MaxTrustedProxies))
 	}
+	rv := spec.Properties["revocations"]
+	if rv.MaxItems == nil || *rv.MaxItems != config.MaxRevocations {
+		t.Errorf("got revocations maxItems %v, want %d", rv.MaxItems, config.MaxRevocations)
+	}
+	for _, f := range []string{"jti", "sub", "sid"} {
+		if rv.Items == nil {
+			t.Fatal("got no revocations items schema")
+		}
+		if got := rv.Items.Properties[f].MaxLength; got == nil || *got != config.MaxRevocationValueLen {
+			t.Errorf("got revocations[].%s maxLength %v, want %d", f, got, config.MaxRevocationValueLen)
+		}
+	}
 }
 
 type schema struct {
@@ -108,4 +120,6 @@ type schema struct {
 	Rules      []map[string]any  `json:"x-kubernetes-validations"`
 	Maximum    *float64          `json:"maximum"`
 	MaxItems   *int              `json:"maxItems"`
+	MaxLength  *int              `json:"maxLength"`
+	Items      *schema           `json:"items"`
 }

@@ -154,7 +154,8 @@ func TestTranslateSpecPathsRewritten(t *testing.T) {
 // AuthPolicy fields (or Secrets) they came from.
 func TestSpecPath(t *testing.T) {
 	t.Parallel()
-	pm := pathMap{keySecrets: []string{"alpha", "beta"}, regoSource: `spec.rego.configMapRef (ConfigMap "rules", key "a.rego")`}
+	pm := pathMap{keySecrets: []string{"alpha", "beta"}, regoSource: `spec.rego.configMapRef (ConfigMap "rules", key "a.rego")`,
+		revocations: []revocationOrigin{{index: 3, claim: "sub"}}}
 	tests := []struct {
 		in   config.Path
 		want string
@@ -170,6 +171,13 @@ func TestSpecPath(t *testing.T) {
 		{steps("policies", 0, "authentication", "issuers", 1), "spec.authentication.jwt[1]"},
 		{steps("policies", 0, "authentication", "apiKeys", "keys", 0), "spec.authentication.apiKeys"},
 		{steps("policies", 0, "authentication", "apiKeys", "sources", 1, "prefix"), "spec.authentication.apiKeys.sources[1].prefix"},
+		{steps("policies", 0, "revocations", 0, "value"), "spec.revocations[3].sub"},
+		{steps("policies", 0, "revocations", 0, "claim"), "spec.revocations[3]"},
+		{steps("policies", 0, "revocations", 0, "issuer"), "spec.revocations[3].issuer"},
+		{steps("policies", 0, "revocations", 0, "expiresAt"), "spec.revocations[3].expiresAt"},
+		{steps("policies", 0, "revocations", 0), "spec.revocations[3]"},
+		{steps("policies", 0, "revocations"), "spec.revocations"},
+		{steps("policies", 0, "revocations", 5, "value"), "spec.revocations"},
 		{steps("issuers", 3, "audiences", 0), "spec.authentication.jwt[3].audiences[0]"},
 		{steps("issuers", 0, "jwks", "keys", 1), "spec.authentication.jwt[0] (keys fetched from the issuer).keys[1]"},
 		{steps("issuers", 0, "fetch", "timeout"), "spec.authentication.jwt[0]"},

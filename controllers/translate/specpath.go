@@ -17,6 +17,9 @@ type pathMap struct {
 	keySecrets []string
 	// regoSource names where the Rego came from (spec.rego.inline, ...).
 	regoSource string
+	// revocations names the spec entry of each of the policy's
+	// revocations (ended entries are left out, the rest sorted).
+	revocations []revocationOrigin
 }
 
 // problem turns the proxy's field errors into one Problem naming spec
@@ -65,6 +68,9 @@ func (pm pathMap) policyPath(rest config.Path) string {
 	if name, ok := rest.CutField("name"); ok && len(name) == 0 {
 		return "metadata.name"
 	}
+	if rv, ok := rest.CutField("revocations"); ok {
+		return pm.revocationPath(rv)
+	}
 	if rego, ok := rest.CutField("rego"); ok {
 		if _, ok := rego.CutField("modules"); ok {
 			return pm.regoSource
@@ -85,6 +91,28 @@ func (pm pathMap) policyPath(rest config.Path) string {
 		}
 	}
 	return rest.Under("spec")
+}
+
+// revocationPath maps a path below the policy's revocations to the spec
+// entry it came from: the claim is the entry itself, the value its jti,
+// sub or sid.
+func (pm pathMap) revocationPath(rest config.Path) string {
+	i, field, ok := rest.CutIndex()
+	if !ok || i >= len(pm.revocations) {
+		return "spec.revocations"
+	}
+	o := pm.revocations[i]
+	base := fmt.Sprintf("spec.revocations[%d]", o.index)
+	if len(field) == 0 {
+		return base
+	}
+	switch field[0].Field {
+	case "claim":
+		return base
+	case "value":
+		return base + "." + o.claim
+	}
+	return field.Under(base)
 }
 
 // issuerPath maps a path below issuers[i]. Its name and fetch settings are

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -84,6 +85,9 @@ type Input struct {
 	// (with the issuer's CA bundle, when it names one), if any. It may be
 	// nil.
 	Keys func(issuerURL string) (config.JSONWebKeySet, bool)
+	// Now is the clock: spec.revocations that have ended by now are left
+	// out. nil means time.Now.
+	Now func() time.Time
 }
 
 // Fragment is one policy's share of a namespace's ProxyConfig. Issuers and
@@ -191,6 +195,14 @@ func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
 	if f.Policy.RateLimits, prob = rateLimits(spec.RateLimits); prob != nil {
 		return nil, prob
 	}
+	now := time.Now
+	if in.Now != nil {
+		now = in.Now
+	}
+	var revoked []revocationOrigin
+	if f.Policy.Revocations, revoked, prob = revocations(spec.Revocations, now()); prob != nil {
+		return nil, prob
+	}
 	var regoSrc string
 	if f.Policy.Rego, regoSrc, prob = regoModules(p, in.ConfigMaps); prob != nil {
 		return nil, prob
@@ -209,7 +221,7 @@ func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
 			}
 		}
 	}
-	pm := pathMap{regoSource: regoSrc}
+	pm := pathMap{regoSource: regoSrc, revocations: revoked}
 	for _, k := range f.APIKeys {
 		pm.keySecrets = append(pm.keySecrets, secretOf[k.Name])
 	}

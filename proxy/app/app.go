@@ -23,6 +23,7 @@ import (
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/metrics"
+	"github.com/authgate/authgate/proxy/push"
 	"github.com/authgate/authgate/proxy/reload"
 	"github.com/authgate/authgate/proxy/upstream"
 	"github.com/authgate/authgate/proxy/urlrule"
@@ -75,6 +76,8 @@ type Options struct {
 	// re-read every PollInterval; its public keys are served on the admin
 	// listener at admin.JWKSPath.
 	AssertionKeysPath string
+	// Push, when set, connects to the controller's push channel.
+	Push *PushOptions
 	// Logger; nil logs JSON to stderr.
 	Logger *slog.Logger
 	// Registry; nil creates one with Go and process collectors.
@@ -129,6 +132,7 @@ type App struct {
 	keys      *assertion.Keys
 	sw        *gateway.Switch
 	loader    *reload.Loader
+	push      *push.Client
 	draining  atomic.Bool
 	addr      atomic.Pointer[string]
 	adminAddr atomic.Pointer[string]
@@ -189,6 +193,12 @@ func New(opts Options) (*App, error) {
 		ConfigPath: opts.ConfigPath, LabelsPath: opts.LabelsPath, Labels: opts.Labels,
 		PollInterval: opts.PollInterval, Build: build, Switch: a.sw, Logger: a.logger, Metrics: a.metrics,
 	})
+	if opts.Push != nil {
+		var err error
+		if a.push, err = a.newPushClient(opts.Push); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
 
@@ -249,6 +259,13 @@ func (a *App) Run(ctx context.Context) error {
 			return fmt.Errorf("listen admin %s: %w", a.opts.AdminListen, err)
 		}
 		go func() { errc <- serve(adminSrv, adminLn) }()
+	}
+	// The push channel runs from the start: a bundle it delivers before
+	// the kubelet projects the file is a first configuration too.
+	pushCtx, stopPush := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPush()
+	if a.push != nil {
+		go a.push.Run(pushCtx)
 	}
 	cfg, err := a.firstConfig(ctx)
 	if err != nil {

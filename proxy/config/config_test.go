@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,7 @@ func TestValidateReportsExactPaths(t *testing.T) {
 	}{
 		{"api version", func(c *ProxyConfig) { c.APIVersion = "v1" }, "apiVersion", "must be"},
 		{"kind", func(c *ProxyConfig) { c.Kind = "Config" }, "kind", "must be"},
+		{"negative revision", func(c *ProxyConfig) { c.Revision = -1 }, "revision", "must not be negative"},
 		{"same admin port", func(c *ProxyConfig) { c.Listen.AdminAddress = c.Listen.Address }, "listen.adminAddress", "must differ"},
 		{"upstream https", func(c *ProxyConfig) { c.Upstream.URL = "https://x:1" }, "upstream.url", "scheme must be http"},
 		{"upstream path", func(c *ProxyConfig) { c.Upstream.URL = "http://x:1/p" }, "upstream.url", "must not carry a path"},
@@ -169,6 +171,46 @@ func TestValidateReportsExactPaths(t *testing.T) {
 		{"policy trusted proxy", func(c *ProxyConfig) {
 			c.Policies[0].ClientIdentity = &ClientIdentity{TrustedProxies: []string{"127.0.0.1/32", "::/0"}}
 		}, "policies[0].clientIdentity.trustedProxies[1]", "trusts every address"},
+		{"revocation claim", func(c *ProxyConfig) { c.Policies[0].Revocations = []Revocation{revocation("email", "a@example.com")} },
+			"policies[0].revocations[0].claim", `must be jti, sub or sid, got "email"`},
+		{"revocation claim case", func(c *ProxyConfig) { c.Policies[0].Revocations = []Revocation{revocation("JTI", "t-1")} },
+			"policies[0].revocations[0].claim", "must be jti, sub or sid"},
+		{"revocation value empty", func(c *ProxyConfig) {
+			c.Policies[0].Revocations = []Revocation{revocation(RevokeJTI, "t-1"), revocation(RevokeSub, "")}
+		},
+			"policies[0].revocations[1].value", "must not be empty"},
+		{"revocation value too long", func(c *ProxyConfig) {
+			c.Policies[0].Revocations = []Revocation{revocation(RevokeSID, strings.Repeat("é", MaxRevocationValueLen+1))}
+		}, "policies[0].revocations[0].value", "at most 512 characters, got 513"},
+		{"revocation expiry not RFC 3339", func(c *ProxyConfig) {
+			r := revocation(RevokeJTI, "t-1")
+			r.ExpiresAt = "tomorrow"
+			c.Policies[0].Revocations = []Revocation{r}
+		}, "policies[0].revocations[0].expiresAt", `must be an RFC 3339 time such as 2030-01-31T12:00:00Z, got "tomorrow"`},
+		{"revocation expiry without zone", func(c *ProxyConfig) {
+			r := revocation(RevokeJTI, "t-1")
+			r.ExpiresAt = "2030-01-01T00:00:00"
+			c.Policies[0].Revocations = []Revocation{r}
+		}, "policies[0].revocations[0].expiresAt", "RFC 3339"},
+		{"revocation expiry missing", func(c *ProxyConfig) {
+			r := revocation(RevokeJTI, "t-1")
+			r.ExpiresAt = ""
+			c.Policies[0].Revocations = []Revocation{r}
+		}, "policies[0].revocations[0].expiresAt", "RFC 3339"},
+		{"revocation issuer the policy does not trust", func(c *ProxyConfig) {
+			r := revocation(RevokeSub, "alice")
+			r.Issuer = "https://idp.example.com" // the policy's issuer has a trailing slash
+			c.Policies[0].Revocations = []Revocation{r}
+		}, "policies[0].revocations[0].issuer", "is not the issuerURL of an issuer of this policy"},
+		{"too many revocations", func(c *ProxyConfig) {
+			for i := range MaxRevocations + 1 {
+				c.Policies[0].Revocations = append(c.Policies[0].Revocations, revocation(RevokeJTI, "t-"+strconv.Itoa(i)))
+			}
+		}, "policies[0].revocations", "at most 1000 entries, got 1001"},
+		{"revocations in a policy without JWT issuers", func(c *ProxyConfig) {
+			c.Policies[0].Authentication.Issuers = nil
+			c.Policies[0].Revocations = []Revocation{revocation(RevokeSub, "partner-a")}
+		}, "policies[0].revocations", "revoke an API key by removing it"},
 		{"policy upstream timeout too long", func(c *ProxyConfig) { c.Policies[0].Limits = &PolicyLimits{UpstreamTimeout: D(2 * time.Hour)} }, "policies[0].limits.upstreamTimeout", "between 0"},
 		{"policy read timeout negative", func(c *ProxyConfig) { c.Policies[0].Limits = &PolicyLimits{ReadTimeout: D(-time.Second)} }, "policies[0].limits.readTimeout", "between 0"},
 		{"policy body limit too large", func(c *ProxyConfig) { c.Policies[0].Limits = &PolicyLimits{MaxBodyBytes: 11 << 30} }, "policies[0].limits.maxBodyBytes", "between 0"},
@@ -199,6 +241,32 @@ func TestValidateReportsExactPaths(t *testing.T) {
 			}
 			t.Fatalf("got errors %v, want one at %q containing %q", errs, tt.wantPath, tt.wantMsg)
 		})
+	}
+}
+
+// revocation is a valid entry of the minimal config's policy.
+func revocation(claim, value string) Revocation {
+	return Revocation{Claim: claim, Value: value, ExpiresAt: "2030-01-31T12:00:00Z"}
+}
+
+// Entries past their expiry stay valid (the proxy ignores them), and an
+// issuer-restricted entry names one of the policy's issuers.
+func TestValidateAcceptsRevocations(t *testing.T) {
+	t.Parallel()
+	errs := validateMutated(t, func(c *ProxyConfig) {
+		expired := revocation(RevokeSID, "s-1")
+		expired.ExpiresAt = "2001-01-01T00:00:00Z"
+		scoped := revocation(RevokeSub, "alice")
+		scoped.Issuer = c.Issuers[0].IssuerURL
+		fractional := revocation(RevokeJTI, "t-2")
+		fractional.ExpiresAt = "2030-01-31T12:00:00.5+02:00"
+		c.Policies[0].Revocations = []Revocation{revocation(RevokeJTI, "t-1"), expired, scoped, fractional}
+		for i := len(c.Policies[0].Revocations); i < MaxRevocations; i++ {
+			c.Policies[0].Revocations = append(c.Policies[0].Revocations, revocation(RevokeJTI, "bulk-"+strconv.Itoa(i)))
+		}
+	})
+	if len(errs) != 0 {
+		t.Fatalf("got errors %v, want none", errs)
 	}
 }
 

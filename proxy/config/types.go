@@ -25,6 +25,13 @@ type ProxyConfig struct {
 	APIVersion string `json:"apiVersion"`
 	// Kind must be "ProxyConfig".
 	Kind string `json:"kind"`
+	// Revision orders the bundles the controller writes: it increases with
+	// every change of a namespace's bundle. A sidecar never replaces the
+	// configuration it enforces with one of a lower revision, whichever way
+	// it arrives (push channel or mounted file), so a file the kubelet
+	// projects late cannot undo a pushed change. 0 (omitted) for files
+	// written by hand.
+	Revision int64 `json:"revision,omitempty"`
 	// Listen holds the addresses the proxy serves on.
 	Listen Listen `json:"listen,omitzero"`
 	// Upstream is the function the proxy forwards to.
@@ -247,6 +254,40 @@ type Policy struct {
 	// of every request this policy forwards with a credential into a
 	// short-lived ES256 JWT (see IdentityAssertion).
 	IdentityAssertion *IdentityAssertion `json:"identityAssertion,omitempty"`
+	// Revocations refuse JWTs this policy would otherwise accept (see
+	// Revocation); at most 1000. API keys are revoked by removing them
+	// from apiKeys.keys.
+	Revocations []Revocation `json:"revocations,omitempty"`
+}
+
+// Revocation claims and bounds.
+const (
+	RevokeJTI = "jti"
+	RevokeSub = "sub"
+	RevokeSID = "sid"
+	// MaxRevocations bounds the revocations of one policy.
+	MaxRevocations = 1000
+	// MaxRevocationValueLen bounds a revoked value, in characters.
+	MaxRevocationValueLen = 512
+)
+
+// Revocation refuses every JWT whose Claim equals Value (and, when Issuer
+// is set, whose iss equals Issuer) until ExpiresAt. A refused token is
+// answered 401 invalid_token, reason "revoked", also when its identity was
+// cached; the proxy drops matching identities from its token cache when it
+// loads the configuration.
+type Revocation struct {
+	// Claim is "jti" (one token), "sub" (a subject) or "sid" (a session).
+	Claim string `json:"claim"`
+	// Value the claim must equal exactly (a string claim, or a number as
+	// written in the token).
+	Value string `json:"value"`
+	// Issuer, when set, limits the entry to tokens whose iss equals it; it
+	// must be the issuerURL of one of the policy's issuers. Empty: every
+	// issuer the policy accepts.
+	Issuer string `json:"issuer,omitempty"`
+	// ExpiresAt (RFC 3339) ends the entry: from then on it is ignored.
+	ExpiresAt string `json:"expiresAt"`
 }
 
 // Identity assertion bounds and defaults.

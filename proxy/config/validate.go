@@ -35,6 +35,9 @@ func (c *ProxyConfig) Validate() ErrorList {
 	if c.Kind != Kind {
 		errs.add(Path{}.child("kind"), "must be %q, got %q", Kind, c.Kind)
 	}
+	if c.Revision < 0 {
+		errs.add(Path{}.child("revision"), "must not be negative, got %d", c.Revision)
+	}
 	if c.DefaultAction != "deny" && c.DefaultAction != "allow" {
 		errs.add(Path{}.child("defaultAction"), "must be deny or allow, got %q", c.DefaultAction)
 	}
@@ -54,6 +57,7 @@ func (c *ProxyConfig) Validate() ErrorList {
 	for i := range c.Policies {
 		p := Path{}.child("policies").index(i)
 		c.Policies[i].validate(&errs, p, issuers, keys, c.APIKeys.Keys)
+		c.validateRevocations(&errs, p, &c.Policies[i])
 		if policies[c.Policies[i].Name] {
 			errs.add(p.child("name"), "duplicate policy name %q", c.Policies[i].Name)
 		}

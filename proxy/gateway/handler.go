@@ -304,6 +304,12 @@ func (rt *Runtime) authenticate(ctx context.Context, p *policyRuntime, ev *event
 	if err != nil {
 		return nil, rt.authFailure(ev, st, err)
 	}
+	// Checked on every request, also for an identity from the token cache:
+	// a revocation takes effect with the configuration that carries it.
+	if p.revoked != nil && p.revoked.revoked(id, t) {
+		ev.id = id // the decision log names whose token it was, never the token
+		return nil, rt.authFailure(ev, st, errRevoked)
+	}
 	st.id, ev.id = id, id
 	return id, nil
 }

@@ -93,6 +93,7 @@ type policyRuntime struct {
 	limits        []limitRule
 	enforce       bool
 	managedHeader []string
+	revoked       *revocations // nil: the policy revokes nothing (in force)
 }
 
 // Build constructs a runtime for the workload with the given labels. It does
@@ -192,6 +193,12 @@ func (rt *Runtime) buildPolicy(ctx context.Context, p *config.Policy) (*policyRu
 			return nil, fmt.Errorf("policy %s: rego: %w", p.Name, err)
 		}
 	}
+	if pr.revoked, err = newRevocations(p, rt.cfg.Issuers, rt.deps.Now()); err != nil {
+		return nil, err
+	}
+	if pr.revoked != nil {
+		rt.use.revoked = append(rt.use.revoked, pr.revoked)
+	}
 	pr.limits = rt.buildLimits(p.Name, p.RateLimits)
 	rt.use.policies[p.Name] = true
 	for i, r := range p.Routes {
@@ -208,6 +215,9 @@ func (rt *Runtime) buildPolicy(ctx context.Context, p *config.Policy) (*policyRu
 // (its authentication, routes, Rego and limits), whatever labels select it.
 // It does no network I/O and keeps nothing.
 func CheckPolicies(ctx context.Context, cfg *config.ProxyConfig, d Deps) error {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	for i := range cfg.Policies {
 		p := &cfg.Policies[i]
 		a, err := authn.New(cfg.Scoped([]*config.Policy{p}), authn.Options{Now: d.Now, Metrics: d.Metrics, Logger: d.Logger})

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/identity"
 	"github.com/authgate/authgate/proxy/jwks"
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/proxy/ratelimit"
@@ -90,6 +91,7 @@ type usage struct {
 	policies  map[string]bool
 	cache     *tokencache.Cache
 	cacheCfg  config.TokenCache
+	revoked   []*revocations // of the policies that revoke tokens
 }
 
 func newUsage() *usage {
@@ -164,13 +166,37 @@ func (s *State) epoch(verifier string, inline *config.JSONWebKeySet) string {
 	return strconv.Itoa(e.n)
 }
 
-// activate makes u the active usage and drops everything it does not use.
+// activate makes u the active usage and drops everything it does not use,
+// and every cached identity its policies revoke.
 func (s *State) activate(u *usage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev := s.active
 	s.active = u
 	s.pruneLocked(prev)
+	s.dropRevokedLocked(u)
+}
+
+// dropRevokedLocked removes from u's token cache the identities that a
+// revocation of u's policies names, at once rather than when they would
+// expire. Requests are refused either way (the runtime checks every
+// identity, cached or not); this frees the entries.
+func (s *State) dropRevokedLocked(u *usage) {
+	if u.cache == nil || len(u.revoked) == 0 {
+		return
+	}
+	now := s.now()
+	n := u.cache.Remove(func(_ string, id *identity.Identity) bool {
+		for _, r := range u.revoked {
+			if r.purges(id, now) {
+				return true
+			}
+		}
+		return false
+	})
+	if n > 0 {
+		s.logger.Info("dropped revoked tokens from the verified-token cache", "entries", n)
+	}
 }
 
 // prune drops what a build took that the active runtime does not use (a

@@ -32,7 +32,8 @@ type Metrics struct {
 	TokenCache *prometheus.CounterVec
 	// TokenCacheEntries is the current number of cached tokens.
 	TokenCacheEntries prometheus.Gauge
-	// ConfigReloads counts config loads by result (success, failure).
+	// ConfigReloads counts config loads by result (success, failure, stale:
+	// older than the enforced revision, not loaded).
 	ConfigReloads *prometheus.CounterVec
 	// ConfigLastSuccess is the Unix time of the last successful load.
 	ConfigLastSuccess prometheus.Gauge

@@ -17,7 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,6 +53,10 @@ type Options struct {
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics
 	Now      func() time.Time
+	// OnActivate, when set, is called after every activation (from the file
+	// or from LoadData), with the loader's lock held: it must not block and
+	// must not call back into the Loader (the push client's Notify).
+	OnActivate func()
 }
 
 // Loader owns the active runtime.
@@ -60,8 +66,31 @@ type Loader struct {
 	mu         sync.Mutex // serialises loads
 	lastHash   string
 	lastFailed string
+	lastStale  string
 	stopActive context.CancelFunc
+	// enforced describes the active configuration (zero before the first
+	// load).
+	enforced Enforced
 }
+
+// Enforced describes the configuration a Loader enforces.
+type Enforced struct {
+	// Revision is the bundle's revision (config.ProxyConfig.Revision).
+	Revision int64
+	// Hash is config.Hash of the bundle's bytes (labels not included): the
+	// hash the controller annotates its bundle Secret with.
+	Hash string
+	// Policies maps each policy this pod applies to its version.
+	Policies map[string]string
+	// Source is SourceFile or SourcePush.
+	Source string
+}
+
+// Sources of a configuration.
+const (
+	SourceFile = "file"
+	SourcePush = "push"
+)
 
 // New returns a Loader; nothing is loaded until Load or Run.
 func New(opts Options) *Loader {
@@ -77,25 +106,83 @@ func New(opts Options) *Loader {
 	return &Loader{opts: opts}
 }
 
+// ConfigPath is the configuration file the Loader watches.
+func (l *Loader) ConfigPath() string { return l.opts.ConfigPath }
+
+// SetOnActivate sets Options.OnActivate; call it before Run.
+func (l *Loader) SetOnActivate(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.opts.OnActivate = f
+}
+
 // ErrUnchanged reports that the files hold the active configuration.
 var ErrUnchanged = errors.New("configuration unchanged")
+
+// ErrStale reports a configuration whose revision is below the active
+// one: it is older than what the proxy enforces and is not loaded.
+var ErrStale = errors.New("configuration older than the active one")
 
 // Load reads the files once; on success the new runtime is active. ctx
 // bounds the runtime's background work (JWKS refresh).
 func (l *Loader) Load(ctx context.Context) error {
+	return l.load(ctx, nil, SourceFile)
+}
+
+// LoadData loads data, a configuration received over the push channel,
+// exactly as Load loads the file (the same prepare: validated, built,
+// swapped in only on success; a bad one never replaces the last good
+// configuration). It returns ErrUnchanged when data and the labels are
+// what is active and ErrStale when data's revision is below the active
+// one. The file keeps being watched: a later file of at least the active
+// revision replaces what was pushed.
+func (l *Loader) LoadData(ctx context.Context, data []byte) error {
+	return l.load(ctx, data, SourcePush)
+}
+
+// Enforced describes the active configuration; false before the first
+// successful load.
+func (l *Loader) Enforced() (Enforced, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.enforced
+	e.Policies = maps.Clone(e.Policies)
+	return e, e.Hash != ""
+}
+
+// load prepares data (nil: read the file) and activates it.
+func (l *Loader) load(ctx context.Context, data []byte, source string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	rtCtx, cancel := context.WithCancel(ctx)
-	c, err := l.prepare(rtCtx, l.lastHash)
+	c, err := l.prepare(rtCtx, l.lastHash, data)
 	if err != nil {
 		cancel()
-		if errors.Is(err, ErrUnchanged) {
+		switch {
+		case errors.Is(err, ErrUnchanged):
+			return err
+		case errors.Is(err, ErrStale):
+			l.stale(c, source)
 			return err
 		}
-		return l.fail(c.hash, err)
+		return l.fail(c.hash, source, err)
 	}
+	c.source = source
 	l.activate(rtCtx, cancel, c)
 	return nil
+}
+
+// stale logs, once per content, a configuration older than the active
+// one (the kubelet projecting the file after the push channel delivered a
+// newer one, or an update overtaken by another).
+func (l *Loader) stale(c candidate, source string) {
+	if c.hash == l.lastStale {
+		return
+	}
+	l.lastStale = c.hash
+	l.opts.Metrics.ConfigReloads.WithLabelValues("stale").Inc()
+	l.opts.Logger.Info("configuration older than the enforced one; keeping the enforced one",
+		slog.String("source", source), slog.Int64("revision", c.revision), slog.Int64("enforced_revision", l.enforced.Revision))
 }
 
 // Check runs exactly what Load runs before the swap (the same prepare:
@@ -104,7 +191,7 @@ func (l *Loader) Load(ctx context.Context) error {
 // does no network I/O, activates nothing and records nothing; the returned
 // runtime is never run.
 func (l *Loader) Check(ctx context.Context) (*gateway.Runtime, error) {
-	c, err := l.prepare(ctx, "")
+	c, err := l.prepare(ctx, "", nil)
 	return c.rt, err
 }
 
@@ -114,27 +201,50 @@ type candidate struct {
 	// be read.
 	hash string
 	rt   *gateway.Runtime
+	// dataHash is config.Hash of the configuration's bytes alone and
+	// revision its revision.
+	dataHash string
+	revision int64
+	source   string
 }
 
-// prepare is the single path from files to a built runtime, shared by Load
-// and Check. It returns ErrUnchanged, with nothing built, when the content
-// and labels hash to active (never when active is "").
-func (l *Loader) prepare(ctx context.Context, active string) (candidate, error) {
-	cfg, data, err := config.Load(l.opts.ConfigPath)
-	if err != nil && data == nil {
+// prepare is the single path from a configuration (the file, or pushed
+// bytes when pushed is not nil) to a built runtime, shared by Load,
+// LoadData and Check. It returns ErrUnchanged, with nothing built, when the
+// content and labels hash to active (never when active is ""), and
+// ErrStale, with nothing built, when the configuration's revision is below
+// the active one.
+func (l *Loader) prepare(ctx context.Context, active string, pushed []byte) (candidate, error) {
+	var (
+		cfg  *config.ProxyConfig
+		data []byte
+		err  error
+	)
+	if pushed != nil {
+		data = pushed
+		cfg, err = config.Parse(data)
+		if err != nil {
+			err = fmt.Errorf("pushed config: %w", err)
+		}
+	} else if cfg, data, err = config.Load(l.opts.ConfigPath); err != nil && data == nil {
 		return candidate{}, err
 	}
 	lbls, lerr := l.labels()
-	c := candidate{hash: config.Hash(append(data, []byte(labelsKey(lbls))...))}
+	c := candidate{hash: config.Hash(append(slices.Clip(data), []byte(labelsKey(lbls))...)), dataHash: config.Hash(data)}
+	if cfg != nil {
+		c.revision = cfg.Revision
+	}
 	switch {
 	case active != "" && c.hash == active:
 		return c, ErrUnchanged
 	case err != nil:
 		return c, err
+	case active != "" && cfg.Revision < l.enforced.Revision:
+		return c, ErrStale
 	case lerr != nil:
 		return c, lerr
 	}
-	if c.rt, err = l.opts.Build(ctx, cfg, config.Hash(data), lbls); err != nil {
+	if c.rt, err = l.opts.Build(ctx, cfg, c.dataHash, lbls); err != nil {
 		return c, err
 	}
 	return c, nil
@@ -149,25 +259,41 @@ func (l *Loader) activate(rtCtx context.Context, cancel context.CancelFunc, c ca
 		l.stopActive()
 	}
 	l.stopActive = cancel
-	l.lastHash, l.lastFailed = c.hash, ""
+	l.lastHash, l.lastFailed, l.lastStale = c.hash, "", ""
+	l.enforced = Enforced{Revision: c.revision, Hash: c.dataHash, Policies: policyVersions(rt), Source: c.source}
 	m := l.opts.Metrics
 	m.ConfigReloads.WithLabelValues("success").Inc()
 	m.ConfigLastSuccess.Set(float64(l.opts.Now().Unix()))
 	m.ConfigInfo.Reset()
 	m.ConfigInfo.WithLabelValues(rt.Hash()).Set(1)
-	l.opts.Logger.Info("configuration loaded", slog.String("config_hash", rt.Hash()),
-		slog.Any("policies", rt.Policies()), slog.Bool("replaced", old != nil))
+	l.opts.Logger.Info("configuration loaded", slog.String("config_hash", rt.Hash()), slog.Int64("revision", c.revision),
+		slog.String("source", c.source), slog.Any("policies", rt.Policies()), slog.Bool("replaced", old != nil))
+	if l.opts.OnActivate != nil {
+		l.opts.OnActivate()
+	}
+}
+
+// policyVersions maps the policies rt applies to their versions.
+func policyVersions(rt *gateway.Runtime) map[string]string {
+	applied := rt.Policies()
+	out := make(map[string]string, len(applied))
+	for _, p := range rt.Config().Policies {
+		if slices.Contains(applied, p.Name) {
+			out[p.Name] = p.Version
+		}
+	}
+	return out
 }
 
 // fail records a failed load once per distinct bad content.
-func (l *Loader) fail(hash string, err error) error {
+func (l *Loader) fail(hash, source string, err error) error {
 	if hash != "" && hash == l.lastFailed {
 		return err
 	}
 	l.lastFailed = hash
 	l.opts.Metrics.ConfigReloads.WithLabelValues("failure").Inc()
 	l.opts.Logger.Error("configuration rejected; keeping the last good configuration",
-		slog.String("path", l.opts.ConfigPath), slog.String("error", err.Error()),
+		slog.String("source", source), slog.String("path", l.opts.ConfigPath), slog.String("error", err.Error()),
 		slog.Bool("have_good_config", l.opts.Switch.Load() != nil))
 	return err
 }

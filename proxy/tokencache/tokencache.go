@@ -188,12 +188,19 @@ func (c *Cache) Put(k [32]byte, verifier string, id *identity.Identity) {
 // Retain removes every entry whose verifier keep rejects (a verifier that
 // a new configuration dropped or changed) and returns how many it removed.
 func (c *Cache) Retain(keep func(verifier string) bool) int {
+	return c.Remove(func(verifier string, _ *identity.Identity) bool { return !keep(verifier) })
+}
+
+// Remove removes every entry for which drop reports true (an identity a
+// new configuration revokes) and returns how many it removed. drop is
+// called with a shard locked: it must not use the cache.
+func (c *Cache) Remove(drop func(verifier string, id *identity.Identity) bool) int {
 	n := 0
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.Lock()
 		for _, e := range s.items {
-			if !keep(e.verifier) {
+			if drop(e.verifier, e.id) {
 				s.remove(e)
 				n++
 			}

@@ -283,3 +283,39 @@ func TestRetainDropsOnlyRemovedVerifiers(t *testing.T) {
 		t.Fatalf("got gauge %v, want 2 (the entries left)", got)
 	}
 }
+
+// Remove drops exactly the identities it is asked to, in every shard, and
+// the entries gauge follows.
+func TestRemoveDropsMatchingIdentities(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{100, shardThreshold * 4} { // one shard, several
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			t.Parallel()
+			m := metrics.New(prometheus.NewRegistry())
+			c := New(size, time.Hour, nil, m)
+			for i := range 50 {
+				sub := "kept"
+				if i%5 == 0 {
+					sub = "revoked"
+				}
+				c.Put(Key("v", fmt.Sprint("t", i)), "v", &identity.Identity{Kind: identity.KindJWT, Subject: sub})
+			}
+			n := c.Remove(func(v string, id *identity.Identity) bool { return v == "v" && id.Subject == "revoked" })
+			if n != 10 {
+				t.Fatalf("got %d removed, want 10", n)
+			}
+			for i := range 50 {
+				_, ok := c.Get(Key("v", fmt.Sprint("t", i)))
+				if want := i%5 != 0; ok != want {
+					t.Fatalf("token %d: got cached %v, want %v", i, ok, want)
+				}
+			}
+			if got := testutil.ToFloat64(m.TokenCacheEntries); got != 40 {
+				t.Fatalf("got gauge %v, want 40 (the entries left)", got)
+			}
+			if n := c.Remove(func(string, *identity.Identity) bool { return false }); n != 0 {
+				t.Fatalf("got %d removed by a predicate matching nothing, want 0", n)
+			}
+		})
+	}
+}
