@@ -11,6 +11,7 @@ import (
 // no injected pod, and no opt-in).
 type Metrics struct {
 	selected, unprotected, bypassable *prometheus.GaugeVec
+	lagging                           *prometheus.GaugeVec
 	injectedUnselected, optedOut      *prometheus.GaugeVec
 
 	mu sync.Mutex
@@ -35,6 +36,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "authgate_controller_policy_bypassable_pods",
 			Help: "Pods the AuthPolicy selects that run the sidecar with inbound capture off (authgate.dev/inbound-capture: \"false\"): reachable around the proxy on the pod IP.",
 		}, policy),
+		lagging: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authgate_controller_policy_lagging_pods",
+			Help: "Pods the AuthPolicy selects that run the sidecar but have not reported, over the push channel, enforcing the policy's current generation (config lag). Only with the push channel on.",
+		}, policy),
 		injectedUnselected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "authgate_controller_injected_unselected_pods",
 			Help: "Pods with the authgate sidecar that no AuthPolicy selects: their sidecar denies every request.",
@@ -45,13 +50,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, ns),
 		policies: map[string]map[string]bool{},
 	}
-	reg.MustRegister(m.selected, m.unprotected, m.bypassable, m.injectedUnselected, m.optedOut)
+	reg.MustRegister(m.selected, m.unprotected, m.bypassable, m.lagging, m.injectedUnselected, m.optedOut)
 	return m
 }
 
 // set exports a namespace's result; keep says whether its namespace
-// series stay (see Metrics). Series of policies gone are deleted.
-func (m *Metrics) set(ns string, res Result, keep bool) {
+// series stay (see Metrics), push whether sidecars report what they
+// enforce (the lagging series exist only then). Series of policies gone
+// are deleted.
+func (m *Metrics) set(ns string, res Result, keep, push bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	had := m.policies[ns]
@@ -64,6 +71,11 @@ func (m *Metrics) set(ns string, res Result, keep bool) {
 		m.selected.WithLabelValues(ns, name).Set(float64(c.SelectedPods))
 		m.unprotected.WithLabelValues(ns, name).Set(float64(c.UnprotectedPods))
 		m.bypassable.WithLabelValues(ns, name).Set(float64(c.BypassablePods))
+		if push {
+			m.lagging.WithLabelValues(ns, name).Set(float64(max(c.ProtectedPods+c.BypassablePods-c.EnforcingPods, 0)))
+		} else {
+			m.lagging.DeleteLabelValues(ns, name)
+		}
 	}
 	for name := range had {
 		if !now[name] {
@@ -88,4 +100,5 @@ func (m *Metrics) deletePolicy(ns, name string) {
 	m.selected.DeleteLabelValues(ns, name)
 	m.unprotected.DeleteLabelValues(ns, name)
 	m.bypassable.DeleteLabelValues(ns, name)
+	m.lagging.DeleteLabelValues(ns, name)
 }

@@ -137,7 +137,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.Acks.PruneExcept(ns, names)
 	}
 	res := Count(policies.Items, pods, optedIn)
-	r.Metrics.set(ns, res, optedIn || injected || len(policies.Items) > 0)
+	r.Metrics.set(ns, res, optedIn || injected || len(policies.Items) > 0, r.Acks != nil)
 	r.reportOptedOut(ns, meta, optedIn)
 	written := r.writtenIn(ns)
 	now := map[types.UID]*v1alpha1.CoverageStatus{}
