@@ -142,6 +142,9 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 			return false, "", err
 		}
 	}
+	if out.Annotations[AnnotationPush] == "false" {
+		cfg.Push = Push{}
+	}
 	proxy := sidecar(cfg, w)
 	out.Spec.Volumes = append(out.Spec.Volumes, volumes()...)
 	out.Spec.Volumes = append(out.Spec.Volumes, addPush(&proxy, cfg.Push)...)

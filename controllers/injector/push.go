@@ -32,6 +32,11 @@ const (
 	PushTokenExpirationSeconds int64 = 3600
 	// EnvPushCA carries the PEM CA bundle into the sidecar.
 	EnvPushCA = "AUTHGATE_PUSH_CA"
+	// AnnotationPush "false" on a pod leaves its sidecar off the push
+	// channel: it follows the mounted bundle only (a pod whose egress to
+	// the controller is closed), and its policies report it as not
+	// enforcing their generation until it restarts.
+	AnnotationPush = "authgate.dev/push"
 )
 
 // Push is the push channel as the injector wires it.

@@ -48,6 +48,7 @@ func TestPushChannelWiring(t *testing.T) {
 		{"on", injector.Push{URL: "https://authgate-push.authgate-system.svc:8443", CA: ca, CAFile: "/certs/ca.crt"}, true},
 		{"no CA read", injector.Push{URL: "https://authgate-push.authgate-system.svc:8443", CAFile: "/certs/ca.crt"}, false},
 		{"off", injector.Push{}, false},
+		{"pod opts out", injector.Push{URL: "https://authgate-push.authgate-system.svc:8443", CA: ca, CAFile: "/certs/ca.crt"}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -57,6 +58,9 @@ func TestPushChannelWiring(t *testing.T) {
 				t.Fatal(err)
 			}
 			pod := plainPod()
+			if tt.name == "pod opts out" {
+				pod.Annotations[injector.AnnotationPush] = "false"
+			}
 			if changed, reason, err := injector.Mutate(pod, namespace("shop", "enabled"), cfg); err != nil || !changed {
 				t.Fatalf("not injected: %v %s", err, reason)
 			}
