@@ -125,14 +125,17 @@ func (o *Options) Validate() error {
 
 // App is a running proxy.
 type App struct {
-	opts      Options
-	logger    *slog.Logger
-	registry  *prometheus.Registry
-	metrics   *metrics.Metrics
-	keys      *assertion.Keys
-	sw        *gateway.Switch
-	loader    *reload.Loader
-	push      *push.Client
+	opts     Options
+	logger   *slog.Logger
+	registry *prometheus.Registry
+	metrics  *metrics.Metrics
+	keys     *assertion.Keys
+	sw       *gateway.Switch
+	loader   *reload.Loader
+	push     *push.Client
+	// activated is signalled at every activation, so the first
+	// configuration (pushed ones included) is served at once.
+	activated chan struct{}
 	draining  atomic.Bool
 	addr      atomic.Pointer[string]
 	adminAddr atomic.Pointer[string]
@@ -199,6 +202,16 @@ func New(opts Options) (*App, error) {
 			return nil, err
 		}
 	}
+	a.activated = make(chan struct{}, 1)
+	a.loader.SetOnActivate(func() {
+		select {
+		case a.activated <- struct{}{}:
+		default:
+		}
+		if a.push != nil {
+			a.push.Notify()
+		}
+	})
 	return a, nil
 }
 
@@ -366,6 +379,7 @@ func (a *App) firstConfig(ctx context.Context) (*config.ProxyConfig, error) {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("no valid configuration before shutdown: %w", err)
+		case <-a.activated: // pushed
 		case <-time.After(time.Second):
 		}
 	}

@@ -27,8 +27,9 @@ type PushOptions struct {
 	TokenFile string
 }
 
-// newPushClient builds the push client over loader and makes the loader
-// tell it of every activation (so file reloads are acknowledged too).
+// newPushClient builds the push client over the loader (New makes the
+// loader tell it of every activation, so file reloads are acknowledged
+// too).
 func (a *App) newPushClient(o *PushOptions) (*push.Client, error) {
 	c, err := push.New(push.Options{
 		URL: o.URL, CA: o.CA, ServerName: o.ServerName, TokenFile: o.TokenFile,
@@ -37,7 +38,6 @@ func (a *App) newPushClient(o *PushOptions) (*push.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("push channel: %w", err)
 	}
-	a.loader.SetOnActivate(c.Notify)
 	return c, nil
 }
 

@@ -90,7 +90,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}),
 		ConfigReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "authgate_config_reloads_total",
-			Help: "Configuration loads by result (success, failure).",
+			Help: "Configuration loads by result (success, failure, stale: older than the enforced revision, not loaded).",
 		}, []string{"result"}),
 		ConfigLastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "authgate_config_last_reload_success_timestamp_seconds",

@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/reload"
 )
@@ -102,5 +104,31 @@ func TestLoadDataOrdersByRevision(t *testing.T) {
 	want(14, "4", reload.SourceFile)
 	if activations != 3 {
 		t.Fatalf("OnActivate called %d times, want 3 (file 10, push 11, file 14)", activations)
+	}
+}
+
+// Before the kubelet fills the (optional) bundle volume, a pushed
+// configuration may already be enforced: the missing file is then no
+// failure (no reload failure counted, so no alert).
+func TestMissingFileWhilePushedIsNoFailure(t *testing.T) {
+	t.Parallel()
+	l, _, m := newLoader(t, "true")
+	if err := os.Remove(l.ConfigPath()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Load(t.Context()); err == nil {
+		t.Fatal("Load of a missing file with nothing enforced: want an error")
+	}
+	failures := testutil.ToFloat64(m.ConfigReloads.WithLabelValues("failure"))
+	if err := l.LoadData(t.Context(), revisioned(5, "1")); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := l.Load(t.Context()); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("Load of the missing file: got %v, want not-exist", err)
+		}
+	}
+	if got := testutil.ToFloat64(m.ConfigReloads.WithLabelValues("failure")); got != failures {
+		t.Fatalf("reload failures went from %v to %v while a pushed configuration was enforced", failures, got)
 	}
 }

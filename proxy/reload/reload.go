@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"path/filepath"
@@ -164,6 +165,12 @@ func (l *Loader) load(ctx context.Context, data []byte, source string) error {
 		case errors.Is(err, ErrStale):
 			l.stale(c, source)
 			return err
+		case data == nil && errors.Is(err, fs.ErrNotExist) && l.enforced.Hash != "":
+			// No file yet (the optional bundle volume before the kubelet
+			// fills it) while a pushed configuration is enforced: nothing
+			// failed, and the file is picked up when it appears.
+			l.missing(err)
+			return err
 		}
 		return l.fail(c.hash, source, err)
 	}
@@ -283,6 +290,17 @@ func policyVersions(rt *gateway.Runtime) map[string]string {
 		}
 	}
 	return out
+}
+
+// missing logs, once until a file is loaded, that there is no file while
+// a pushed configuration is enforced.
+func (l *Loader) missing(err error) {
+	if l.lastFailed == "missing" {
+		return
+	}
+	l.lastFailed = "missing"
+	l.opts.Logger.Info("no configuration file yet; enforcing the configuration from the push channel",
+		slog.String("path", l.opts.ConfigPath), slog.String("error", err.Error()))
 }
 
 // fail records a failed load once per distinct bad content.
