@@ -57,7 +57,7 @@
 //   - Controller down, unreachable or failing: the proxy keeps enforcing
 //     the last good configuration, file updates still apply, and the
 //     client connects again after a delay that grows exponentially with
-//     full jitter from MinBackoff to MaxBackoff (default 200ms to 30s). The
+//     full jitter from MinBackoff to MaxBackoff (default 200ms to 5s). The
 //     delay starts again from MinBackoff after a stream that stayed up 30s
 //     or delivered an intact update, so a corrupt stream that the server
 //     sends again at once does not reset it.

@@ -11,8 +11,14 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultMinBackoff  = 200 * time.Millisecond
-	DefaultMaxBackoff  = 30 * time.Second
+	DefaultMinBackoff = 200 * time.Millisecond
+	// DefaultMaxBackoff bounds the reconnect delay: a leader change (the
+	// old leader's pod gone, the new one labelled) must not leave sidecars
+	// asleep for long; measured on the real node, a 30s cap made an update
+	// wait for reconnects after a leader change. Jittered, 1000 sidecars
+	// retrying every 5s at worst are 200 connections a second, which the
+	// server's review cache and in-flight bound absorb.
+	DefaultMaxBackoff  = 5 * time.Second
 	DefaultPingTimeout = 15 * time.Second
 )
 
