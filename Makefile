@@ -139,6 +139,10 @@ bench-peers: ## make bench after installing wrk, OPA and oauth2-proxy into ./bin
 bench-micro: ## Request-path microbenchmarks (go test -bench) with -benchmem.
 	$(GO) test -run='^$$' -bench=. -benchmem ./proxy/...
 
+.PHONY: bench-push
+bench-push: envtest ## Push channel at scale: real API server, controller and 1,000 simulated sidecars on loopback (STREAMS=1000; ARGS, e.g. -json). Not part of make test.
+	$(GO) run ./hack/pushbench -streams $(or $(STREAMS),1000) $(ARGS)
+
 .PHONY: chart-test
 chart-test: helm kustomize envtest ## Lint, render and dry-run the Helm chart and the kustomize tree against a real API server.
 	$(GO) test -count=1 ./test/chart/

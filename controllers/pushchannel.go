@@ -100,11 +100,12 @@ func addPush(mgr ctrl.Manager, o *Options, r *Reconciler, reg prometheus.Registe
 	}
 	acks := push.NewAcks()
 	reader := mgr.GetAPIReader()
+	metrics := push.NewMetrics(reg)
 	srv := push.NewServer(push.Options{
-		Auth:    push.NewTokenReviewer(cs.AuthenticationV1().TokenReviews(), push.ReviewOptions{}),
+		Auth:    push.NewTokenReviewer(cs.AuthenticationV1().TokenReviews(), push.ReviewOptions{Metrics: metrics}),
 		Read:    func(ctx context.Context, ns string) ([]byte, error) { return readBundleData(ctx, reader, ns) },
 		Acks:    acks,
-		Metrics: push.NewMetrics(reg),
+		Metrics: metrics,
 		Logger:  logger.With("component", "push"),
 	})
 	r.Publisher = srv

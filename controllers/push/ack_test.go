@@ -1,14 +1,18 @@
 package push_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/controllers/push"
 	"github.com/authgate/authgate/internal/pushapi"
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/test/wait"
 )
 
 // TestAck: a valid Ack is recorded under the verified namespace and pod;
@@ -112,5 +116,56 @@ func TestValidateAck(t *testing.T) {
 				t.Fatalf("got %v, want ok=%v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// countingAuth counts the reviews it answers.
+type countingAuth struct {
+	fakeAuth
+	n atomic.Int64
+}
+
+func (c *countingAuth) Authenticate(ctx context.Context, token string) (push.Identity, error) {
+	c.n.Add(1)
+	return c.fakeAuth.Authenticate(ctx, token)
+}
+
+// An Ack on the token an open stream was admitted with costs no review
+// (the benchmark's update after the review cache expired paid one per
+// sidecar); once the stream is closed, the token is reviewed again.
+func TestAckOnAStreamsTokenIsNotReviewedAgain(t *testing.T) {
+	t.Parallel()
+	auth := &countingAuth{fakeAuth: sidecars}
+	h := start(t, push.Options{Auth: auth, Read: newBundles(map[string][]byte{"a": bundle("a", 1)}).read})
+	c := h.client(t)
+	w := h.watch(t, c, "token-a1")
+	w.expect(t, bundle("a", 1), 1)
+	if auth.n.Load() != 1 {
+		t.Fatalf("%d reviews for one stream, want 1", auth.n.Load())
+	}
+	for range 3 {
+		if code, _, _ := h.status(t, c, http.MethodPost, pushapi.AckPath, "Bearer token-a1", ackJSON("a", 1, pushapi.SourcePush)); code != http.StatusNoContent {
+			t.Fatalf("ack got %d", code)
+		}
+	}
+	if auth.n.Load() != 1 {
+		t.Fatalf("%d reviews after 3 acks on the stream's token, want still 1", auth.n.Load())
+	}
+	// Another pod's token is reviewed (and gets its own identity).
+	if code, _, _ := h.status(t, c, http.MethodPost, pushapi.AckPath, "Bearer token-a2", ackJSON("a", 1, pushapi.SourcePush)); code != http.StatusNoContent || auth.n.Load() != 2 {
+		t.Fatalf("ack of a2 got %d with %d reviews, want 204 after a second review", code, auth.n.Load())
+	}
+	if got := h.acks.Snapshot("a"); got["a1"].Revision != 1 || got["a2"].Revision != 1 {
+		t.Fatalf("acks %v, want a1 and a2", got)
+	}
+	h.srv.Close()
+	if err := w.ended(t); err == nil {
+		t.Log("stream ended")
+	}
+	wait.For(t, 10*time.Second, func() bool { return h.srv.Streams("a") == 0 }, "the stream to end")
+	before := auth.n.Load()
+	h.status(t, c, http.MethodPost, pushapi.AckPath, "Bearer token-a1", ackJSON("a", 1, pushapi.SourcePush))
+	if auth.n.Load() != before+1 {
+		t.Fatalf("an ack after the stream closed was not reviewed (%d → %d reviews)", before, auth.n.Load())
 	}
 }

@@ -21,7 +21,7 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	id, ok := s.admit(w, r)
+	id, _, ok := s.admit(w, r, true)
 	if !ok {
 		return
 	}

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -9,23 +10,33 @@ import (
 // admit answers a request the server is not ready for (503) or whose
 // credential fails (401, or 503 when it could not be checked), and
 // returns the verified identity otherwise. Nothing of the token is ever
-// written back or logged.
-func (s *Server) admit(w http.ResponseWriter, r *http.Request) (Identity, bool) {
+// written back or logged. It also returns the token's key. With
+// fromStreams, a token that an open stream of this server was admitted with is taken
+// without a review: the stream stays authorised on it anyway (up to
+// MaxStreamAge), so an acknowledgement on the same credential costs no
+// TokenReview, however long ago the review cache forgot it.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, fromStreams bool) (Identity, tokenKey, bool) {
 	if s.o.Ready != nil && !s.o.Ready() {
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, "not ready")
-		return Identity{}, false
+		return Identity{}, tokenKey{}, false
 	}
 	token, ok := bearerToken(r)
 	if !ok {
 		s.o.Metrics.authFailure(ReasonInvalid)
 		unauthorized(w, "")
-		return Identity{}, false
+		return Identity{}, tokenKey{}, false
+	}
+	key := tokenKey(sha256.Sum256([]byte(token)))
+	if fromStreams {
+		if id, ok := s.streamIdentity(key); ok {
+			return id, key, true
+		}
 	}
 	id, err := s.o.Auth.Authenticate(r.Context(), token)
 	switch {
 	case err == nil:
-		return id, true
+		return id, key, true
 	case errors.Is(err, ErrInvalidCredential):
 		s.o.Metrics.authFailure(ReasonInvalid)
 		s.log.Debug("push: credential refused", "path", r.URL.Path, "error", err)
@@ -38,7 +49,36 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (Identity, bool) 
 		w.Header().Set("Retry-After", "5")
 		httpError(w, http.StatusServiceUnavailable, "authentication unavailable")
 	}
-	return Identity{}, false
+	return Identity{}, tokenKey{}, false
+}
+
+// streamIdentity is the identity an open stream was admitted with on the
+// token whose key is key.
+func (s *Server) streamIdentity(key tokenKey) (Identity, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.byToken[key]
+	return e.id, ok
+}
+
+// holdToken records that a stream is open on key (release undoes it).
+func (s *Server) holdToken(key tokenKey, id Identity) (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.byToken[key]
+	e.id, e.n = id, e.n+1
+	s.byToken[key] = e
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		e := s.byToken[key]
+		if e.n <= 1 {
+			delete(s.byToken, key)
+			return
+		}
+		e.n--
+		s.byToken[key] = e
+	}
 }
 
 // unauthorized answers 401 with a Bearer challenge (RFC 6750).

@@ -89,6 +89,14 @@ type Server struct {
 	closed  bool
 	done    chan struct{} // closed by Close
 	encode  singleflight.Group
+	// byToken holds the identities of the tokens open streams were
+	// admitted with, by the token's SHA-256, and how many streams.
+	byToken map[tokenKey]heldToken
+}
+
+type heldToken struct {
+	id Identity
+	n  int
 }
 
 // NewServer returns a Server. It panics when o fails Validate: a missing
@@ -110,7 +118,7 @@ func NewServer(o Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{o: o, log: log, streams: map[string]map[*stream]struct{}{}, memo: map[string]*message{}, done: make(chan struct{})}
+	return &Server{o: o, log: log, streams: map[string]map[*stream]struct{}{}, memo: map[string]*message{}, done: make(chan struct{}), byToken: map[tokenKey]heldToken{}}
 }
 
 // Handler serves pushapi.WatchPath and pushapi.AckPath.
@@ -243,7 +251,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	id, ok := s.admit(w, r)
+	id, key, ok := s.admit(w, r, false)
 	if !ok {
 		return
 	}
@@ -263,6 +271,7 @@ func (s *Server) handleWatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.unregister(st)
+	defer s.holdToken(key, id)()
 	if err := s.prime(r.Context(), st, haveRev, haveHash); err != nil {
 		s.log.Warn("push: read bundle", "namespace", id.Namespace, "error", err)
 		httpError(w, http.StatusServiceUnavailable, "bundle unavailable")

@@ -6,7 +6,9 @@ import (
 )
 
 // backoff is an exponential delay with full jitter: the n-th delay since
-// the last reset is uniform in [min, min(max, min·2ⁿ)].
+// the last reset (from 1) is uniform in [min, min(max, min·2ⁿ)]. The
+// first is jittered too: sidecars that lose the same controller at once
+// (a restart) must not all come back at the same instant.
 type backoff struct {
 	min, max time.Duration
 	// int63n returns a uniform value in [0, n); rand.Int64N in production.
@@ -17,7 +19,7 @@ type backoff struct {
 // next returns the next delay and doubles the ceiling up to max.
 func (b *backoff) next() time.Duration {
 	if b.ceil < b.min {
-		b.ceil = b.min
+		b.ceil = min(b.max, 2*b.min)
 	}
 	d := b.between(b.min, b.ceil)
 	if b.ceil < b.max {

@@ -28,8 +28,8 @@ func TestBackoff(t *testing.T) {
 		want   []time.Duration
 	}{
 		{"lowest draws stay at min", low, "nnnnn", []time.Duration{100 * ms, 100 * ms, 100 * ms, 100 * ms, 100 * ms}},
-		{"highest draws double up to max", high, "nnnnnn", []time.Duration{100 * ms, 200 * ms, 400 * ms, 800 * ms, time.Second, time.Second}},
-		{"reset starts again from min", high, "nnnrn", []time.Duration{100 * ms, 200 * ms, 400 * ms, 100 * ms}},
+		{"highest draws double up to max", high, "nnnnnn", []time.Duration{200 * ms, 400 * ms, 800 * ms, time.Second, time.Second, time.Second}},
+		{"reset starts again from min", high, "nnnrn", []time.Duration{200 * ms, 400 * ms, 800 * ms, 200 * ms}},
 		{"slow is at least max/2", low, "snn", []time.Duration{500 * ms, 100 * ms, 100 * ms}},
 		{"slow is at most max", high, "sn", []time.Duration{time.Second, time.Second}},
 	}
