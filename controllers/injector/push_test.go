@@ -1,45 +1,24 @@
 package injector_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/internal/pushapi"
+	"github.com/authgate/authgate/test/testca"
 )
-
-func testCA(t *testing.T) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "authgate-ca"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-}
 
 // With the push channel on, the sidecar alone gets the projected token of
 // the push audience, the CA and the flags; with no CA (not readable at
 // admission) the pod is injected without the channel.
 func TestPushChannelWiring(t *testing.T) {
 	t.Parallel()
-	ca := testCA(t)
+	ca := testca.New(t).PEM
 	for _, tt := range []struct {
 		name string
 		push injector.Push
@@ -126,7 +105,7 @@ func TestReadPushCA(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	good, bad := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "bad.crt")
-	if err := os.WriteFile(good, []byte(testCA(t)), 0o600); err != nil {
+	if err := os.WriteFile(good, []byte(testca.New(t).PEM), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authgate/authgate/test/testca"
 )
 
 // settleTime lets the controller finish what a phase started (status
@@ -104,7 +106,7 @@ func (h *harness) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	ca, err := writeServingCerts(certDir, serverName)
+	ca, err := testca.WriteCertDir(certDir, serverName)
 	if err != nil {
 		return err
 	}

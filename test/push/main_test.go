@@ -27,18 +27,11 @@ package push_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
@@ -65,6 +58,7 @@ import (
 	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/test/k8senv"
 	"github.com/authgate/authgate/test/logbuf"
+	"github.com/authgate/authgate/test/testca"
 	"github.com/authgate/authgate/test/wait"
 )
 
@@ -118,7 +112,11 @@ func run(m *testing.M, cfg *rest.Config) int {
 	}
 	defer os.RemoveAll(tmp)
 	certDir := filepath.Join(tmp, "certs")
-	if caPEM, err = writeCerts(certDir); err != nil {
+	if err := os.Mkdir(certDir, 0o700); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if caPEM, err = testca.WriteCertDir(certDir, serverName); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -172,62 +170,6 @@ func createControllerPod(ctx context.Context) error {
 			Containers:         []corev1.Container{{Name: "controller", Image: "authgate-controller:test"}},
 		},
 	})
-}
-
-// writeCerts writes a new CA (ca.crt) and a serving certificate it signed
-// for serverName (tls.crt, tls.key) into dir, as cert-manager's Secret
-// mounted there would hold them, and returns the CA's PEM.
-func writeCerts(dir string) ([]byte, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "authgate push test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature, BasicConstraintsValid: true, IsCA: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: serverName}, DNSNames: []string{serverName},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	files := map[string][]byte{
-		"ca.crt":  ca,
-		"tls.crt": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		"tls.key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}
-	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	return ca, nil
 }
 
 // freePorts returns n loopback ports that were free a moment ago.
