@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/authgate/authgate/controllers"
 	"github.com/authgate/authgate/controllers/injector"
 	"github.com/authgate/authgate/internal/pushapi"
+	"github.com/authgate/authgate/test/k8senv"
 )
 
 // The objects the benchmark creates.
@@ -53,7 +53,7 @@ type cluster struct {
 // startCluster starts kube-apiserver and etcd (envtest) with authgate's
 // CRDs from the repository the working directory is in.
 func startCluster() (*cluster, error) {
-	root, err := repoRoot()
+	root, err := k8senv.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -195,23 +195,4 @@ func (c *cluster) createPod(ctx context.Context, name, tokenDir string) (string,
 		return "", fmt.Errorf("token file: %w", err)
 	}
 	return path, nil
-}
-
-// repoRoot is the nearest directory above the working directory holding
-// go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find the repository root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find the repository root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

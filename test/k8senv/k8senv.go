@@ -143,7 +143,7 @@ func skipOrFail(t testing.TB, err error) {
 // assets finds the repository root and the envtest binaries:
 // KUBEBUILDER_ASSETS, else <root>/bin/k8s.
 func assets() (root, dir string, err error) {
-	root, err = repoRoot()
+	root, err = RepoRoot()
 	if err != nil {
 		return "", "", err
 	}
@@ -159,9 +159,9 @@ func assets() (root, dir string, err error) {
 	return root, dir, nil
 }
 
-// repoRoot is the nearest directory above the working directory (a test's
+// RepoRoot is the nearest directory above the working directory (a test's
 // package directory) holding go.mod.
-func repoRoot() (string, error) {
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("find the repository root: %w", err)

@@ -59,7 +59,7 @@ func TestMissingBinariesSkipOrFailOnCI(t *testing.T) {
 
 func TestRepoRootIsTheModuleRoot(t *testing.T) {
 	t.Parallel()
-	root, err := repoRoot()
+	root, err := RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
