@@ -15,6 +15,14 @@
 // ServiceAccount token for Audience as "Authorization: Bearer <token>";
 // the controller verifies it with a TokenReview and serves the bundle of
 // the token's own namespace only: no request field names a namespace.
+//
+// Answers: 200 (a stream) and 204 (an Ack taken); 400 a malformed Ack or
+// query; 401 a token refused (re-read the token file before retrying);
+// 413 an Ack over MaxAckBytes; 429 too many streams in the namespace and
+// 503 the server not ready or the review unavailable, both with
+// Retry-After. The server may end a stream at any time (its age bound, a
+// shutdown, a client that stopped reading); the client reconnects,
+// sending what it enforces in QueryRevision and QueryHash.
 package pushapi
 
 // Paths served by the controller's push server.
