@@ -114,7 +114,9 @@ func Compile(ctx context.Context, policyName string, r *config.Rego) (*Engine, e
 	if cerr != nil {
 		return nil, cerr
 	}
+	var compiler *ast.Compiler
 	opts := []func(*rego.Rego){
+		rego.CompilerHook(func(c *ast.Compiler) { compiler = c }),
 		rego.Query(query),
 		rego.SetRegoVersion(ast.RegoV1),
 		rego.StrictBuiltinErrors(true),
@@ -132,7 +134,17 @@ func Compile(ctx context.Context, policyName string, r *config.Rego) (*Engine, e
 		}
 		return nil, fmt.Errorf("prepare rego: %w", err)
 	}
-	return &Engine{policy: policyName, query: query, timeout: timeout, pq: pq}, nil
+	e := &Engine{policy: policyName, query: query, timeout: timeout, pq: pq}
+	body, err := ast.ParseBodyWithOpts(query, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	switch {
+	case err != nil:
+		e.uncacheable = "the query could not be analysed: " + err.Error()
+	case compiler == nil:
+		e.uncacheable = "the compiled modules could not be analysed"
+	default:
+		e.cacheable, e.uncacheable = decisionCacheable(compiler, body)
+	}
+	return e, nil
 }
 
 // parseModules parses the library and the policy's modules, collecting every

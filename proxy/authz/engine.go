@@ -47,7 +47,15 @@ type Engine struct {
 	query   string
 	timeout time.Duration
 	pq      rego.PreparedEvalQuery
+	// cacheable: the query reads only what a decision cache key fixes
+	// (see decisionCacheable); uncacheable says why not.
+	cacheable   bool
+	uncacheable string
 }
+
+// Cacheable reports whether the policy's decisions may be cached per
+// identity, policy version, method and canonical path, and when not, why.
+func (e *Engine) Cacheable() (bool, string) { return e.cacheable, e.uncacheable }
 
 // Query returns the query the engine evaluates.
 func (e *Engine) Query() string { return e.query }

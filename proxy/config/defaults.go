@@ -21,6 +21,7 @@ const (
 	DefaultMaxTokenBytes    = 8 << 10
 	DefaultMaxBodyBytes     = 10 << 20
 	DefaultTokenCacheSize   = 10000
+	DefaultDecisionCache    = 10000
 	DefaultJWKSMaxBytes     = 1 << 20
 	DefaultUpstreamIdleConn = 256
 )
@@ -60,6 +61,8 @@ func (c *ProxyConfig) Default() {
 	c.Limits.Default()
 	setInt(&c.TokenCache.MaxEntries, DefaultTokenCacheSize)
 	setDur(&c.TokenCache.TTL, 5*time.Minute)
+	setInt(&c.DecisionCache.MaxEntries, DefaultDecisionCache)
+	setDur(&c.DecisionCache.TTL, 5*time.Minute)
 	if c.DecisionLog.SampleRate == nil {
 		one := 1.0
 		c.DecisionLog.SampleRate = &one

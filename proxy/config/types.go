@@ -57,6 +57,8 @@ type ProxyConfig struct {
 	TrustedProxies []string `json:"trustedProxies,omitempty"`
 	// TokenCache bounds the verified-token cache.
 	TokenCache TokenCache `json:"tokenCache,omitzero"`
+	// DecisionCache bounds the Rego decision cache.
+	DecisionCache DecisionCache `json:"decisionCache,omitzero"`
 	// DecisionLog configures the per-request decision log line.
 	DecisionLog DecisionLog `json:"decisionLog,omitzero"`
 }
@@ -545,6 +547,19 @@ type TokenCache struct {
 	// MaxEntries; default 10000, -1 disables caching.
 	MaxEntries int `json:"maxEntries,omitempty"`
 	// TTL caps an entry's life below the token's exp. Default 5m.
+	TTL Duration `json:"ttl,omitzero"`
+}
+
+// DecisionCache bounds the Rego decision cache of each policy. Only a
+// policy whose Rego provably reads nothing but the identity, the method,
+// the canonical path and the route and policy names is cached; an entry is
+// keyed by the verified identity (itself cached per token), the policy
+// version, the method and the canonical path, never outlives the
+// credential's expiry, and every configuration change starts empty.
+type DecisionCache struct {
+	// MaxEntries per policy; default 10000, -1 disables the cache.
+	MaxEntries int `json:"maxEntries,omitempty"`
+	// TTL caps an entry's life below the credential's expiry. Default 5m.
 	TTL Duration `json:"ttl,omitzero"`
 }
 

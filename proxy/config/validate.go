@@ -73,6 +73,12 @@ func (c *ProxyConfig) Validate() ErrorList {
 	if c.TokenCache.TTL.Duration < 0 {
 		errs.add(Path{}.child("tokenCache", "ttl"), "must not be negative")
 	}
+	if c.DecisionCache.MaxEntries < -1 {
+		errs.add(Path{}.child("decisionCache", "maxEntries"), "must be -1 (disabled) or positive")
+	}
+	if c.DecisionCache.TTL.Duration < 0 {
+		errs.add(Path{}.child("decisionCache", "ttl"), "must not be negative")
+	}
 	if r := c.DecisionLog.SampleRate; r != nil && (*r < 0 || *r > 1) {
 		errs.add(Path{}.child("decisionLog", "sampleRate"), "must be between 0 and 1, got %v", *r)
 	}

@@ -252,11 +252,7 @@ func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Req
 		return &outcome{route: route.Name, status: http.StatusForbidden, reason: reason, id: id}
 	}
 	if p.engine != nil && !route.SkipRego {
-		in := authz.NewInput(authz.Request{
-			Method: r.Method, Path: canon.Path, Segments: canon.Segments, Host: r.Host,
-			ClientIP: ev.clientString(), Query: r.URL.Query(), Headers: r.Header,
-		}, id, p.cfg.Name, route.Name, rt.deps.Now(), rt.credHdrs)
-		dec, err := p.engine.Eval(ctx, in)
+		dec, err := rt.evalRego(ctx, p, r, canon, ev, route.Name, id)
 		if err != nil {
 			// The engine says why (undefined, error, timeout, panic,
 			// invalid result); the reason reaches the response, the
@@ -275,6 +271,32 @@ func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Req
 	}
 	o.allow, o.reason, o.id = true, ReasonAllowed, id
 	return o
+}
+
+// evalRego returns the policy's Rego decision, from its decision cache
+// when the policy has one and the identity can be seen again (an API key,
+// or a token while the token cache is on). Only decisions evaluated
+// without error are cached.
+func (rt *Runtime) evalRego(ctx context.Context, p *policyRuntime, r *http.Request, canon pathcanon.Result, ev *event, route string, id *identity.Identity) (authz.Decision, error) {
+	now := rt.deps.Now()
+	cache := p.decisions
+	if cache != nil && id.Kind == identity.KindJWT && !p.cacheJWT {
+		cache = nil
+	}
+	if cache != nil {
+		if dec, ok := cache.Get(id, r.Method, canon.Path, now); ok {
+			return dec, nil
+		}
+	}
+	in := authz.NewInput(authz.Request{
+		Method: r.Method, Path: canon.Path, Segments: canon.Segments, Host: r.Host,
+		ClientIP: ev.clientString(), Query: r.URL.Query(), Headers: r.Header,
+	}, id, p.cfg.Name, route, now, rt.credHdrs)
+	dec, err := p.engine.Eval(ctx, in)
+	if err == nil && cache != nil {
+		cache.Put(id, r.Method, canon.Path, dec, now)
+	}
+	return dec, err
 }
 
 // authenticate proves the request's credential within the policy's scope.

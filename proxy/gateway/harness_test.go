@@ -180,7 +180,13 @@ func (e *env) result(resp *http.Response, before int) result {
 
 func (e *env) get(path string, hdr ...string) result {
 	e.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, e.proxy.URL+path, nil)
+	return e.request(http.MethodGet, path, hdr...)
+}
+
+// request sends method path with the header pairs hdr through the proxy.
+func (e *env) request(method, path string, hdr ...string) result {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.proxy.URL+path, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -94,6 +94,12 @@ type policyRuntime struct {
 	enforce       bool
 	managedHeader []string
 	revoked       *revocations // nil: the policy revokes nothing (in force)
+	// decisions caches Rego decisions; nil when the policy has no Rego,
+	// its Rego reads more than the cache key fixes, or the cache is off.
+	decisions *authz.DecisionCache
+	// cacheJWT: JWT identities are cached too (the token cache is on, so
+	// a token's identity is the same object on its next request).
+	cacheJWT bool
 }
 
 // Build constructs a runtime for the workload with the given labels. It does
@@ -192,6 +198,9 @@ func (rt *Runtime) buildPolicy(ctx context.Context, p *config.Policy) (*policyRu
 		if pr.engine, err = authz.Compile(ctx, p.Name, p.Rego); err != nil {
 			return nil, fmt.Errorf("policy %s: rego: %w", p.Name, err)
 		}
+		if err := rt.buildDecisionCache(pr); err != nil {
+			return nil, err
+		}
 	}
 	if pr.revoked, err = newRevocations(p, rt.cfg.Issuers, rt.deps.Now()); err != nil {
 		return nil, err
@@ -209,6 +218,43 @@ func (rt *Runtime) buildPolicy(ctx context.Context, p *config.Policy) (*policyRu
 		rt.use.routes[[2]string{p.Name, name}] = true
 	}
 	return pr, nil
+}
+
+// buildDecisionCache gives pr a decision cache when its Rego allows one,
+// and says which it is in the log and the enabled gauge.
+func (rt *Runtime) buildDecisionCache(pr *policyRuntime) error {
+	d, dc := rt.deps, rt.cfg.DecisionCache
+	ok, why := pr.engine.Cacheable()
+	if dc.MaxEntries <= 0 || dc.TTL.Duration <= 0 {
+		ok, why = false, "the decision cache is disabled (decisionCache.maxEntries: -1)"
+	}
+	name := pr.cfg.Name
+	if d.Metrics != nil {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		d.Metrics.DecisionCacheEnabled.WithLabelValues(name).Set(v)
+	}
+	if !ok {
+		if d.Logger != nil {
+			d.Logger.Info("rego decisions are evaluated on every request, not cached", "policy", name, "why", why)
+		}
+		return nil
+	}
+	var hits, misses prometheus.Counter
+	if d.Metrics != nil {
+		hits = d.Metrics.DecisionCache.WithLabelValues(name, "hit")
+		misses = d.Metrics.DecisionCache.WithLabelValues(name, "miss")
+	}
+	c, err := authz.NewDecisionCache(dc.MaxEntries, dc.TTL.Duration, hits, misses)
+	if err != nil {
+		return fmt.Errorf("policy %s: %w", name, err)
+	}
+	pr.decisions = c
+	tc := rt.cfg.TokenCache
+	pr.cacheJWT = tc.MaxEntries > 0 && tc.TTL.Duration > 0
+	return nil
 }
 
 // CheckPolicies builds every policy of cfg as a sidecar it selects would

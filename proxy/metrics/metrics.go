@@ -43,6 +43,12 @@ type Metrics struct {
 	RateLimited *prometheus.CounterVec
 	// RegoEvalErrors counts failed Rego evaluations by policy and reason.
 	RegoEvalErrors *prometheus.CounterVec
+	// DecisionCache counts Rego decision cache lookups by policy and result
+	// (hit, miss).
+	DecisionCache *prometheus.CounterVec
+	// DecisionCacheEnabled is 1 for a policy whose Rego decisions are
+	// cached, 0 for one whose Rego reads more than the cache key fixes.
+	DecisionCacheEnabled *prometheus.GaugeVec
 	// UpgradedConnections is the number of open upgraded (WebSocket)
 	// connections, which a shutdown waits for.
 	UpgradedConnections prometheus.Gauge
@@ -108,6 +114,14 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "authgate_rego_eval_errors_total",
 			Help: "Rego evaluations that failed (all deny), by policy and reason (rego_undefined, rego_error, rego_timeout, rego_panic, rego_invalid_result).",
 		}, []string{"policy", "reason"}),
+		DecisionCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "authgate_rego_decision_cache_requests_total",
+			Help: "Rego decision cache lookups by policy and result (hit, miss); only policies whose Rego reads just identity, method, path, route and policy are cached.",
+		}, []string{"policy", "result"}),
+		DecisionCacheEnabled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "authgate_rego_decision_cache_enabled",
+			Help: "1 when the policy's Rego decisions are cached, 0 when its Rego reads more than the cache key fixes (headers, query, host, client address, time) or the cache is off.",
+		}, []string{"policy"}),
 		UpgradedConnections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "authgate_upgraded_connections",
 			Help: "Open upgraded (WebSocket) connections through the proxy; a shutdown waits for them up to its timeout.",
@@ -127,7 +141,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.newAssertionMetrics()
 	reg.MustRegister(m.RequestsTotal, m.StageDuration, m.JWKSFetches, m.JWKSRefetchSuppressed,
 		m.JWKSLastSuccess, m.TokenCache, m.TokenCacheEntries, m.ConfigReloads, m.ConfigLastSuccess,
-		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.UpgradedConnections, m.AssertionsSigned, m.AssertionFailures,
+		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.DecisionCache, m.DecisionCacheEnabled, m.UpgradedConnections, m.AssertionsSigned, m.AssertionFailures,
 		m.keys, m.assertionKey)
 	return m
 }
