@@ -84,9 +84,16 @@ func bench(ctx context.Context, o options, out io.Writer) (*report, error) {
 	}
 	rep.evaluate()
 	if o.Profile == "always" || (o.Profile == "auto" && rep.failed() > 0) {
-		rep.Profile, err = profile(ctx, e, o, out)
-		if err != nil {
-			fmt.Fprintf(out, "profile: %v\n", err)
+		for _, t := range targets {
+			if t.Config == nil || !slices.Contains(o.ProfileTargets, t.Name) {
+				continue
+			}
+			p, err := profile(ctx, e, o, t, out)
+			if err != nil {
+				fmt.Fprintf(out, "profile %s: %v\n", t.Name, err)
+				continue
+			}
+			rep.Profiles = append(rep.Profiles, p)
 		}
 	}
 	rep.Elapsed = time.Since(start)

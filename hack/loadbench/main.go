@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -37,11 +38,13 @@ type options struct {
 	Peers       bool
 	Wrk         string
 	Profile     string
-	Strict      bool
-	Only        string
-	QuietWait   time.Duration
-	Keep        bool
-	Budget      time.Duration
+	// ProfileTargets are the authgate targets profiled.
+	ProfileTargets []string
+	Strict         bool
+	Only           string
+	QuietWait      time.Duration
+	Keep           bool
+	Budget         time.Duration
 }
 
 func (o *options) validate() error {
@@ -88,6 +91,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.Peers, "peers", true, "include peers whose binaries are in -bin")
 	fs.StringVar(&o.Wrk, "wrk", "auto", `saturation generator: "auto" (wrk if installed), "off" (Go), or a path to wrk`)
 	fs.StringVar(&o.Profile, "profile", "auto", "CPU-profile the proxy at saturation: auto (when a target is missed), always, never")
+	profTargets := fs.String("profile-targets", "jwt-rego,jwt-fresh,jwt,public", "comma-separated authgate targets to CPU-profile")
 	fs.BoolVar(&o.Strict, "strict", false, "exit non-zero when a target is missed")
 	fs.DurationVar(&o.QuietWait, "quiet-wait", 30*time.Second, "total time to wait, before targets, for other processes' CPU use to drop")
 	fs.DurationVar(&o.Budget, "budget", 4*time.Minute, "re-measure targets disturbed by other processes only while the target runs finish within this")
@@ -96,6 +100,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	o.ProfileTargets = strings.Split(*profTargets, ",")
 	if err := o.validate(); err != nil {
 		return err
 	}

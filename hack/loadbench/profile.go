@@ -15,43 +15,40 @@ import (
 
 // profileResult is a CPU profile of the proxy under saturation load.
 type profileResult struct {
+	Target  string // the target profiled
 	Path    string // the .prof file (gitignored) in the output directory
 	TopCum  string // pprof -top -cum
 	TopFlat string // pprof -top
 }
 
 // profile runs the profiling variant of the proxy (cmd/authgate-proxy's
-// wiring plus runtime/pprof, built from hack/loadbench/profproxy) with the
-// jwt-rego configuration under the saturation load, and summarises where
-// the CPU went.
-func profile(ctx context.Context, e *env, o options, out io.Writer) (*profileResult, error) {
-	fmt.Fprintf(out, "\nprofiling authgate-proxy (jwt-rego) at saturation for %s ...\n", o.SatDuration)
+// wiring plus runtime/pprof, built from hack/loadbench/profproxy) with t's
+// configuration under the saturation load, and summarises where the CPU
+// went.
+func profile(ctx context.Context, e *env, o options, t *target, out io.Writer) (*profileResult, error) {
+	fmt.Fprintf(out, "\nprofiling authgate-proxy (%s) at saturation for %s ...\n", t.Name, o.SatDuration)
 	if err := os.MkdirAll(o.OutDir, 0o755); err != nil { //nolint:gosec // documentation directory
 		return nil, fmt.Errorf("output dir: %w", err)
 	}
-	prof, err := filepath.Abs(filepath.Join(o.OutDir, "jwt-rego.cpu.prof"))
+	prof, err := filepath.Abs(filepath.Join(o.OutDir, t.Name+".cpu.prof"))
 	if err != nil {
 		return nil, fmt.Errorf("profile path: %w", err)
 	}
-	cfg := e.proxyConfig()
-	addRego(cfg)
-	addr, procs, err := e.startProxy(ctx, e.bins.ProfProxy, "profproxy", cfg, []string{"--cpuprofile", prof})
+	addr, procs, err := e.startProxy(ctx, e.bins.ProfProxy, "profproxy-"+t.Name, t.Config, []string{"--cpuprofile", prof})
 	if err != nil {
 		return nil, err
 	}
-	const path = "/api/sales/report"
-	bearer := [][2]string{{"Authorization", "Bearer " + e.token}}
-	req := newRequest(addr, path, bearer)
+	req := newRequest(addr, t.Path, t.Headers)
 	if err := preflight(req); err != nil {
 		procs[0].stop()
 		return nil, err
 	}
-	_, err = saturate(ctx, o.Wrk, req, path, bearer, o.Conns, o.SatDuration)
+	_, err = saturate(ctx, o.Wrk, req, t.Path, t.Headers, o.Conns, o.SatDuration)
 	procs[0].stop() // SIGTERM writes the profile
 	if err != nil {
 		return nil, err
 	}
-	res := &profileResult{Path: prof}
+	res := &profileResult{Target: t.Name, Path: prof}
 	if res.TopCum, err = pprofTop(ctx, e.bins.ProfProxy, prof, "-cum", 30); err != nil {
 		return res, err
 	}

@@ -27,6 +27,9 @@ type target struct {
 	Kind    string
 	Path    string
 	Headers [][2]string
+	// Config is an authgate target's configuration (nil for the others);
+	// the profiling run reuses it.
+	Config *config.ProxyConfig
 	// start launches the target's processes and returns them, the main
 	// (accounted for RSS) first, once the listener at addr answers.
 	start func(ctx context.Context) (addr string, procs []*proc, err error)
@@ -73,7 +76,7 @@ func (e *env) coreTargets() []*target {
 			p.tweak(cfg)
 		}
 		ts = append(ts, &target{
-			Name: p.name, Title: p.title, Kind: kindProxy, Path: p.path, Headers: p.headers,
+			Name: p.name, Title: p.title, Kind: kindProxy, Path: p.path, Headers: p.headers, Config: cfg,
 			start: func(ctx context.Context) (string, []*proc, error) {
 				return e.startProxy(ctx, e.bins.Proxy, p.name, cfg, nil)
 			},

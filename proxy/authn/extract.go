@@ -272,12 +272,7 @@ func queryNameIs(rawKey, name string) bool {
 // "_" / "~" / "+" / "/" ) *"=".
 func isB64Token(s string) bool {
 	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
-			break
-		}
+	for ; i < len(s) && b64TokenChar[s[i]]; i++ {
 	}
 	if i == 0 {
 		return false
@@ -289,6 +284,19 @@ func isB64Token(s string) bool {
 	}
 	return true
 }
+
+// b64TokenChar and base64URLChar are the character classes of
+// b64token (RFC 6750 2.1, before any "=") and of base64url without padding
+// (RFC 7515 2), as tables: a token's every byte is checked on every
+// request.
+var b64TokenChar, base64URLChar = func() (tok, url [256]bool) {
+	for c := 0; c < 256; c++ {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		url[c] = alnum || c == '-' || c == '_'
+		tok[c] = url[c] || c == '.' || c == '~' || c == '+' || c == '/'
+	}
+	return tok, url
+}()
 
 // isVisibleASCII reports VCHAR only: no spaces, controls or non-ASCII.
 func isVisibleASCII(s string) bool {

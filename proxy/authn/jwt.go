@@ -128,8 +128,7 @@ func parseHeader(h string) (unverifiedJWT, *Error) {
 // isBase64URL reports unpadded base64url characters only.
 func isBase64URL(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !base64URLChar[s[i]] {
 			return false
 		}
 	}

@@ -465,12 +465,25 @@ func withoutIdentityHeaders(extra map[string]string, p *policyRuntime) map[strin
 	return extra
 }
 
+// forwardingHeaders is how many headers SetForwarded sets at most.
+const forwardingHeaders = 6
+
 func (rt *Runtime) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(rt.target)
 	pr.Out.Host = pr.In.Host
 	scope, _ := pr.In.Context().Value(scopeKey{}).(*reqScope)
 	if scope == nil {
 		return
+	}
+	// The clone ReverseProxy made is sized for the incoming headers; the
+	// forwarding and identity headers would grow it once or twice, so
+	// they go into a map sized for all of them from the start.
+	if out := pr.Out.Header; len(out)+len(scope.inject)+forwardingHeaders > 8 {
+		h := make(http.Header, len(out)+len(scope.inject)+forwardingHeaders)
+		for k, v := range out {
+			h[k] = v
+		}
+		pr.Out.Header = h
 	}
 	rt.trust.SetForwarded(pr, scope.client, scope.requestID)
 	for k, v := range scope.inject {

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/authgate/authgate/proxy/authz"
 	"github.com/authgate/authgate/proxy/identity"
 	"github.com/authgate/authgate/proxy/metrics"
@@ -115,8 +117,21 @@ func writeError(w http.ResponseWriter, status int, reason, detail, requestID str
 }
 
 func (rt *Runtime) count(policy, route, decision, reason string) {
-	rt.deps.Metrics.RequestsTotal.WithLabelValues(policy, route, decision, reason).Inc()
+	k := counterKey{policy, route, decision, reason}
+	if c, ok := rt.counters.Load(k); ok {
+		c.(prometheus.Counter).Inc()
+		return
+	}
+	c := rt.deps.Metrics.RequestsTotal.WithLabelValues(policy, route, decision, reason)
+	rt.counters.Store(k, c)
+	c.Inc()
 }
+
+// counterKey names one authgate_requests_total series. The label values
+// come from the configuration and fixed reasons, so a runtime holds a
+// bounded set; resolving each once saves hashing and validating the four
+// labels on every request.
+type counterKey struct{ policy, route, decision, reason string }
 
 // Request stages, each resolved to its histogram once per runtime rather
 // than looked up by label on every request.

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,6 +76,7 @@ type Runtime struct {
 	authFails *ratelimit.Limiter
 	credHdrs  []string
 	stages    [stageCount]prometheus.Observer
+	counters  sync.Map // counterKey → prometheus.Counter
 	state     *State
 	use       *usage
 	work      workload
