@@ -95,13 +95,14 @@ func (r *report) evaluate() {
 		d50 := us(rego.Open.Latency.P50 - base.Open.Latency.P50)
 		d99 := us(rego.Open.Latency.P99 - base.Open.Latency.P99)
 		r.Checks = append(r.Checks,
-			check{"added p50 latency at " + at + ", cached JWT + Rego", "≤ 60 µs", fmt.Sprintf("%+.0f µs", d50), status(d50 <= 60)},
+			check{"added p50 latency at " + at + ", cached JWT + Rego", "≤ 30 µs", fmt.Sprintf("%+.0f µs", d50), status(d50 <= 30)},
 			check{"added p99 latency at " + at + ", cached JWT + Rego", "≤ 250 µs", fmt.Sprintf("%+.0f µs", d99), status(d99 <= 250)})
 	}
 	r.ratioCheck(base, rego, "throughput at saturation, cached JWT + Rego", "≥ 0.75 × baseline", 0.75)
 	r.ratioCheck(base, r.find("jwt-fresh"), "throughput at saturation, fresh RS256 per request", "≥ 0.5 × baseline", 0.5)
 	r.ratioCheck(base, r.find("public"), "throughput at saturation, public route", "≥ 0.85 × baseline", 0.85)
 	r.ratioCheck(base, r.find("jwt"), "throughput at saturation, cached JWT", "≥ 0.85 × baseline", 0.85)
+	r.ratioCheck(base, r.find("apikey"), "throughput at saturation, API key", "≥ 0.85 × baseline", 0.85)
 	for _, peer := range []string{"oauth2-proxy", "opa-proxy"} {
 		if p := r.find(peer); p != nil {
 			r.ratioCheck(p, rego, "throughput vs "+peer+", cached JWT + Rego", "≥ 3.5 × "+peer, 3.5)
