@@ -25,7 +25,17 @@ type measurement struct {
 	// ForeignOpen and ForeignSat are the CPU (% of one CPU) that processes
 	// the harness did not start used during each run: interference.
 	ForeignOpen, ForeignSat float64
-	Err                     error
+	// Paired is the baseline's saturation run right after this target's
+	// (-paired), so a machine whose speed drifts during the run compares
+	// each target with the baseline of the same minute; nil when not run.
+	Paired *pairedBase
+	Err    error
+}
+
+// pairedBase is one saturation run of the baseline next to a target's.
+type pairedBase struct {
+	RPS      float64
+	TotalCPU time.Duration // baseline + upstream + generator CPU per request
 }
 
 // bench runs the whole harness and writes the report.
@@ -56,6 +66,14 @@ func bench(ctx context.Context, o options, out io.Writer) (*report, error) {
 
 	rep := &report{Opts: o, Machine: describeMachine(ctx)}
 	quiet := o.QuietWait
+	var paired *pairedRunner
+	if o.Paired && len(targets) > 1 && targets[0].Kind == kindBaseline {
+		if paired, err = startPaired(ctx, e, o, targets[0]); err != nil {
+			fmt.Fprintf(out, "paired baseline: %v (ratios use the one baseline run)\n", err)
+		} else {
+			defer paired.stop()
+		}
+	}
 	for i, t := range targets {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -71,6 +89,13 @@ func bench(ctx context.Context, o options, out io.Writer) (*report, error) {
 			if m2 := measure(ctx, e, o, t, &quiet); m2.Err == nil && m2.foreign() < m.foreign() {
 				m = m2
 				printProgress(out, m)
+			}
+		}
+		if paired != nil && m.Err == nil && t.Kind != kindBaseline {
+			if m.Paired, err = paired.run(ctx); err != nil {
+				fmt.Fprintf(out, "%-13s paired baseline: %v\n", t.Name, err)
+			} else {
+				fmt.Fprintf(out, "%-13s paired baseline %6.0f req/s: %.2f ×\n", t.Name, m.Paired.RPS, m.Sat.RPS/m.Paired.RPS)
 			}
 		}
 		rep.Ms = append(rep.Ms, m)
@@ -279,3 +304,48 @@ func cpuRatio(base, m *measurement) float64 {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// pairedRunner keeps a baseline process for the saturation runs paired
+// with each target's.
+type pairedRunner struct {
+	e     *env
+	o     options
+	t     *target
+	req   request
+	procs []*proc
+}
+
+func startPaired(ctx context.Context, e *env, o options, base *target) (*pairedRunner, error) {
+	addr, procs, err := base.start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &pairedRunner{e: e, o: o, t: base, req: newRequest(addr, base.Path, base.Headers), procs: procs}
+	if err := preflight(p.req); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// run saturates the baseline as measure does a target and returns its
+// throughput and total CPU per request.
+func (p *pairedRunner) run(ctx context.Context) (*pairedBase, error) {
+	cpu0, up0, self0 := cpuOf(p.procs), cpuOf([]*proc{p.e.upstream}), selfCPU()
+	sat, err := saturate(ctx, p.o.Wrk, p.req, p.t.Path, p.t.Headers, p.o.Conns, p.o.SatDuration)
+	if err != nil {
+		return nil, err
+	}
+	if sat.Total == 0 {
+		return nil, errors.New("no requests completed")
+	}
+	n := time.Duration(sat.Total)
+	total := (cpuOf(p.procs)-cpu0)/n + (cpuOf([]*proc{p.e.upstream})-up0)/n + (sat.GenCPU+selfCPU()-self0)/n
+	return &pairedBase{RPS: sat.RPS, TotalCPU: total}, nil
+}
+
+func (p *pairedRunner) stop() {
+	for _, pr := range p.procs {
+		pr.stop()
+	}
+}

@@ -41,10 +41,12 @@ type options struct {
 	// ProfileTargets are the authgate targets profiled.
 	ProfileTargets []string
 	Strict         bool
-	Only           string
-	QuietWait      time.Duration
-	Keep           bool
-	Budget         time.Duration
+	// Paired runs the baseline's saturation again after each target's.
+	Paired    bool
+	Only      string
+	QuietWait time.Duration
+	Keep      bool
+	Budget    time.Duration
 }
 
 func (o *options) validate() error {
@@ -92,6 +94,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Wrk, "wrk", "auto", `saturation generator: "auto" (wrk if installed), "off" (Go), or a path to wrk`)
 	fs.StringVar(&o.Profile, "profile", "auto", "CPU-profile the proxy at saturation: auto (when a target is missed), always, never")
 	profTargets := fs.String("profile-targets", "jwt-rego,jwt-fresh,jwt,public", "comma-separated authgate targets to CPU-profile")
+	fs.BoolVar(&o.Paired, "paired", true, "saturate the baseline again right after each target and compare with that run")
 	fs.BoolVar(&o.Strict, "strict", false, "exit non-zero when a target is missed")
 	fs.DurationVar(&o.QuietWait, "quiet-wait", 30*time.Second, "total time to wait, before targets, for other processes' CPU use to drop")
 	fs.DurationVar(&o.Budget, "budget", 4*time.Minute, "re-measure targets disturbed by other processes only while the target runs finish within this")

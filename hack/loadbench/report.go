@@ -136,9 +136,34 @@ func (r *report) ratioCheck(base, m *measurement, what, target string, want floa
 		r.Checks = append(r.Checks, check{what, target, "not measured", statusNA})
 		return
 	}
-	ratio := m.Sat.RPS / base.Sat.RPS
+	ratio, cratio := r.rel(m)
+	if base.T.Kind != kindBaseline { // a peer: compare both with the baseline
+		br, bc := r.rel(base)
+		ratio, cratio = ratio/br, cratio/bc
+	}
+	how := ""
+	if m.Paired != nil {
+		how = ", paired"
+	}
 	r.Checks = append(r.Checks, check{what, target,
-		fmt.Sprintf("%.2f × (by CPU/req %.2f ×)", ratio, cpuRatio(base, m)), status(ratio >= want)})
+		fmt.Sprintf("%.2f × (by CPU/req %.2f ×%s)", ratio, cratio, how), status(ratio >= want)})
+}
+
+// rel is m's throughput relative to the baseline, and the same estimated
+// from CPU per request: against the baseline run paired with m when there
+// is one, else against the single baseline run.
+func (r *report) rel(m *measurement) (thr, cpu float64) {
+	if m.T.Kind == kindBaseline {
+		return 1, 1
+	}
+	if p := m.Paired; p != nil && p.RPS > 0 && m.totalCPU() > 0 {
+		return m.Sat.RPS / p.RPS, float64(p.TotalCPU) / float64(m.totalCPU())
+	}
+	base := r.find("baseline")
+	if base == nil || base.Sat.RPS == 0 {
+		return 0, 0
+	}
+	return m.Sat.RPS / base.Sat.RPS, cpuRatio(base, m)
 }
 
 // write prints the report and saves results.md and latency.svg in dir.
@@ -173,7 +198,10 @@ func (r *report) markdown() string {
 		"(no coordinated omission), Go generator over raw keep-alive connections. Saturation: %s, %d connections, %s. "+
 		"CPU/req is the measured processes' user+system CPU over the saturation run divided by its requests; "+
 		"\"× baseline by CPU\" is baseline total CPU/req (target + upstream + generator) over the target's, "+
-		"the throughput ratio a quiet 2-CPU machine would show, and a cross-check when other work shares the machine.\n\n",
+		"the throughput ratio a quiet 2-CPU machine would show, and a cross-check when other work shares the machine. "+
+		"With -paired (the default) the baseline is saturated again right after each target (\"paired baseline\"), "+
+		"and the goal table compares each target with that run, so a machine whose speed drifts during the run "+
+		"compares each target with the baseline of the same minute.\n\n",
 		r.Opts.Rate, r.Opts.Duration, gen, r.Opts.Conns, r.Opts.SatDuration)
 	r.latencyTable(&b)
 	b.WriteString("\n![latency per target](latency.svg)\n\n")
@@ -198,11 +226,11 @@ func (r *report) markdown() string {
 func (r *report) latencyTable(b *strings.Builder) {
 	base := r.find("baseline")
 	worst := 0.0
-	fmt.Fprintf(b, "| target | p50 µs | p90 µs | p99 µs | max µs | +p50 | +p99 | sat. req/s | × baseline | CPU µs/req | upstream, generator CPU µs/req | × baseline by CPU | RSS idle → load MiB | foreign CPU %% |\n")
-	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(b, "| target | p50 µs | p90 µs | p99 µs | max µs | +p50 | +p99 | sat. req/s | × baseline | paired baseline req/s: × | CPU µs/req | upstream, generator CPU µs/req | × baseline by CPU | RSS idle → load MiB | foreign CPU %% |\n")
+	fmt.Fprintf(b, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, m := range r.Ms {
 		if m.Err != nil {
-			fmt.Fprintf(b, "| %s | error: %s |||||||||||||\n", m.T.Title, oneLine(m.Err.Error()))
+			fmt.Fprintf(b, "| %s | error: %s ||||||||||||||\n", m.T.Title, oneLine(m.Err.Error()))
 			continue
 		}
 		l := m.Open.Latency
@@ -219,8 +247,12 @@ func (r *report) latencyTable(b *strings.Builder) {
 		if n := int64(m.Open.Errors) + m.Sat.Errors; n > 0 {
 			errs = fmt.Sprintf(" (%d errors)", n)
 		}
-		fmt.Fprintf(b, "| %s%s | %.0f | %.0f | %.0f | %.0f | %s | %s | %.0f | %s | %.0f | %.0f, %.0f | %s | %.1f → %.1f | %.0f / %.0f |\n",
-			m.T.Title, errs, us(l.P50), us(l.P90), us(l.P99), us(l.Max), d50, d99, m.Sat.RPS, ratio,
+		paired := "—"
+		if p := m.Paired; p != nil && p.RPS > 0 {
+			paired = fmt.Sprintf("%.0f: %.2f", p.RPS, m.Sat.RPS/p.RPS)
+		}
+		fmt.Fprintf(b, "| %s%s | %.0f | %.0f | %.0f | %.0f | %s | %s | %.0f | %s | %s | %.0f | %.0f, %.0f | %s | %.1f → %.1f | %.0f / %.0f |\n",
+			m.T.Title, errs, us(l.P50), us(l.P90), us(l.P99), us(l.Max), d50, d99, m.Sat.RPS, ratio, paired,
 			us(int64(m.CPUPerReq)), us(int64(m.UpstreamCPUPerReq)), us(int64(m.GenCPUPerReq)), cratio,
 			mib(m.RSSIdle), mib(m.RSSLoad), m.ForeignOpen, m.ForeignSat)
 		worst = max(worst, m.ForeignOpen, m.ForeignSat)
