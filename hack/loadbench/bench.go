@@ -38,15 +38,9 @@ type pairedBase struct {
 	TotalCPU time.Duration // baseline + upstream + generator CPU per request
 }
 
-// bench runs the whole harness and writes the report.
-func bench(ctx context.Context, o options, out io.Writer) (*report, error) {
-	start := time.Now()
-	e, err := setup(ctx, out)
-	if err != nil {
-		return nil, err
-	}
-	e.keep = o.Keep
-	defer e.close()
+// selectTargets is the baseline, the proxy's configurations, the peers
+// with -peers, narrowed by -only.
+func (e *env) selectTargets(o options, out io.Writer) []*target {
 	targets := e.coreTargets()
 	if o.Peers {
 		targets = append(targets, e.peerTargets(o.BinDir, out)...)
@@ -57,6 +51,36 @@ func bench(ctx context.Context, o options, out io.Writer) (*report, error) {
 			return t.Kind != kindBaseline && !slices.Contains(keep, t.Name)
 		})
 	}
+	return targets
+}
+
+// profiles takes a CPU profile of each of -profile-targets.
+func profiles(ctx context.Context, e *env, o options, targets []*target, out io.Writer) []*profileResult {
+	var ps []*profileResult
+	for _, t := range targets {
+		if t.Config == nil || !slices.Contains(o.ProfileTargets, t.Name) {
+			continue
+		}
+		p, err := profile(ctx, e, o, t, out)
+		if err != nil {
+			fmt.Fprintf(out, "profile %s: %v\n", t.Name, err)
+			continue
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// bench runs the whole harness and writes the report.
+func bench(ctx context.Context, o options, out io.Writer) (*report, error) {
+	start := time.Now()
+	e, err := setup(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	e.keep = o.Keep
+	defer e.close()
+	targets := e.selectTargets(o, out)
 	gen := "saturation: wrk -t1 (" + o.Wrk + ")"
 	if o.Wrk == "" {
 		gen = "saturation: Go closed loop"
@@ -109,17 +133,7 @@ func bench(ctx context.Context, o options, out io.Writer) (*report, error) {
 	}
 	rep.evaluate()
 	if o.Profile == "always" || (o.Profile == "auto" && rep.failed() > 0) {
-		for _, t := range targets {
-			if t.Config == nil || !slices.Contains(o.ProfileTargets, t.Name) {
-				continue
-			}
-			p, err := profile(ctx, e, o, t, out)
-			if err != nil {
-				fmt.Fprintf(out, "profile %s: %v\n", t.Name, err)
-				continue
-			}
-			rep.Profiles = append(rep.Profiles, p)
-		}
+		rep.Profiles = profiles(ctx, e, o, targets, out)
 	}
 	rep.Elapsed = time.Since(start)
 	if err := rep.write(out, o.OutDir); err != nil {
