@@ -100,12 +100,16 @@ verify: controller-gen helm ## Fail when a generated file is stale or code is un
 test: vet verify lint unit alerts-test fuzz-smoke linkcheck ## Run every test (what CI runs).
 
 .PHONY: unit
-unit: envtest helm kustomize ## Run unit and integration tests (real kube-apiserver + etcd, helm, kustomize) with the race detector.
+unit: envtest helm kustomize redis-server ## Run unit and integration tests (real kube-apiserver + etcd, helm, kustomize, redis-server) with the race detector.
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
 .PHONY: e2e
 e2e: envtest cluster-components helm ## A real single-node cluster (kubelet, containerd, runc, kube-proxy, CoreDNS) in its own network namespace; authgate by helm install; test/cluster. Needs root.
 	./hack/cluster/e2e.sh
+
+.PHONY: redis-server
+redis-server: ## Make sure redis-server (Debian's package) is installed for the shared-limit tests (apt-get as root).
+	./hack/redis-server.sh
 
 .PHONY: alerts-test
 alerts-test: promtool helm ## promtool check and unit-test the Prometheus alerts (config/prometheus/tests) and the chart's renderings of them.

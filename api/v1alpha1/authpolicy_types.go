@@ -76,6 +76,14 @@ type AuthPolicySpec struct {
 	// +optional
 	RateLimits []RateLimit `json:"rateLimits,omitempty"`
 
+	// SharedLimits, when set, keeps the buckets of rateLimits and of the
+	// auth-failure throttle for this policy's requests in Redis (the chart's
+	// redis values), so they hold across every replica of every function
+	// the policy selects: a client throttled by one sidecar is throttled by
+	// all, and a scale-up resets nothing. Unset: each sidecar counts alone.
+	// +optional
+	SharedLimits *SharedLimits `json:"sharedLimits,omitempty"`
+
 	// ClientIdentity says which hops in front of the sidecar may report the
 	// client's address, for the pods this policy selects. Default: what the
 	// injector set up for the platform (see clientIdentity.trustedProxies).
@@ -587,6 +595,20 @@ type RateLimit struct {
 	// +kubebuilder:validation:Maximum=100000
 	// +optional
 	Burst int32 `json:"burst,omitempty"`
+}
+
+// SharedLimits keeps a policy's buckets in Redis.
+type SharedLimits struct {
+	// OnUnavailable is what a request gets while Redis cannot answer
+	// (down, slower than the sidecar's redis timeout of a few ms, refusing,
+	// circuit breaker open, or no Redis configured): local (default) falls
+	// back to each sidecar's own buckets, so limits hold per replica and
+	// requests keep flowing; deny answers 503 with Retry-After (fail
+	// closed).
+	// +kubebuilder:validation:Enum=local;deny
+	// +kubebuilder:default=local
+	// +optional
+	OnUnavailable string `json:"onUnavailable,omitempty"`
 }
 
 // Revocation refuses the JWTs that carry one claim value: set exactly one

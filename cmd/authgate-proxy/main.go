@@ -5,11 +5,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,6 +26,7 @@ import (
 	"github.com/authgate/authgate/proxy/appprobe"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/labels"
+	"github.com/authgate/authgate/proxy/sharedlimit"
 )
 
 func main() {
@@ -84,6 +88,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&opts.AssertionKeysPath, "assertion-keys", "", "identity assertion key ring (the mounted Secret "+assertionkey.SecretName+
 		", e.g. "+assertionkey.DefaultPath+"); re-read every --poll-interval; its public keys are served on the admin listener at "+admin.JWKSPath)
 	bindPushFlags(fs, &pushOpts, &pushCA)
+	redis := bindRedisFlags(fs)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&check, "check", false, "run what a reload runs (validate the config, read the labels, build the selected policies: Rego compiled, verifiers built; no network I/O, no listener), then build every other policy too, and exit")
 	if err := fs.Parse(args); err != nil {
@@ -92,9 +97,8 @@ func run(args []string, stderr io.Writer) error {
 	if err := finish(&opts, labelFlag, logLevel, stderr); err != nil {
 		return err
 	}
-	if pushOpts.URL != "" {
-		pushOpts.CA = []byte(pushCA)
-		opts.Push = &pushOpts
+	if err := connections(&opts, &pushOpts, pushCA, redis); err != nil {
+		return err
 	}
 	a, err := app.New(opts)
 	if err != nil {
@@ -114,6 +118,73 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// connections completes the push channel's and Redis's options.
+func connections(opts *app.Options, push *app.PushOptions, pushCA string, redis *redisFlags) error {
+	if push.URL != "" {
+		push.CA = []byte(pushCA)
+		opts.Push = push
+	}
+	shared, err := redis.options()
+	opts.SharedLimits = shared
+	return err
+}
+
+// redisFlags are the connection to the Redis of shared limits
+// (docs/shared-limits.md).
+type redisFlags struct {
+	o          sharedlimit.Options
+	tls        bool
+	caFile     string
+	serverName string
+}
+
+func bindRedisFlags(fs *flag.FlagSet) *redisFlags {
+	r := &redisFlags{}
+	fs.StringVar(&r.o.Address, "redis-address", "", "Redis for shared limits (policies with sharedLimits): host:port, or a socket path with --redis-network unix; empty: none, those limits act as their onUnavailable says")
+	fs.StringVar(&r.o.Network, "redis-network", "tcp", "tcp or unix")
+	fs.StringVar(&r.o.Username, "redis-username", "", "Redis ACL user (AUTH username); empty: the default user")
+	fs.StringVar(&r.o.PasswordFile, "redis-password-file", "", "file holding the Redis AUTH password (a mounted Secret), re-read at every new connection")
+	fs.IntVar(&r.o.DB, "redis-db", 0, "Redis database number")
+	fs.BoolVar(&r.tls, "redis-tls", false, "connect to Redis with TLS (verified against --redis-ca-file, or the system roots)")
+	fs.StringVar(&r.caFile, "redis-ca-file", "", "PEM CA bundle that signed Redis's certificate (implies --redis-tls)")
+	fs.StringVar(&r.serverName, "redis-server-name", "", "name Redis's certificate is verified for (default: the --redis-address host)")
+	fs.DurationVar(&r.o.Timeout, "redis-timeout", sharedlimit.DefaultTimeout, "longest wait for one Redis call (connection included); past it the limit falls back")
+	fs.StringVar(&r.o.KeyPrefix, "redis-key-prefix", sharedlimit.DefaultKeyPrefix, "prefix of every key written (the injector sets authgate:<namespace>:)")
+	fs.IntVar(&r.o.BreakerFailures, "redis-breaker-failures", sharedlimit.DefaultBreakerFailures, "consecutive Redis failures that open the circuit breaker")
+	fs.DurationVar(&r.o.BreakerOpen, "redis-breaker-open", sharedlimit.DefaultBreakerOpen, "how long an open breaker makes no Redis call before one probe")
+	return r
+}
+
+// options returns the shared-limit options, nil without --redis-address.
+func (r *redisFlags) options() (*sharedlimit.Options, error) {
+	if r.o.Address == "" {
+		return nil, nil
+	}
+	o := r.o
+	if r.tls || r.caFile != "" {
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: r.serverName}
+		if r.caFile != "" {
+			pem, err := os.ReadFile(r.caFile)
+			if err != nil {
+				return nil, fmt.Errorf("--redis-ca-file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--redis-ca-file %s holds no PEM certificate", r.caFile)
+			}
+			o.TLS.RootCAs = pool
+		}
+		if o.TLS.ServerName == "" && o.Network != "unix" {
+			host, _, err := net.SplitHostPort(o.Address)
+			if err != nil {
+				return nil, fmt.Errorf("--redis-address %q: %w", o.Address, err)
+			}
+			o.TLS.ServerName = host
+		}
+	}
+	return &o, nil
 }
 
 // bindPushFlags binds the push channel's flags (docs/push-channel.md).

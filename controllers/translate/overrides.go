@@ -31,3 +31,13 @@ func limits(l *v1alpha1.Limits) *config.PolicyLimits {
 	}
 	return out
 }
+
+// sharedLimits copies spec.sharedLimits (onUnavailable defaults to local).
+func sharedLimits(s *v1alpha1.SharedLimits) *config.SharedLimits {
+	if s == nil {
+		return nil
+	}
+	out := &config.SharedLimits{OnUnavailable: s.OnUnavailable}
+	out.Default()
+	return out
+}

@@ -123,3 +123,20 @@ type schema struct {
 	MaxLength  *int              `json:"maxLength"`
 	Items      *schema           `json:"items"`
 }
+
+func TestTranslateSharedLimits(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, spec, want string }{
+		{"unset", "", "null"},
+		{"default fallback", "sharedLimits: {}", `{"onUnavailable":"local"}`},
+		{"deny", "sharedLimits: {onUnavailable: deny}", `{"onUnavailable":"deny"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := mustTranslate(t, Input{Policy: policyYAML(t, "p", "selector: {}\nroutes: [{public: true}]\nrateLimits: [{key: ip, requestsPerSecond: '5'}]\n"+tt.spec)})
+			if got := toJSON(t, f.Policy.SharedLimits); got != tt.want {
+				t.Fatalf("got sharedLimits %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

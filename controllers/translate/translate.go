@@ -183,6 +183,7 @@ func Translate(ctx context.Context, in Input) (*Fragment, *Problem) {
 
 		ClientIdentity:    clientIdentity(spec.ClientIdentity),
 		Limits:            limits(spec.Limits),
+		SharedLimits:      sharedLimits(spec.SharedLimits),
 		IdentityAssertion: identityAssertion(p.Namespace, p.Name, spec.IdentityAssertion),
 	}}
 	if f.Policy.Mode == "" {

@@ -25,6 +25,7 @@ import (
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/proxy/push"
 	"github.com/authgate/authgate/proxy/reload"
+	"github.com/authgate/authgate/proxy/sharedlimit"
 	"github.com/authgate/authgate/proxy/upstream"
 	"github.com/authgate/authgate/proxy/urlrule"
 )
@@ -78,6 +79,9 @@ type Options struct {
 	AssertionKeysPath string
 	// Push, when set, connects to the controller's push channel.
 	Push *PushOptions
+	// SharedLimits, when set, is the Redis that policies with sharedLimits
+	// keep their buckets in (metrics and logger are the app's).
+	SharedLimits *sharedlimit.Options
 	// Logger; nil logs JSON to stderr.
 	Logger *slog.Logger
 	// Registry; nil creates one with Go and process collectors.
@@ -133,6 +137,7 @@ type App struct {
 	sw       *gateway.Switch
 	loader   *reload.Loader
 	push     *push.Client
+	shared   *sharedlimit.Backend // nil: no Redis
 	// activated is signalled at every activation, so the first
 	// configuration (pushed ones included) is served at once.
 	activated chan struct{}
@@ -175,7 +180,15 @@ func New(opts Options) (*App, error) {
 			return age.Seconds(), ok
 		})
 	}
-	state := gateway.NewState(gateway.StateOptions{Metrics: a.metrics, Logger: a.logger, HTTPClient: jwksClient})
+	if opts.SharedLimits != nil {
+		o := *opts.SharedLimits
+		o.Metrics, o.Logger = a.metrics, a.logger
+		var err error
+		if a.shared, err = sharedlimit.New(o); err != nil {
+			return nil, fmt.Errorf("shared limits: %w", err)
+		}
+	}
+	state := gateway.NewState(gateway.StateOptions{Metrics: a.metrics, Logger: a.logger, HTTPClient: jwksClient, SharedLimits: a.shared})
 	build := func(ctx context.Context, cfg *config.ProxyConfig, hash string, lbls map[string]string) (*gateway.Runtime, error) {
 		if opts.Upstream != "" {
 			cfg.Upstream.URL = opts.Upstream
@@ -316,6 +329,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	go func() { errc <- serve(srv, ln) }()
 	a.logger.Info("authgate-proxy serving", slog.String("address", addr), slog.String("admin_address", adminAddr))
+	if a.shared != nil {
+		defer func() { _ = a.shared.Close() }()
+		go a.pingShared(watchCtx)
+	}
 	close(a.started)
 
 	select {
@@ -365,6 +382,20 @@ func (a *App) stop(srv, adminSrv *http.Server, ups *upgrades, errc <-chan error,
 	}
 	a.logger.Info("authgate-proxy stopped")
 	return nil
+}
+
+// pingShared logs once whether Redis answers: a Redis that is down is not a
+// reason not to serve (each shared limit falls back as it chose).
+func (a *App) pingShared(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	o := a.opts.SharedLimits
+	if err := a.shared.Ping(ctx); err != nil {
+		a.logger.Warn("redis for shared limits does not answer; policies with sharedLimits fall back as their onUnavailable says",
+			slog.String("network", o.Network), slog.String("address", o.Address), slog.String("error", err.Error()))
+		return
+	}
+	a.logger.Info("redis for shared limits answers", slog.String("network", o.Network), slog.String("address", o.Address), slog.Bool("tls", o.TLS != nil))
 }
 
 // firstConfig waits for the first valid configuration: the proxy is not

@@ -150,6 +150,12 @@ func TestValidateReportsExactPaths(t *testing.T) {
 		{"rate of zero", func(c *ProxyConfig) {
 			c.Policies[0].RateLimits = []RateLimit{{Key: RateKeyIP, RequestsPerSecond: 0, Burst: 1}}
 		}, "policies[0].rateLimits[0].requestsPerSecond", "must be a positive decimal number such as 10 or 0.5, got 0"},
+		{"shared limits fallback", func(c *ProxyConfig) {
+			c.Policies[0].SharedLimits = &SharedLimits{OnUnavailable: "open"}
+		}, "policies[0].sharedLimits.onUnavailable", `must be local or deny, got "open"`},
+		{"proxy-wide shared limits fallback", func(c *ProxyConfig) {
+			c.Limits.SharedLimits = &SharedLimits{OnUnavailable: "allow"}
+		}, "limits.sharedLimits.onUnavailable", `must be local or deny, got "allow"`},
 		{"api key source prefix differs from the issuer's", func(c *ProxyConfig) {
 			c.Issuers[0].Sources = []CredentialSource{{Type: SourceHeader, Name: "X-Token", Prefix: "Bearer "}}
 			c.Policies[0].Authentication.APIKeys.Sources = []CredentialSource{{Type: SourceHeader, Name: "x-token"}}

@@ -117,6 +117,7 @@ func (pol *Policy) Default() {
 	for i := range pol.RateLimits {
 		pol.RateLimits[i].Default()
 	}
+	pol.SharedLimits.Default()
 	if a := pol.IdentityAssertion; a != nil {
 		setStr(&a.Header, DefaultAssertionHeader)
 		setDur(&a.TTL, DefaultAssertionTTL)
@@ -145,6 +146,14 @@ func (l *Limits) Default() {
 	}
 	setInt(&l.AuthFailures.PerMinute, 60)
 	setInt(&l.AuthFailures.Burst, 20)
+	l.SharedLimits.Default()
+}
+
+// Default sets the fallback; a nil SharedLimits stays nil (local buckets).
+func (s *SharedLimits) Default() {
+	if s != nil {
+		setStr(&s.OnUnavailable, SharedFallbackLocal)
+	}
 }
 
 func setStr(p *string, v string) {

@@ -246,6 +246,10 @@ type Policy struct {
 	Headers IdentityHeaders `json:"headers,omitzero"`
 	// RateLimits applied to requests this policy handles.
 	RateLimits []RateLimit `json:"rateLimits,omitempty"`
+	// SharedLimits, when set, makes this policy's rate limits and the
+	// auth-failure throttle of the requests it handles hold across every
+	// replica: their buckets live in the proxy's Redis (see SharedLimits).
+	SharedLimits *SharedLimits `json:"sharedLimits,omitempty"`
 	// ClientIdentity, when set, replaces how the proxy finds the client for
 	// the workloads this policy selects (see ClientIdentity).
 	ClientIdentity *ClientIdentity `json:"clientIdentity,omitempty"`
@@ -531,6 +535,34 @@ type Limits struct {
 	RateLimits []RateLimit `json:"rateLimits,omitempty"`
 	// AuthFailures throttles clients that keep failing authentication.
 	AuthFailures AuthFailureLimit `json:"authFailures,omitzero"`
+	// SharedLimits, when set, keeps the buckets of rateLimits above and of
+	// the auth-failure throttle (for requests of policies without their own
+	// sharedLimits) in the proxy's Redis.
+	SharedLimits *SharedLimits `json:"sharedLimits,omitempty"`
+}
+
+// OnUnavailable values of SharedLimits.
+const (
+	// SharedFallbackLocal applies each replica's own buckets while Redis
+	// cannot answer: limits hold per replica, requests keep flowing.
+	SharedFallbackLocal = "local"
+	// SharedFallbackDeny refuses with 503 while Redis cannot answer.
+	SharedFallbackDeny = "deny"
+)
+
+// SharedLimits keeps token buckets in Redis (the proxy's --redis-* flags),
+// so a limit holds across every replica of a function: a client throttled
+// by one sidecar is throttled by all, and a scale-up resets nothing. Keys
+// are the same as the local buckets' (client, subject, API key, route),
+// stored as their SHA-256 under the proxy's key prefix. A call to Redis
+// waits at most the proxy's --redis-timeout; after repeated failures a
+// circuit breaker stops calling it for a while. A proxy with no Redis
+// configured treats it as unavailable.
+type SharedLimits struct {
+	// OnUnavailable is what a request gets while Redis cannot answer (down,
+	// slow, refusing, breaker open, not configured): "local" (default) falls
+	// back to this replica's own buckets, "deny" answers 503.
+	OnUnavailable string `json:"onUnavailable,omitempty"`
 }
 
 // AuthFailureLimit throttles repeated authentication failures per client IP.

@@ -301,6 +301,7 @@ func (pol *Policy) validate(errs *ErrorList, p Path, issuers map[string]bool, ke
 		pol.IdentityAssertion.validate(errs, p.child("identityAssertion"), &pol.Headers)
 	}
 	validateRateLimits(errs, p.child("rateLimits"), pol.RateLimits)
+	pol.SharedLimits.validate(errs, p.child("sharedLimits"))
 	pol.validateOverrides(errs, p)
 }
 
@@ -419,6 +420,17 @@ func validateRateLimits(errs *ErrorList, p Path, rls []RateLimit) {
 	}
 }
 
+func (s *SharedLimits) validate(errs *ErrorList, p Path) {
+	if s == nil {
+		return
+	}
+	switch s.OnUnavailable {
+	case SharedFallbackLocal, SharedFallbackDeny:
+	default:
+		errs.add(p.child("onUnavailable"), "must be local or deny, got %q", s.OnUnavailable)
+	}
+}
+
 func (l *Limits) validate(errs *ErrorList, p Path) {
 	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
 		errs.add(p.child("maxHeaderBytes"), "must be between 1KiB and 1MiB")
@@ -438,6 +450,7 @@ func (l *Limits) validate(errs *ErrorList, p Path) {
 		}
 	}
 	validateRateLimits(errs, p.child("rateLimits"), l.RateLimits)
+	l.SharedLimits.validate(errs, p.child("sharedLimits"))
 	if l.AuthFailures.PerMinute < -1 {
 		errs.add(p.child("authFailures", "perMinute"), "must be -1 (disabled) or positive")
 	}

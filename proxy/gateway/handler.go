@@ -40,6 +40,7 @@ const (
 	ReasonUpstreamTimeout     = "upstream_timeout"
 	ReasonRequestTimeout      = "request_timeout"
 	ReasonAssertionFailed     = "assertion_unavailable"
+	ReasonLimitUnavailable    = "limit_backend_unavailable"
 )
 
 type scopeKey struct{}
@@ -57,15 +58,17 @@ type reqScope struct {
 // credential is verified at most once per verifier per request, and a
 // failure counts against the client at most once.
 type authState struct {
-	cred     authn.Credential
-	credErr  error
-	started  bool
-	blocked  bool          // the client was throttled before this request
-	retry    time.Duration // when it may try again
-	attempt  authn.Attempt
-	counted  bool               // the request's failure was counted (throttle or 429 metric)
-	id       *identity.Identity // the last identity a policy accepted
-	authnDur time.Duration
+	cred    authn.Credential
+	credErr error
+	started bool
+	blocked bool // the client was throttled before this request
+	// throttleDown: the shared throttle could not be read and fails closed.
+	throttleDown bool
+	retry        time.Duration // when it may try again
+	attempt      authn.Attempt
+	counted      bool               // the request's failure was counted (throttle or 429 metric)
+	id           *identity.Identity // the last identity a policy accepted
+	authnDur     time.Duration
 }
 
 // keysRetryAfter is the Retry-After of a 503 for unavailable keys: key
@@ -109,7 +112,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.finish(w, r, ev, o)
 		return
 	}
-	if o := rt.checkLimits(rt.global, ev, "", nil); o != nil {
+	if o := rt.checkLimits(r.Context(), rt.global, ev, "", nil); o != nil {
 		rt.finish(w, r, ev, o)
 		return
 	}
@@ -244,7 +247,7 @@ func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Req
 		ao.route = route.Name
 		return ao
 	}
-	if lo := rt.checkLimits(p.limits, ev, route.Name, id); lo != nil {
+	if lo := rt.checkLimits(ctx, p.limits, ev, route.Name, id); lo != nil {
 		lo.route = route.Name
 		return lo
 	}
@@ -308,29 +311,34 @@ func (rt *Runtime) evalRego(ctx context.Context, p *policyRuntime, r *http.Reque
 func (rt *Runtime) authenticate(ctx context.Context, p *policyRuntime, ev *event, st *authState) (*identity.Identity, *outcome) {
 	if !st.started {
 		st.started = true
-		if rt.authFails != nil {
-			st.blocked, st.retry = rt.authFails.Blocked(ev.clientString())
+		if p.authFails != nil {
+			d := p.authFails.Blocked(ctx, ev.clientString())
+			st.throttleDown = d.Unavailable
+			st.blocked, st.retry = !d.Allowed && !d.Unavailable, d.RetryAfter
 		}
 		st.attempt = rt.authn.NewAttempt(st.cred, st.blocked)
+	}
+	if st.throttleDown {
+		return nil, limitUnavailable("auth-failure throttle")
 	}
 	if st.credErr != nil {
 		ae, _ := asAuthnError(st.credErr)
 		if ae == nil {
 			ae = &authn.Error{Reason: authn.ReasonMalformedCredential, Status: http.StatusUnauthorized}
 		}
-		return nil, rt.authFailure(ev, st, ae)
+		return nil, rt.authFailure(ctx, p, ev, st, ae)
 	}
 	t := rt.deps.Now()
 	id, err := st.attempt.Authenticate(ctx, p.scope)
 	st.authnDur += rt.deps.Now().Sub(t)
 	if err != nil {
-		return nil, rt.authFailure(ev, st, err)
+		return nil, rt.authFailure(ctx, p, ev, st, err)
 	}
 	// Checked on every request, also for an identity from the token cache:
 	// a revocation takes effect with the configuration that carries it.
 	if p.revoked != nil && p.revoked.revoked(id, t) {
 		ev.id = id // the decision log names whose token it was, never the token
-		return nil, rt.authFailure(ev, st, errRevoked)
+		return nil, rt.authFailure(ctx, p, ev, st, errRevoked)
 	}
 	st.id, ev.id = id, id
 	return id, nil
@@ -338,7 +346,7 @@ func (rt *Runtime) authenticate(ctx context.Context, p *policyRuntime, ev *event
 
 // authFailure turns an authentication error into the answer and decides
 // whether it counts against the client.
-func (rt *Runtime) authFailure(ev *event, st *authState, ae *authn.Error) *outcome {
+func (rt *Runtime) authFailure(ctx context.Context, p *policyRuntime, ev *event, st *authState, ae *authn.Error) *outcome {
 	o := &outcome{status: ae.Status, reason: ae.Reason, detail: ae.Description}
 	switch {
 	case ae.ServerFault():
@@ -351,16 +359,25 @@ func (rt *Runtime) authFailure(ev *event, st *authState, ae *authn.Error) *outco
 		}
 		o.status, o.reason, o.retry = http.StatusTooManyRequests, ReasonAuthFailures, st.retry
 		o.detail = "too many failed authentication attempts from this client"
-	case rt.authFails != nil && !st.counted:
+	case p.authFails != nil && !st.counted:
 		st.counted = true
-		rt.authFails.Allow(ev.clientString())
+		// A failure is counted wherever it can be; an unavailable backend
+		// of a limit that denies refuses the next request at Blocked.
+		p.authFails.Allow(ctx, ev.clientString())
 	}
 	return o
 }
 
+// limitUnavailable is the answer while a shared limit that fails closed
+// cannot reach Redis.
+func limitUnavailable(what string) *outcome {
+	return &outcome{status: http.StatusServiceUnavailable, reason: ReasonLimitUnavailable, retry: time.Second,
+		detail: "the shared " + what + " cannot be checked"}
+}
+
 // checkLimits applies token buckets; keys that are not known yet (subject
 // before authentication) are skipped and applied later.
-func (rt *Runtime) checkLimits(rules []limitRule, ev *event, route string, id *identity.Identity) *outcome {
+func (rt *Runtime) checkLimits(ctx context.Context, rules []limitRule, ev *event, route string, id *identity.Identity) *outcome {
 	for _, l := range rules {
 		var key string
 		switch l.key {
@@ -380,9 +397,13 @@ func (rt *Runtime) checkLimits(rules []limitRule, ev *event, route string, id *i
 		if key == "" && l.key != config.RateKeyRoute {
 			continue
 		}
-		if ok, retry := l.limiter.Allow(key); !ok {
+		d := l.bucket.Allow(ctx, key)
+		if d.Unavailable {
+			return limitUnavailable("rate limit by " + l.key)
+		}
+		if !d.Allowed {
 			rt.deps.Metrics.RateLimited.WithLabelValues(l.key).Inc()
-			return &outcome{status: http.StatusTooManyRequests, reason: ReasonRateLimited, retry: retry, detail: "rate limit by " + l.key}
+			return &outcome{status: http.StatusTooManyRequests, reason: ReasonRateLimited, retry: d.RetryAfter, detail: "rate limit by " + l.key}
 		}
 	}
 	return nil

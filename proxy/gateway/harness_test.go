@@ -46,6 +46,7 @@ type env struct {
 	rt      *gateway.Runtime
 	sw      *gateway.Switch
 	now     func() time.Time
+	cfg     *config.ProxyConfig // as built, defaults applied
 }
 
 type syncBuffer = logbuf.Buffer
@@ -73,6 +74,7 @@ func newEnvWith(t testing.TB, transport http.RoundTripper, opts ...envOption) *e
 	if errs := cfg.Validate(); len(errs) > 0 {
 		t.Fatalf("test config invalid: %v", errs)
 	}
+	e.cfg = cfg
 	e.reg = prometheus.NewRegistry()
 	e.metrics = metrics.New(e.reg)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -28,6 +28,7 @@ import (
 	"github.com/authgate/authgate/proxy/jwks"
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/proxy/ratelimit"
+	"github.com/authgate/authgate/proxy/sharedlimit"
 	"github.com/authgate/authgate/proxy/upstream"
 )
 
@@ -73,7 +74,7 @@ type Runtime struct {
 	proxy     *httputil.ReverseProxy
 	target    *url.URL
 	global    []limitRule
-	authFails *ratelimit.Limiter
+	authFails bucket // nil: the throttle is off
 	credHdrs  []string
 	stages    [stageCount]prometheus.Observer
 	counters  sync.Map // counterKey → prometheus.Counter
@@ -83,8 +84,8 @@ type Runtime struct {
 }
 
 type limitRule struct {
-	key     string
-	limiter *ratelimit.Limiter
+	key    string
+	bucket bucket
 }
 
 type policyRuntime struct {
@@ -93,6 +94,7 @@ type policyRuntime struct {
 	engine        *authz.Engine
 	scope         *authn.Scope
 	limits        []limitRule
+	authFails     bucket // the throttle of this policy's requests: the runtime's unless sharedLimits differ
 	enforce       bool
 	managedHeader []string
 	revoked       *revocations // nil: the policy revokes nothing (in force)
@@ -149,6 +151,10 @@ func (rt *Runtime) build(ctx context.Context, labels map[string]string) error {
 	for _, v := range rt.authn.VerifierIDs() {
 		u.verifiers[v] = true
 	}
+	// Before the policies: a policy without sharedLimits of its own takes
+	// the runtime's throttle.
+	rt.global = rt.buildLimits("limits", cfg.Limits.RateLimits, cfg.Limits.SharedLimits)
+	rt.authFails = rt.authFailureBucket(cfg.Limits.SharedLimits)
 	var managed []string
 	for _, p := range selected {
 		pr, err := rt.buildPolicy(ctx, p)
@@ -171,10 +177,6 @@ func (rt *Runtime) build(ctx context.Context, labels map[string]string) error {
 	}
 	if rt.trust, err = forwarded.NewTrust(rt.work.trustedProxies); err != nil {
 		return fmt.Errorf("trustedProxies: %w", err)
-	}
-	rt.global = rt.buildLimits("limits", cfg.Limits.RateLimits)
-	if af := cfg.Limits.AuthFailures; af.PerMinute > 0 {
-		rt.authFails = st.limiter(u, limiterID{scope: "authFailures", key: "client", rps: float64(af.PerMinute) / 60, burst: af.Burst})
 	}
 	rt.credHdrs = credentialHeaders(cfg)
 	if rt.target, err = url.Parse(cfg.Upstream.URL); err != nil {
@@ -210,7 +212,11 @@ func (rt *Runtime) buildPolicy(ctx context.Context, p *config.Policy) (*policyRu
 	if pr.revoked != nil {
 		rt.use.revoked = append(rt.use.revoked, pr.revoked)
 	}
-	pr.limits = rt.buildLimits(p.Name, p.RateLimits)
+	pr.limits = rt.buildLimits(p.Name, p.RateLimits, p.SharedLimits)
+	pr.authFails = rt.authFails
+	if p.SharedLimits != nil {
+		pr.authFails = rt.authFailureBucket(p.SharedLimits)
+	}
 	rt.use.policies[p.Name] = true
 	for i, r := range p.Routes {
 		name := r.Name
@@ -295,14 +301,38 @@ func selectPolicies(cfg *config.ProxyConfig, labels map[string]string) []*config
 }
 
 // buildLimits takes the rules' limiters from the State: a rule that did not
-// change keeps its buckets across configurations.
-func (rt *Runtime) buildLimits(scope string, rls []config.RateLimit) []limitRule {
+// change keeps its buckets across configurations. With shared set the
+// buckets live in Redis and the local ones are the fallback.
+func (rt *Runtime) buildLimits(scope string, rls []config.RateLimit, shared *config.SharedLimits) []limitRule {
 	out := make([]limitRule, 0, len(rls))
 	for i, rl := range rls {
 		id := limiterID{scope: scope, index: i, key: rl.Key, rps: rl.RequestsPerSecond, burst: rl.Burst}
-		out = append(out, limitRule{key: rl.Key, limiter: rt.state.limiter(rt.use, id)})
+		out = append(out, limitRule{key: rl.Key, bucket: rt.bucket(id, shared)})
 	}
 	return out
+}
+
+// authFailureBucket is the auth-failure throttle, local or shared; nil
+// when it is off.
+func (rt *Runtime) authFailureBucket(shared *config.SharedLimits) bucket {
+	af := rt.cfg.Limits.AuthFailures
+	if af.PerMinute <= 0 {
+		return nil
+	}
+	return rt.bucket(limiterID{scope: "authFailures", key: "client", rps: float64(af.PerMinute) / 60, burst: af.Burst}, shared)
+}
+
+// bucket returns the local limiter of id, or a shared one in front of it.
+func (rt *Runtime) bucket(id limiterID, shared *config.SharedLimits) bucket {
+	local := rt.state.limiter(rt.use, id)
+	if shared == nil {
+		return localBucket{local}
+	}
+	return sharedlimit.NewRule(rt.state.shared, sharedlimit.RuleOptions{
+		Name:              id.scope + ":" + strconv.Itoa(id.index) + ":" + id.key,
+		RequestsPerSecond: id.rps, Burst: id.burst, Local: local,
+		Deny: shared.OnUnavailable == config.SharedFallbackDeny, Metrics: rt.deps.Metrics,
+	})
 }
 
 func identityHeaderNames(h *config.IdentityHeaders, a *config.IdentityAssertion) []string {
@@ -367,3 +397,23 @@ func (rt *Runtime) Config() *config.ProxyConfig { return rt.cfg }
 func (rt *Runtime) Authenticator() *authn.Authenticator { return rt.authn }
 
 var errNoRuntime = errors.New("no valid configuration loaded")
+
+// bucket is a limiter the gateway charges: this replica's own, or one kept
+// in Redis (sharedlimit.Rule) in front of it.
+type bucket interface {
+	Allow(ctx context.Context, key string) sharedlimit.Decision
+	Blocked(ctx context.Context, key string) sharedlimit.Decision
+}
+
+// localBucket is a bucket of this replica alone.
+type localBucket struct{ l *ratelimit.Limiter }
+
+func (b localBucket) Allow(_ context.Context, key string) sharedlimit.Decision {
+	ok, retry := b.l.Allow(key)
+	return sharedlimit.Decision{Allowed: ok, RetryAfter: retry}
+}
+
+func (b localBucket) Blocked(_ context.Context, key string) sharedlimit.Decision {
+	blocked, retry := b.l.Blocked(key)
+	return sharedlimit.Decision{Allowed: !blocked, RetryAfter: retry}
+}

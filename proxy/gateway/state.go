@@ -15,6 +15,7 @@ import (
 	"github.com/authgate/authgate/proxy/jwks"
 	"github.com/authgate/authgate/proxy/metrics"
 	"github.com/authgate/authgate/proxy/ratelimit"
+	"github.com/authgate/authgate/proxy/sharedlimit"
 	"github.com/authgate/authgate/proxy/tokencache"
 )
 
@@ -31,6 +32,7 @@ type State struct {
 	metrics    *metrics.Metrics
 	logger     *slog.Logger
 	httpClient *http.Client
+	shared     *sharedlimit.Backend
 
 	mu       sync.Mutex
 	limiters map[limiterID]*ratelimit.Limiter
@@ -49,6 +51,10 @@ type StateOptions struct {
 	Now func() time.Time
 	// HTTPClient fetches JWKS and discovery; nil lets each key set build its own.
 	HTTPClient *http.Client
+	// SharedLimits is the Redis that policies with sharedLimits keep their
+	// buckets in; nil: none is configured, and those limits act as their
+	// onUnavailable says.
+	SharedLimits *sharedlimit.Backend
 }
 
 // NewState returns an empty State.
@@ -59,7 +65,7 @@ func NewState(o StateOptions) *State {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &State{now: o.Now, metrics: o.Metrics, logger: o.Logger, httpClient: o.HTTPClient,
+	return &State{now: o.Now, metrics: o.Metrics, logger: o.Logger, httpClient: o.HTTPClient, shared: o.SharedLimits,
 		limiters: map[limiterID]*ratelimit.Limiter{}, keySets: map[keySetID]*jwks.KeySet{}, epochs: map[string]*keyEpoch{}}
 }
 

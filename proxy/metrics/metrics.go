@@ -49,6 +49,18 @@ type Metrics struct {
 	// DecisionCacheEnabled is 1 for a policy whose Rego decisions are
 	// cached, 0 for one whose Rego reads more than the cache key fixes.
 	DecisionCacheEnabled *prometheus.GaugeVec
+	// LimitBackendCalls counts calls to the shared-limit backend (Redis) by
+	// result: ok, error, timeout, breaker_open, unconfigured.
+	LimitBackendCalls *prometheus.CounterVec
+	// LimitBackendDuration observes each Redis call of a shared limit.
+	LimitBackendDuration prometheus.Histogram
+	// LimitBackendFallbacks counts decisions taken without Redis by what
+	// the limit's onUnavailable chose: local (this replica's buckets) or
+	// deny (503).
+	LimitBackendFallbacks *prometheus.CounterVec
+	// LimitBackendBreakerState is 1 while the circuit breaker in front of
+	// Redis is open (no call is made), 0.5 while half-open, 0 closed.
+	LimitBackendBreakerState prometheus.Gauge
 	// UpgradedConnections is the number of open upgraded (WebSocket)
 	// connections, which a shutdown waits for.
 	UpgradedConnections prometheus.Gauge
@@ -122,10 +134,6 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "authgate_rego_decision_cache_enabled",
 			Help: "1 when the policy's Rego decisions are cached, 0 when its Rego reads more than the cache key fixes (headers, query, host, client address, time) or the cache is off.",
 		}, []string{"policy"}),
-		UpgradedConnections: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "authgate_upgraded_connections",
-			Help: "Open upgraded (WebSocket) connections through the proxy; a shutdown waits for them up to its timeout.",
-		}),
 		keys: &keyCollector{
 			usable: prometheus.NewDesc("authgate_jwks_keys",
 				"Usable verification keys per issuer: inline keys and remote keys not past their maximum staleness. 0: tokens of the issuer are refused.",
@@ -139,6 +147,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		},
 	}
 	m.newAssertionMetrics()
+	m.newLimitBackendMetrics(reg)
 	reg.MustRegister(m.RequestsTotal, m.StageDuration, m.JWKSFetches, m.JWKSRefetchSuppressed,
 		m.JWKSLastSuccess, m.TokenCache, m.TokenCacheEntries, m.ConfigReloads, m.ConfigLastSuccess,
 		m.ConfigInfo, m.RateLimited, m.RegoEvalErrors, m.DecisionCache, m.DecisionCacheEnabled, m.UpgradedConnections, m.AssertionsSigned, m.AssertionFailures,
@@ -197,6 +206,39 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, st.Age, issuer)
 		}
 	}
+}
+
+// newLimitBackendMetrics builds and registers the shared-limit metrics and
+// the upgraded-connection gauge.
+func (m *Metrics) newLimitBackendMetrics(reg prometheus.Registerer) {
+	m.UpgradedConnections = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "authgate_upgraded_connections",
+		Help: "Open upgraded (WebSocket) connections through the proxy; a shutdown waits for them up to its timeout.",
+	})
+	m.LimitBackendCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_ratelimit_backend_requests_total",
+		Help: "Calls to the shared-limit backend (Redis), by result: ok, error, timeout (past --redis-timeout), breaker_open (not called), unconfigured (no --redis-address).",
+	}, []string{"result"})
+	m.LimitBackendDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "authgate_ratelimit_backend_duration_seconds",
+		Help:    "Time of each Redis call made for a shared limit (timeouts included).",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05},
+	})
+	m.LimitBackendFallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "authgate_ratelimit_backend_fallbacks_total",
+		Help: "Shared-limit decisions taken without Redis, by action: local (this replica's own buckets) or deny (503), as the limit's onUnavailable says.",
+	}, []string{"action"})
+	m.LimitBackendBreakerState = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "authgate_ratelimit_backend_breaker_state",
+		Help: "The circuit breaker in front of Redis: 0 closed, 0.5 half-open (probing), 1 open (Redis is not called).",
+	})
+	for _, r := range []string{"ok", "error", "timeout", "breaker_open", "unconfigured"} {
+		m.LimitBackendCalls.WithLabelValues(r)
+	}
+	for _, a := range []string{"local", "deny"} {
+		m.LimitBackendFallbacks.WithLabelValues(a)
+	}
+	reg.MustRegister(m.LimitBackendCalls, m.LimitBackendDuration, m.LimitBackendFallbacks, m.LimitBackendBreakerState)
 }
 
 func (m *Metrics) newAssertionMetrics() {
