@@ -95,6 +95,9 @@ type Config struct {
 	// controller sets it from --push-listen and the push Service, not a
 	// flag of the injector's own.
 	Push Push
+	// Redis is the Redis of shared limits every sidecar gets (Address
+	// empty: none).
+	Redis Redis
 }
 
 // TrustedProxies are, per kind of pod, the addresses (IPs or CIDRs) of the
@@ -175,6 +178,9 @@ func (c *Config) Validate() error {
 	var errs field.ErrorList
 	if err := c.Push.validate(); err != nil {
 		errs = append(errs, field.Invalid(field.NewPath("push"), c.Push.URL, err.Error()))
+	}
+	if err := c.Redis.validate(); err != nil {
+		errs = append(errs, field.Invalid(field.NewPath("redis"), c.Redis.Address, err.Error()))
 	}
 	if c.Image == "" {
 		errs = append(errs, field.Required(field.NewPath("image"), "the authgate-proxy image"))
@@ -258,6 +264,7 @@ func (c *Config) BindFlags(fs *flag.FlagSet) {
 	fs.Var(quantityValue{&c.Resources.Requests, corev1.ResourceMemory}, "injector-memory-request", "sidecar memory request (default 32Mi; 0 removes it)")
 	fs.Var(quantityValue{&c.Resources.Limits, corev1.ResourceCPU}, "injector-cpu-limit", "sidecar CPU limit (default none)")
 	fs.Var(quantityValue{&c.Resources.Limits, corev1.ResourceMemory}, "injector-memory-limit", "sidecar memory limit (default 128Mi; 0 removes it)")
+	c.Redis.bindFlags(fs)
 }
 
 // listFlag appends the comma-separated, non-empty entries of a flag to l.

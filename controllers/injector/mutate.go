@@ -148,6 +148,7 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 	proxy := sidecar(cfg, w)
 	out.Spec.Volumes = append(out.Spec.Volumes, volumes()...)
 	out.Spec.Volumes = append(out.Spec.Volumes, addPush(&proxy, cfg.Push)...)
+	out.Spec.Volumes = append(out.Spec.Volumes, addRedis(&proxy, cfg.Redis, namespaceOf(pod, ns))...)
 	out.Spec.Containers = append(out.Spec.Containers, proxy)
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}

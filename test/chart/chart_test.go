@@ -157,6 +157,10 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"fetch deny entry not an address", "fetchPolicy:\n  denyCIDRs: [\"10.0.0.0/8,10.1.0.0/16\"]", "/fetchPolicy/denyCIDRs/0"},
 		{"fetch API server not a boolean", "fetchPolicy:\n  allowAPIServer: \"no\"", "/fetchPolicy/allowAPIServer"},
 		{"fetch policy unknown key", "fetchPolicy:\n  allowCidrs: [10.0.0.0/8]", "allowCidrs"},
+		{"redis network", "redis:\n  address: r:6379\n  network: udp", "/redis/network"},
+		{"redis timeout without unit", "redis:\n  timeout: \"5\"", "/redis/timeout"},
+		{"redis secret name", "redis:\n  secretName: Redis_Auth", "/redis/secretName"},
+		{"redis unknown key", "redis:\n  host: r", "host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -190,6 +194,7 @@ certManager: {enabled: true, issuerRef: {name: corp-ca, kind: ClusterIssuer, gro
 podDisruptionBudget: {minAvailable: 50%}
 extraArgs: [--zap-devel=false]
 monitoring: {prometheusRule: {enabled: true, denySpike: {factor: 5, minRate: 0.2, for: 15m}}}
+redis: {address: "redis.platform.svc:6380", tls: {caFromSecret: true, serverName: redis.internal}, username: authgate, timeout: 10ms, secretName: shared-redis}
 `
 	file := filepath.Join(t.TempDir(), "values.yaml")
 	if err := os.WriteFile(file, []byte(values), 0o600); err != nil {
@@ -211,6 +216,8 @@ monitoring: {prometheusRule: {enabled: true, denySpike: {factor: 5, minRate: 0.2
 		"--injector-exclude-namespaces=kube-public,istio-system,$(POD_NAMESPACE)", "--zap-devel=false",
 		"--injector-knative-trusted-proxies=10.42.7.0/24,fd00:42::/64", "--injector-openfaas-trusted-proxies=10.42.3.17",
 		"--fetch-allow-cidrs=10.20.0.0/16,fd00:42::/64", "--fetch-deny-cidrs=10.20.9.9", "--fetch-allow-apiserver=false",
+		"--injector-redis-address=redis.platform.svc:6380", "--injector-redis-ca-from-secret=true", "--injector-redis-server-name=redis.internal",
+		"--injector-redis-username=authgate", "--injector-redis-timeout=10ms", "--injector-redis-secret=shared-redis",
 	} {
 		if !contains(args, want) {
 			t.Errorf("controller args %v lack %s", args, want)
