@@ -68,9 +68,15 @@ func (p *proc) running() bool {
 // startProc runs the proxy in front of upstream with every route public.
 func startProc(t *testing.T, upstream string, args ...string) *proc {
 	t.Helper()
+	return startProcWith(t, upstream, "policies: [{name: p, routes: [{name: all, paths: ['/**'], public: true}]}]\n", args...)
+}
+
+// startProcWith runs the proxy in front of upstream with the ProxyConfig
+// whose body (after apiVersion, kind and upstream) is policies.
+func startProcWith(t *testing.T, upstream, policies string, args ...string) *proc {
+	t.Helper()
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
-	body := "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\nupstream: {url: 'http://127.0.0.1:1'}\n" +
-		"policies: [{name: p, routes: [{name: all, paths: ['/**'], public: true}]}]\n"
+	body := "apiVersion: authgate.dev/v1alpha1\nkind: ProxyConfig\nupstream: {url: 'http://127.0.0.1:1'}\n" + policies
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
