@@ -103,6 +103,7 @@ func (r *report) evaluate() {
 	r.ratioCheck(base, r.find("public"), "throughput at saturation, public route", "≥ 0.85 × baseline", 0.85)
 	r.ratioCheck(base, r.find("jwt"), "throughput at saturation, cached JWT", "≥ 0.85 × baseline", 0.85)
 	r.ratioCheck(base, r.find("apikey"), "throughput at saturation, API key", "≥ 0.85 × baseline", 0.85)
+	r.redisChecks(base, at)
 	for _, peer := range []string{"oauth2-proxy", "opa-proxy"} {
 		if p := r.find(peer); p != nil {
 			r.ratioCheck(p, rego, "throughput vs "+peer+", cached JWT + Rego", "≥ 3.5 × "+peer, 3.5)
@@ -117,7 +118,7 @@ func (r *report) evaluate() {
 		}
 	}
 	if idle > 0 {
-		r.Checks = append(r.Checks, check{"idle RSS of the proxy (largest of the 5 configs)", "≤ 25 MiB",
+		r.Checks = append(r.Checks, check{"idle RSS of the proxy (largest of its configs)", "≤ 25 MiB",
 			fmt.Sprintf("%.1f MiB", mib(idle)), status(idle <= 25<<20)})
 	}
 	if len(r.Startup) > 0 {
@@ -129,6 +130,18 @@ func (r *report) evaluate() {
 		r.Checks = append(r.Checks, check{"proxy binary size (-trimpath)", "≤ 40 MB",
 			fmt.Sprintf("%.1f MB (%.1f MiB)", float64(r.BinarySize)/1e6, mib(r.BinarySize)), status(r.BinarySize <= 40e6)})
 	}
+}
+
+// redisChecks are issue 14's: a Redis-backed limit adds ≤ 150 µs p50 to
+// the cached-JWT route and keeps ≥ 0.5 × the baseline's throughput.
+func (r *report) redisChecks(base *measurement, at string) {
+	jwt, red := r.find("jwt"), r.find("jwt-redis")
+	if jwt != nil && red != nil {
+		d50 := us(red.Open.Latency.P50 - jwt.Open.Latency.P50)
+		r.Checks = append(r.Checks, check{"added p50 latency at " + at + ", Redis-backed limit (vs cached JWT)", "≤ 150 µs",
+			fmt.Sprintf("%+.0f µs", d50), status(d50 <= 150)})
+	}
+	r.ratioCheck(base, red, "throughput at saturation, cached JWT + Redis-backed limit", "≥ 0.5 × baseline", 0.5)
 }
 
 func (r *report) ratioCheck(base, m *measurement, what, target string, want float64) {

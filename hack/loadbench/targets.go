@@ -82,7 +82,7 @@ func (e *env) coreTargets() []*target {
 			},
 		})
 	}
-	return ts
+	return append(ts, e.redisTarget(bearer))
 }
 
 // proxyConfig is the benchmark's ProxyConfig: inline JWKS (no network),

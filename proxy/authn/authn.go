@@ -283,7 +283,7 @@ func (a *Authenticator) Strip(r *http.Request, c Credential) { strip(r, c) }
 // must not be modified. Policies authenticate through an Attempt and their
 // own Scope instead.
 func (a *Authenticator) Authenticate(ctx context.Context, c Credential) (*identity.Identity, error) {
-	at := a.NewAttempt(c, false)
+	at := a.NewAttempt(c, nil)
 	id, err := at.Authenticate(ctx, a.all)
 	if err != nil {
 		return nil, err

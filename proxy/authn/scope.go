@@ -84,9 +84,11 @@ func (a *Authenticator) everything() *Scope {
 // apply to it, verifying it at most once per verifier. It is not safe for
 // concurrent use; it lives for one request.
 type Attempt struct {
-	a       *Authenticator
-	cred    Credential
-	offline bool
+	a        *Authenticator
+	cred     Credential
+	throttle Throttle
+	asked    bool // throttle asked; off is its answer
+	off      bool
 
 	parsed bool
 	u      unverifiedJWT
@@ -106,13 +108,40 @@ type tried struct {
 	err *Error
 }
 
-// NewAttempt starts authenticating cred. An offline attempt never causes a
-// key fetch and accepts only what verifies from what is already known: a
-// cached identity, a token whose key id is loaded, an API key that verified
-// before. The gateway uses it for clients throttled for failures, so a
-// credential that verifies still passes while guessing does not.
-func (a *Authenticator) NewAttempt(cred Credential, offline bool) Attempt {
-	return Attempt{a: a, cred: cred, offline: offline}
+// Throttle says whether the request's client is throttled for failures.
+// An Attempt asks it at most once, and only when the credential cannot be
+// proved from what is already known, so a throttle kept in Redis costs no
+// call for a cached credential.
+type Throttle interface {
+	Throttled() bool
+}
+
+// Fixed is a Throttle whose answer is known already (a local throttle is
+// read before authenticating).
+type Fixed bool
+
+// Throttled implements Throttle.
+func (f Fixed) Throttled() bool { return bool(f) }
+
+// NewAttempt starts authenticating cred. When throttle says the client is
+// throttled the attempt is offline: it never causes a key fetch and
+// accepts only what verifies from what is already known: a cached
+// identity, a token whose key id is loaded, an API key that verified
+// before. So a credential that verifies still passes while guessing does
+// not. A nil throttle never throttles.
+func (a *Authenticator) NewAttempt(cred Credential, throttle Throttle) Attempt {
+	return Attempt{a: a, cred: cred, throttle: throttle}
+}
+
+// offline asks the throttle, once.
+func (at *Attempt) offline() bool {
+	if at.throttle == nil {
+		return false
+	}
+	if !at.asked {
+		at.asked, at.off = true, at.throttle.Throttled()
+	}
+	return at.off
 }
 
 // Authenticate returns the identity the credential proves within s, or an
@@ -156,7 +185,7 @@ func (at *Attempt) apiKey() (*identity.Identity, *Error) {
 		t.id = id
 		return id, nil
 	}
-	if at.offline {
+	if at.offline() {
 		t.err = fail(ReasonThrottled, "too many failed attempts from this client")
 		return nil, t.err
 	}
@@ -224,7 +253,7 @@ func (at *Attempt) verify(ctx context.Context, iv *issuerVerifier) tried {
 	}
 	// Offline, only a key id that is loaded now is tried: a kid-less token
 	// or an unknown kid could make the key set fetch.
-	if at.offline && (at.u.kid == "" || !iv.keys.HasKey(at.u.kid)) {
+	if (at.u.kid == "" || !iv.keys.HasKey(at.u.kid)) && at.offline() {
 		return tried{iv: iv, err: fail(ReasonThrottled, "too many failed attempts from this client")}
 	}
 	id, err := iv.verify(ctx, at.cred.Value, at.u, at.a.now())

@@ -38,7 +38,7 @@ func TestScopesShareVerifiersAndKeySets(t *testing.T) {
 	}
 	so, sb, sr := scope(pol("orders", orders.Name)), scope(pol("billing", billing.Name)), scope(pol("reports", reports.Name))
 	tok := is.mint(t, nil)
-	at := a.NewAttempt(bearer(tok), false)
+	at := a.NewAttempt(bearer(tok), nil)
 	for _, s := range []*Scope{so, sb} {
 		if _, err := at.Authenticate(context.Background(), s); err != nil {
 			t.Fatalf("got %v, want the token accepted by both policies of the same IdP", err)

@@ -61,14 +61,19 @@ type authState struct {
 	cred    authn.Credential
 	credErr error
 	started bool
-	blocked bool // the client was throttled before this request
-	// throttleDown: the shared throttle could not be read and fails closed.
-	throttleDown bool
-	retry        time.Duration // when it may try again
-	attempt      authn.Attempt
-	counted      bool               // the request's failure was counted (throttle or 429 metric)
-	id           *identity.Identity // the last identity a policy accepted
-	authnDur     time.Duration
+	// throttle is the auth-failure throttle of the first policy that
+	// authenticates (nil: off). A local one is read before authenticating
+	// (blocked, retry); a shared one (lazy) only when its answer matters:
+	// a credential that cannot be proved from what is known, or a failure,
+	// so a cached credential costs it no Redis call.
+	throttle bucket
+	lazy     *throttleRead
+	blocked  bool          // the client is throttled
+	retry    time.Duration // when it may try again
+	attempt  authn.Attempt
+	counted  bool               // the request's failure was counted (throttle or 429 metric)
+	id       *identity.Identity // the last identity a policy accepted
+	authnDur time.Duration
 }
 
 // keysRetryAfter is the Retry-After of a 503 for unavailable keys: key
@@ -311,15 +316,19 @@ func (rt *Runtime) evalRego(ctx context.Context, p *policyRuntime, r *http.Reque
 func (rt *Runtime) authenticate(ctx context.Context, p *policyRuntime, ev *event, st *authState) (*identity.Identity, *outcome) {
 	if !st.started {
 		st.started = true
-		if p.authFails != nil {
-			d := p.authFails.Blocked(ctx, ev.clientString())
-			st.throttleDown = d.Unavailable
-			st.blocked, st.retry = !d.Allowed && !d.Unavailable, d.RetryAfter
+		var throttle authn.Throttle
+		switch b := p.authFails.(type) {
+		case nil:
+		case localBucket: // a map lookup: read now
+			d := b.Blocked(ctx, ev.clientString())
+			st.throttle, st.blocked, st.retry = b, !d.Allowed, d.RetryAfter
+			throttle = authn.Fixed(st.blocked)
+		default:
+			st.throttle = b
+			st.lazy = &throttleRead{b: b, ctx: ctx, client: ev.clientString()}
+			throttle = st.lazy
 		}
-		st.attempt = rt.authn.NewAttempt(st.cred, st.blocked)
-	}
-	if st.throttleDown {
-		return nil, limitUnavailable("auth-failure throttle")
+		st.attempt = rt.authn.NewAttempt(st.cred, throttle)
 	}
 	if st.credErr != nil {
 		ae, _ := asAuthnError(st.credErr)
@@ -352,20 +361,59 @@ func (rt *Runtime) authFailure(ctx context.Context, p *policyRuntime, ev *event,
 	case ae.ServerFault():
 		o.retry = keysRetryAfter
 	case ae.Reason == authn.ReasonMissingCredential || ae.Reason == authn.ReasonNotAccepted:
-	case st.blocked || ae.Reason == authn.ReasonThrottled:
-		if !st.counted { // one request, one 429, however many policies
+	default:
+		blocked, down := st.throttled()
+		switch {
+		case down:
+			return limitUnavailable("auth-failure throttle")
+		case blocked || ae.Reason == authn.ReasonThrottled:
+			if !st.counted { // one request, one 429, however many policies
+				st.counted = true
+				rt.deps.Metrics.RateLimited.WithLabelValues(ReasonAuthFailures).Inc()
+			}
+			o.status, o.reason, o.retry = http.StatusTooManyRequests, ReasonAuthFailures, st.retry
+			o.detail = "too many failed authentication attempts from this client"
+		case st.throttle != nil && !st.counted:
 			st.counted = true
-			rt.deps.Metrics.RateLimited.WithLabelValues(ReasonAuthFailures).Inc()
+			st.throttle.Allow(ctx, ev.clientString())
 		}
-		o.status, o.reason, o.retry = http.StatusTooManyRequests, ReasonAuthFailures, st.retry
-		o.detail = "too many failed authentication attempts from this client"
-	case p.authFails != nil && !st.counted:
-		st.counted = true
-		// A failure is counted wherever it can be; an unavailable backend
-		// of a limit that denies refuses the next request at Blocked.
-		p.authFails.Allow(ctx, ev.clientString())
 	}
 	return o
+}
+
+// throttled says whether the client is throttled, reading a shared
+// throttle if the attempt did not, and whether that throttle could not be
+// read and fails closed.
+func (st *authState) throttled() (blocked, down bool) {
+	if st.lazy == nil {
+		return st.blocked, false
+	}
+	blocked = st.lazy.Throttled()
+	st.retry = st.lazy.retry
+	return blocked, st.lazy.down
+}
+
+// throttleRead is a shared throttle read at most once per request, when
+// first needed (authn.Throttle). One that cannot be read and fails closed
+// counts as throttled, so nothing needing fresh verification is tried;
+// authFailure then answers 503.
+type throttleRead struct {
+	b      bucket
+	ctx    context.Context //nolint:containedctx // the request's, for the read the attempt triggers
+	client string
+	asked  bool
+	block  bool
+	down   bool
+	retry  time.Duration
+}
+
+func (r *throttleRead) Throttled() bool {
+	if !r.asked {
+		r.asked = true
+		d := r.b.Blocked(r.ctx, r.client)
+		r.block, r.down, r.retry = !d.Allowed, d.Unavailable, d.RetryAfter
+	}
+	return r.block
 }
 
 // limitUnavailable is the answer while a shared limit that fails closed

@@ -333,3 +333,49 @@ func TestSharedLimitWithoutRedis(t *testing.T) {
 		t.Fatalf("local fallback without Redis allowed %d of 6, want the burst of 4", ok)
 	}
 }
+
+// The shared auth-failure throttle is read only when its answer matters: a
+// credential the sidecar already verified costs it no Redis call, and with
+// Redis down and onUnavailable deny such a credential still passes, while
+// a credential that would need fresh verification gets 503.
+func TestSharedThrottleReadOnlyWhenNeeded(t *testing.T) {
+	t.Parallel()
+	srv := redisserver.Start(t, redisserver.Options{})
+	e := newEnv(t, func(c *config.ProxyConfig) {
+		c.Policies[0].SharedLimits = &config.SharedLimits{OnUnavailable: config.SharedFallbackDeny}
+	})
+	rs := e.replicas(t, srv, 1, func(o *sharedlimit.Options) { o.BreakerFailures = 1000 })
+	calls := func() float64 {
+		m := rs[0].metrics.LimitBackendCalls
+		return testutil.ToFloat64(m.WithLabelValues("ok")) + testutil.ToFloat64(m.WithLabelValues("error")) + testutil.ToFloat64(m.WithLabelValues("timeout"))
+	}
+	if status, _ := rs[0].send(t, "/orders/1", "X-API-Key", partnerKey); status != http.StatusOK {
+		t.Fatalf("first request: %d", status)
+	}
+	if n := calls(); n != 1 {
+		t.Fatalf("a key never verified before read the throttle %v times, want 1", n)
+	}
+	for range 5 {
+		if status, _ := rs[0].send(t, "/orders/1", "X-API-Key", partnerKey); status != http.StatusOK {
+			t.Fatalf("known key: %d", status)
+		}
+	}
+	if n := calls(); n != 1 {
+		t.Fatalf("a known key read the throttle: %v calls, want still 1", n)
+	}
+	srv.Kill()
+	if status, _ := rs[0].send(t, "/orders/1", "X-API-Key", partnerKey); status != http.StatusOK {
+		t.Fatalf("known key with Redis down: %d, want 200 (it is what a throttled client may still use)", status)
+	}
+	before := e.fn.Count()
+	if status, reason := rs[0].send(t, "/orders/1", "X-API-Key", "a-guess-never-seen-before-xxxxxxxx"); status != http.StatusServiceUnavailable || reason != gateway.ReasonLimitUnavailable {
+		t.Fatalf("an unknown key with Redis down: %d %s, want 503 %s", status, reason, gateway.ReasonLimitUnavailable)
+	}
+	if status, reason := rs[0].send(t, "/orders/1", bearer(e.mint(map[string]any{"sub": "x"}, kidOpt(9)))...); status != http.StatusServiceUnavailable {
+		t.Fatalf("a token of an unknown key id with Redis down: %d %s, want 503", status, reason)
+	}
+	if e.fn.Count() != before || e.issuer.JWKSRequests() != 0 {
+		t.Fatalf("with the throttle unreadable the function got %d requests and the IdP %d JWKS requests, want none",
+			e.fn.Count()-before, e.issuer.JWKSRequests())
+	}
+}
