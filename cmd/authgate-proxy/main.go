@@ -84,6 +84,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&opts.AssertionKeysPath, "assertion-keys", "", "identity assertion key ring (the mounted Secret "+assertionkey.SecretName+
 		", e.g. "+assertionkey.DefaultPath+"); re-read every --poll-interval; its public keys are served on the admin listener at "+admin.JWKSPath)
 	bindPushFlags(fs, &pushOpts, &pushCA)
+	opts.Tracing.BindFlags(fs)
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&check, "check", false, "run what a reload runs (validate the config, read the labels, build the selected policies: Rego compiled, verifiers built; no network I/O, no listener), then build every other policy too, and exit")
 	if err := fs.Parse(args); err != nil {

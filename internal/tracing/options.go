@@ -30,7 +30,8 @@ type Options struct {
 	// (http://host:4318/v1/traces; http:// means no TLS). Empty: tracing
 	// is off and the process pays for nothing but a nil check.
 	Endpoint string
-	// Protocol is ProtocolGRPC (default) or ProtocolHTTP.
+	// Protocol is ProtocolHTTP (default) or ProtocolGRPC (authgate-controller
+	// only: the proxy does not link gRPC, see otlphttp.go).
 	Protocol string
 	// Insecure sends spans without TLS (a host:port endpoint; a URL's
 	// scheme decides by itself).
@@ -63,7 +64,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	}
 	fs.StringVar(&o.Endpoint, "tracing-endpoint", o.Endpoint,
 		"OTLP receiver of OpenTelemetry spans: host:port or a URL (http://collector:4318/v1/traces); empty: tracing off (the default)")
-	fs.StringVar(&o.Protocol, "tracing-protocol", ProtocolGRPC, "OTLP protocol: grpc or http/protobuf")
+	fs.StringVar(&o.Protocol, "tracing-protocol", ProtocolHTTP, "OTLP protocol: http/protobuf, or grpc (authgate-controller only)")
 	fs.BoolVar(&o.Insecure, "tracing-insecure", false, "send spans to a host:port endpoint without TLS")
 	fs.StringVar(&o.CAFile, "tracing-ca-file", "", "PEM CA bundle the receiver's certificate is verified with (default: the system roots)")
 	fs.StringVar(&o.CAPEM, "tracing-ca", "", "the same CA bundle as PEM text (the injector passes it from the environment)")
@@ -98,6 +99,14 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
+// protocol is Protocol defaulted.
+func (o *Options) protocol() string {
+	if o.Protocol == "" {
+		return ProtocolHTTP
+	}
+	return o.Protocol
+}
+
 // endpoint splits Endpoint into a URL (nil for host:port) or host:port.
 func (o *Options) endpoint() (*url.URL, string, error) {
 	e := strings.TrimSpace(o.Endpoint)
@@ -124,13 +133,9 @@ func (o *Options) Args(caEnv string) []string {
 	if !o.Enabled() {
 		return nil
 	}
-	proto := o.Protocol
-	if proto == "" {
-		proto = ProtocolGRPC
-	}
 	args := []string{
 		"--tracing-endpoint", o.Endpoint,
-		"--tracing-protocol", proto,
+		"--tracing-protocol", o.protocol(),
 		"--tracing-sampling-ratio", strconv.FormatFloat(o.SamplingRatio, 'g', -1, 64),
 	}
 	if o.Insecure {

@@ -15,20 +15,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
-	"google.golang.org/grpc/credentials"
 )
 
 // Environment variables read for resource attributes (the chart and the
@@ -40,10 +37,10 @@ const (
 
 // Provider is a process's tracer provider and propagator.
 type Provider struct {
-	tp      trace.TracerProvider
-	sdk     *sdktrace.TracerProvider // nil when disabled
-	prop    propagation.TextMapPropagator
-	opts    Options
+	tp   trace.TracerProvider
+	sdk  *sdktrace.TracerProvider // nil when disabled
+	prop propagation.TextMapPropagator
+	opts Options
 }
 
 // Propagator is the W3C tracecontext + baggage composite, the one both
@@ -63,6 +60,11 @@ func Disabled() *Provider {
 // OpenTelemetry's process-wide error handler, New sets that handler when
 // tracing is on (one provider per process).
 func New(ctx context.Context, o Options, logger *slog.Logger, getenv func(string) string) (*Provider, error) {
+	return NewWith(ctx, o, logger, getenv, nil)
+}
+
+// NewWith is New with a gRPC exporter (nil: grpc is refused).
+func NewWith(ctx context.Context, o Options, logger *slog.Logger, getenv func(string) string, grpc ExporterFunc) (*Provider, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -72,7 +74,7 @@ func New(ctx context.Context, o Options, logger *slog.Logger, getenv func(string
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	exp, err := newExporter(ctx, &o)
+	exp, err := newExporter(ctx, &o, grpc)
 	if err != nil {
 		return nil, err
 	}
@@ -155,8 +157,12 @@ func newResource(service string, getenv func(string) string) *resource.Resource 
 	return resource.NewSchemaless(attrs...)
 }
 
-// newExporter builds the OTLP exporter; it does not connect.
-func newExporter(ctx context.Context, o *Options) (*otlptrace.Exporter, error) {
+// ExporterFunc builds a gRPC span exporter for the options (a binary
+// that supports grpc passes one: see internal/tracing/otlpgrpc).
+type ExporterFunc func(ctx context.Context, hostPort string, insecure bool, tlsCfg *tls.Config) (sdktrace.SpanExporter, error)
+
+// newExporter builds the span exporter; it does not connect.
+func newExporter(ctx context.Context, o *Options, grpc ExporterFunc) (sdktrace.SpanExporter, error) {
 	u, hostPort, err := o.endpoint()
 	if err != nil {
 		return nil, err
@@ -166,41 +172,29 @@ func newExporter(ctx context.Context, o *Options) (*otlptrace.Exporter, error) {
 		return nil, err
 	}
 	insecure := o.Insecure || (u != nil && u.Scheme == "http")
-	var exp *otlptrace.Exporter
-	if o.Protocol == ProtocolHTTP {
-		opts := []otlptracehttp.Option{}
+	if o.protocol() == ProtocolGRPC {
+		if grpc == nil {
+			return nil, errors.New("--tracing-protocol grpc: this binary exports over http/protobuf only")
+		}
 		if u != nil {
-			if u.Path == "" || u.Path == "/" {
-				u.Path = "/v1/traces"
-			}
-			opts = append(opts, otlptracehttp.WithEndpointURL(u.String()))
-		} else {
-			opts = append(opts, otlptracehttp.WithEndpoint(hostPort))
+			hostPort = u.Host
 		}
-		if insecure {
-			opts = append(opts, otlptracehttp.WithInsecure())
-		} else if tlsCfg != nil {
-			opts = append(opts, otlptracehttp.WithTLSClientConfig(tlsCfg))
+		exp, err := grpc(ctx, hostPort, insecure, tlsCfg)
+		if err != nil {
+			return nil, fmt.Errorf("tracing exporter: %w", err)
 		}
-		exp, err = otlptracehttp.New(ctx, opts...)
-	} else {
-		opts := []otlptracegrpc.Option{}
-		if u != nil {
-			opts = append(opts, otlptracegrpc.WithEndpoint(u.Host))
-		} else {
-			opts = append(opts, otlptracegrpc.WithEndpoint(hostPort))
-		}
-		if insecure {
-			opts = append(opts, otlptracegrpc.WithInsecure())
-		} else if tlsCfg != nil {
-			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsCfg)))
-		}
-		exp, err = otlptracegrpc.New(ctx, opts...)
+		return exp, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("tracing exporter: %w", err)
+	if u == nil {
+		u = &url.URL{Scheme: "https", Host: hostPort}
+		if insecure {
+			u.Scheme = "http"
+		}
 	}
-	return exp, nil
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1/traces"
+	}
+	return newHTTPExporter(u.String(), tlsCfg), nil
 }
 
 // tlsConfig is nil (system roots) unless a CA is given.

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/authgate/authgate/internal/tracing"
+	"github.com/authgate/authgate/internal/tracing/otlpgrpc"
 	"github.com/authgate/authgate/test/otlpsink"
 	"github.com/authgate/authgate/test/wait"
 )
@@ -51,12 +52,12 @@ func TestArgs(t *testing.T) {
 	}
 	o := tracing.Options{Endpoint: "c:4317", Insecure: true, SamplingRatio: 0.25, CAPEM: ""}
 	got := strings.Join(o.Args("CA"), " ")
-	if want := "--tracing-endpoint c:4317 --tracing-protocol grpc --tracing-sampling-ratio 0.25 --tracing-insecure"; got != want {
+	if want := "--tracing-endpoint c:4317 --tracing-protocol http/protobuf --tracing-sampling-ratio 0.25 --tracing-insecure"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	o = tracing.Options{Endpoint: "c:4317", CAPEM: "pem", SamplingRatio: 1, Protocol: tracing.ProtocolHTTP}
-	if got := strings.Join(o.Args("CA"), " "); !strings.HasSuffix(got, "--tracing-ca $(CA)") || !strings.Contains(got, "http/protobuf") {
-		t.Fatalf("got %q, want the CA from $(CA) and http/protobuf", got)
+	o = tracing.Options{Endpoint: "c:4317", CAPEM: "pem", SamplingRatio: 1, Protocol: tracing.ProtocolGRPC}
+	if got := strings.Join(o.Args("CA"), " "); !strings.HasSuffix(got, "--tracing-ca $(CA)") || !strings.Contains(got, "grpc") {
+		t.Fatalf("got %q, want the CA from $(CA) and grpc", got)
 	}
 }
 
@@ -93,10 +94,10 @@ func TestExportsToTheCollectorsReceiver(t *testing.T) {
 		t.Run(tc.proto, func(t *testing.T) {
 			sink.Reset(t)
 			env := map[string]string{tracing.EnvPodNamespace: "fns", tracing.EnvPodName: "fn-1"}
-			p, err := tracing.New(context.Background(), tracing.Options{
+			p, err := tracing.NewWith(context.Background(), tracing.Options{
 				Endpoint: tc.endpoint, Protocol: tc.proto, Insecure: tc.insecure, SamplingRatio: 1,
 				ServiceName: "authgate-test", BatchTimeout: 50 * time.Millisecond,
-			}, nil, func(k string) string { return env[k] })
+			}, nil, func(k string) string { return env[k] }, otlpgrpc.Exporter)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,6 +119,14 @@ func TestExportsToTheCollectorsReceiver(t *testing.T) {
 				t.Fatalf("got resource %v", res)
 			}
 		})
+	}
+}
+
+func TestGRPCNeedsAnExporter(t *testing.T) {
+	t.Parallel()
+	_, err := tracing.New(context.Background(), tracing.Options{Endpoint: "c:4317", Protocol: tracing.ProtocolGRPC, SamplingRatio: 1}, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "http/protobuf only") {
+		t.Fatalf("got %v, want grpc refused without a gRPC exporter", err)
 	}
 }
 

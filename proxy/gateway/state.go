@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/authgate/authgate/internal/tracing"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/identity"
 	"github.com/authgate/authgate/proxy/jwks"
@@ -31,6 +33,7 @@ type State struct {
 	metrics    *metrics.Metrics
 	logger     *slog.Logger
 	httpClient *http.Client
+	tracer     trace.Tracer // JWKS fetches; nil: tracing off
 
 	mu       sync.Mutex
 	limiters map[limiterID]*ratelimit.Limiter
@@ -49,6 +52,8 @@ type StateOptions struct {
 	Now func() time.Time
 	// HTTPClient fetches JWKS and discovery; nil lets each key set build its own.
 	HTTPClient *http.Client
+	// Tracing traces JWKS fetches (jwks.fetch spans); nil: none.
+	Tracing *tracing.Provider
 }
 
 // NewState returns an empty State.
@@ -59,7 +64,7 @@ func NewState(o StateOptions) *State {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &State{now: o.Now, metrics: o.Metrics, logger: o.Logger, httpClient: o.HTTPClient,
+	return &State{now: o.Now, metrics: o.Metrics, logger: o.Logger, httpClient: o.HTTPClient, tracer: o.Tracing.Tracer(jwks.TracerName),
 		limiters: map[limiterID]*ratelimit.Limiter{}, keySets: map[keySetID]*jwks.KeySet{}, epochs: map[string]*keyEpoch{}}
 }
 
@@ -119,7 +124,7 @@ func (s *State) keySet(u *usage, fingerprint string, iss config.Issuer) (*jwks.K
 	if ks, ok := s.keySets[id]; ok {
 		return ks, nil
 	}
-	ks, err := jwks.New(jwks.Options{Issuer: iss, HTTPClient: s.httpClient, Now: s.now, Metrics: s.metrics, Logger: s.logger})
+	ks, err := jwks.New(jwks.Options{Issuer: iss, HTTPClient: s.httpClient, Now: s.now, Metrics: s.metrics, Logger: s.logger, Tracer: s.tracer})
 	if err != nil {
 		return nil, err
 	}
