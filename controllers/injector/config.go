@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/authgate/authgate/internal/tracing"
 	"github.com/authgate/authgate/proxy/config"
 )
 
@@ -95,6 +96,11 @@ type Config struct {
 	// controller sets it from --push-listen and the push Service, not a
 	// flag of the injector's own.
 	Push Push
+	// Tracing is passed to every sidecar as its --tracing-* flags (off
+	// when Endpoint is empty). The controller sets it from its own
+	// --tracing-* flags, the CA as PEM (CAPEM), not flags of the
+	// injector's own.
+	Tracing tracing.Options
 }
 
 // TrustedProxies are, per kind of pod, the addresses (IPs or CIDRs) of the
@@ -216,6 +222,12 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(logLevels, c.LogLevel) {
 		errs = append(errs, field.NotSupported(field.NewPath("logLevel"), c.LogLevel, logLevels))
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		errs = append(errs, field.Invalid(field.NewPath("tracing"), c.Tracing.Endpoint, err.Error()))
+	}
+	if c.Tracing.CAFile != "" {
+		errs = append(errs, field.Invalid(field.NewPath("tracing", "caFile"), c.Tracing.CAFile, "sidecars get the CA as PEM (CAPEM), not a file"))
 	}
 	for name, req := range c.Resources.Requests {
 		if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
