@@ -226,6 +226,9 @@ func (c *Config) Validate() error {
 	if err := c.Tracing.Validate(); err != nil {
 		errs = append(errs, field.Invalid(field.NewPath("tracing"), c.Tracing.Endpoint, err.Error()))
 	}
+	if c.Tracing.Enabled() && c.Tracing.Protocol == tracing.ProtocolGRPC {
+		errs = append(errs, field.NotSupported(field.NewPath("tracing", "protocol"), c.Tracing.Protocol, []string{tracing.ProtocolHTTP}))
+	}
 	if c.Tracing.CAFile != "" {
 		errs = append(errs, field.Invalid(field.NewPath("tracing", "caFile"), c.Tracing.CAFile, "sidecars get the CA as PEM (CAPEM), not a file"))
 	}
