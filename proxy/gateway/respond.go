@@ -37,9 +37,9 @@ type event struct {
 	id        *identity.Identity
 	audit     []string
 	body      *bodyReader
-	// trace is the server span (nil with tracing off); traceparent the
+	// trace is the server span (none with tracing off); traceparent the
 	// caller's header with tracing off, for trace_id.
-	trace       *reqTrace
+	trace       reqTrace
 	traceparent string
 }
 

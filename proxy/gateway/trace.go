@@ -48,11 +48,46 @@ const (
 	attrRegoAllow  = "authgate.rego.allow"
 )
 
-// reqTrace is one request's server span; nil when tracing is off.
+// reqTrace is one request's server span; span is nil when tracing is off.
 type reqTrace struct {
 	span   trace.Span
 	remote bool // the request carried a valid trace context
 }
+
+// serverNames are the server spans' names before the route is known, one
+// string per method (no concatenation per request).
+var serverNames = func() map[string]string {
+	m := map[string]string{"_OTHER": "authgate _OTHER"}
+	for _, v := range methods {
+		m[v] = "authgate " + v
+	}
+	return m
+}()
+
+// headerCarrier is propagation.HeaderCarrier without the per-call key
+// canonicalisation (an allocation each) for the keys the W3C propagators
+// use.
+type headerCarrier http.Header
+
+var canonicalKeys = map[string]string{"traceparent": "Traceparent", "tracestate": "Tracestate", "baggage": "Baggage"}
+
+func canonical(k string) string {
+	if c, ok := canonicalKeys[k]; ok {
+		return c
+	}
+	return http.CanonicalHeaderKey(k)
+}
+
+func (h headerCarrier) Get(k string) string {
+	if v := h[canonical(k)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (h headerCarrier) Set(k, v string) { h[canonical(k)] = []string{v} }
+
+func (h headerCarrier) Keys() []string { return propagation.HeaderCarrier(h).Keys() }
 
 // methods are the methods a span names as themselves; others are
 // "_OTHER" (a client chooses the method: span names stay bounded).
@@ -61,6 +96,9 @@ var methods = map[string]string{
 	http.MethodPut: http.MethodPut, http.MethodPatch: http.MethodPatch, http.MethodDelete: http.MethodDelete,
 	http.MethodConnect: http.MethodConnect, http.MethodOptions: http.MethodOptions, http.MethodTrace: http.MethodTrace,
 }
+
+// serverKind is the server span's start option, built once.
+var serverKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 
 func spanMethod(m string) string {
 	if s, ok := methods[m]; ok {
@@ -73,12 +111,10 @@ func spanMethod(m string) string {
 // tracestate, baggage) and starts the server span; the parent-based
 // sampler follows the caller's sampled flag.
 func (rt *Runtime) startRequest(r *http.Request, ev *event) *http.Request {
-	ctx := rt.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx := rt.prop.Extract(r.Context(), headerCarrier(r.Header))
 	remote := trace.SpanContextFromContext(ctx).IsValid()
-	m := spanMethod(r.Method)
-	ctx, span := rt.tracer.Start(ctx, "authgate "+m, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String(attrMethod, m)))
-	ev.trace = &reqTrace{span: span, remote: remote}
+	ctx, span := rt.tracer.Start(ctx, serverNames[spanMethod(r.Method)], serverKind...)
+	ev.trace = reqTrace{span: span, remote: remote}
 	return r.WithContext(ctx)
 }
 
@@ -93,6 +129,7 @@ func (rt *Runtime) endRequest(ev *event) {
 		}
 		span.SetName(name)
 		attrs := []attribute.KeyValue{
+			attribute.String(attrMethod, spanMethod(ev.method)),
 			attribute.Int(attrStatus, ev.status),
 			attribute.String(attrDecision, ev.decision),
 			attribute.String(attrReason, ev.reason),
@@ -122,7 +159,7 @@ func (rt *Runtime) endRequest(ev *event) {
 // records or continues the caller's trace; with tracing off, the caller's
 // traceparent's (checked, never logged as sent).
 func (ev *event) traceID() (string, bool) {
-	if ev.trace != nil {
+	if ev.trace.span != nil {
 		sc := ev.trace.span.SpanContext()
 		if sc.IsValid() && (ev.trace.span.IsRecording() || ev.trace.remote) {
 			return sc.TraceID().String(), true
@@ -148,10 +185,11 @@ func traceparentID(v string) (string, bool) {
 	return id.String(), true
 }
 
-// span starts a child span of ctx's for policy p; with tracing off it
+// span starts a child span of ctx's for policy p; with tracing off, or
+// in a request that is not sampled (its children would not be either), it
 // returns ctx and nil, and costs a nil check.
 func (rt *Runtime) span(ctx context.Context, name string, p *policyRuntime, kind trace.SpanKind) (context.Context, trace.Span) {
-	if rt.tracer == nil {
+	if rt.tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx, nil
 	}
 	var attrs []attribute.KeyValue
@@ -217,9 +255,10 @@ func (rt *Runtime) regoCacheHit(ctx context.Context) {
 	}
 }
 
-// startUpstream starts the client span around the forward.
+// startUpstream starts the client span around the forward; an unsampled
+// request has none, and the function continues the server span's context.
 func (rt *Runtime) startUpstream(ctx context.Context, method string) (context.Context, trace.Span) {
-	if rt.tracer == nil {
+	if rt.tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx, nil
 	}
 	return rt.tracer.Start(ctx, spanUpstream, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
@@ -242,6 +281,6 @@ func endUpstream(span trace.Span, status int) {
 // continues the trace.
 func (rt *Runtime) injectTrace(pr *httputil.ProxyRequest) {
 	if rt.tracer != nil {
-		rt.prop.Inject(pr.In.Context(), propagation.HeaderCarrier(pr.Out.Header))
+		rt.prop.Inject(pr.In.Context(), headerCarrier(pr.Out.Header))
 	}
 }
