@@ -118,12 +118,12 @@ func span(s sdktrace.ReadOnlySpan) *tracepb.Span {
 	p := &tracepb.Span{
 		TraceId: tid[:], SpanId: sid[:], TraceState: sc.TraceState().String(), Name: s.Name(),
 		Kind:                   tracepb.Span_SpanKind(kind(s.SpanKind())),
-		StartTimeUnixNano:      uint64(s.StartTime().UnixNano()), //nolint:gosec // a time after 1970
-		EndTimeUnixNano:        uint64(s.EndTime().UnixNano()),   //nolint:gosec // a time after 1970
+		StartTimeUnixNano:      uint64(s.StartTime().UnixNano()),
+		EndTimeUnixNano:        uint64(s.EndTime().UnixNano()),
 		Attributes:             keyValues(s.Attributes()),
-		DroppedAttributesCount: uint32(s.DroppedAttributes()),   //nolint:gosec // bounded by span limits
-		DroppedEventsCount:     uint32(s.DroppedEvents()),       //nolint:gosec // bounded by span limits
-		DroppedLinksCount:      uint32(s.DroppedLinks()),        //nolint:gosec // bounded by span limits
+		DroppedAttributesCount: uint32(s.DroppedAttributes()),
+		DroppedEventsCount:     uint32(s.DroppedEvents()),
+		DroppedLinksCount:      uint32(s.DroppedLinks()),
 		Flags:                  uint32(sc.TraceFlags()) | 0x100, // SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 		Status:                 status(s.Status()),
 	}
@@ -136,15 +136,15 @@ func span(s sdktrace.ReadOnlySpan) *tracepb.Span {
 	}
 	for _, ev := range s.Events() {
 		p.Events = append(p.Events, &tracepb.Span_Event{
-			TimeUnixNano: uint64(ev.Time.UnixNano()), Name: ev.Name, Attributes: keyValues(ev.Attributes), //nolint:gosec // a time after 1970
-			DroppedAttributesCount: uint32(ev.DroppedAttributeCount), //nolint:gosec // bounded by span limits
+			TimeUnixNano: uint64(ev.Time.UnixNano()), Name: ev.Name, Attributes: keyValues(ev.Attributes),
+			DroppedAttributesCount: uint32(ev.DroppedAttributeCount),
 		})
 	}
 	for _, l := range s.Links() {
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
 		p.Links = append(p.Links, &tracepb.Span_Link{
 			TraceId: ltid[:], SpanId: lsid[:], TraceState: l.SpanContext.TraceState().String(),
-			Attributes: keyValues(l.Attributes), DroppedAttributesCount: uint32(l.DroppedAttributeCount), //nolint:gosec // bounded
+			Attributes: keyValues(l.Attributes), DroppedAttributesCount: uint32(l.DroppedAttributeCount),
 			Flags: uint32(l.SpanContext.TraceFlags()),
 		})
 	}
@@ -193,7 +193,7 @@ func anyValue(v attribute.Value) *commonpb.AnyValue {
 	case attribute.BOOLSLICE, attribute.INT64SLICE, attribute.FLOAT64SLICE, attribute.STRINGSLICE:
 		return &commonpb.AnyValue{Value: &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: sliceValues(v)}}}
 	}
-	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.Emit()}}
+	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
 }
 
 func sliceValues(v attribute.Value) []*commonpb.AnyValue {

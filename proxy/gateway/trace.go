@@ -42,8 +42,8 @@ const (
 	attrDecision   = "authgate.decision"
 	attrReason     = "authgate.reason"
 	attrRequestID  = "authgate.request_id"
-	attrCredKind   = "authgate.credential.kind"
-	attrCredSource = "authgate.credential.source"
+	attrCredKind   = "authgate.credential.kind"   //nolint:gosec // an attribute name, not a credential
+	attrCredSource = "authgate.credential.source" //nolint:gosec // an attribute name, not a credential
 	attrRegoCache  = "authgate.rego.cache"
 	attrRegoAllow  = "authgate.rego.allow"
 )

@@ -10,6 +10,7 @@ package otlpsink
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -146,7 +147,7 @@ func binary() (string, error) {
 		}
 	})
 	if _, err := os.Stat(bin); err != nil {
-		return "", fmt.Errorf("%w (%v)", err, berr)
+		return "", errors.Join(err, berr)
 	}
 	return bin, nil
 }
