@@ -100,7 +100,7 @@ verify: controller-gen helm ## Fail when a generated file is stale or code is un
 test: vet verify lint unit alerts-test fuzz-smoke linkcheck ## Run every test (what CI runs).
 
 .PHONY: unit
-unit: envtest helm kustomize redis-server ## Run unit and integration tests (real kube-apiserver + etcd, helm, kustomize, redis-server) with the race detector.
+unit: envtest helm kustomize redis-server otlpsink ## Run unit and integration tests (real kube-apiserver + etcd, helm, kustomize, redis-server, the OTLP receiver) with the race detector.
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
 .PHONY: e2e
@@ -178,6 +178,10 @@ kustomize: ## Install kustomize into ./bin.
 .PHONY: envtest
 envtest: ## Build kube-apiserver and etcd for envtest into ./bin/k8s (cached; ~5 min cold).
 	./hack/envtest.sh $(ENVTEST_DIR)
+
+.PHONY: otlpsink
+otlpsink: ## Build the OpenTelemetry Collector's OTLP receiver for the tracing tests into ./bin/otlpsink (cached; ~1.5 min cold).
+	./hack/otlpsink.sh $(BIN)
 
 .PHONY: cluster-components
 cluster-components: ## Build kubelet, kube-controller-manager, kube-scheduler, kube-proxy, kubectl and CoreDNS into ./bin/cluster (cached; ~6 min cold).

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -68,6 +69,8 @@ type Reconciler struct {
 	// MaxIssuersPerNamespace bounds the distinct issuers the policies of one
 	// namespace trust (trackIssuers); 0 means DefaultMaxIssuersPerNamespace.
 	MaxIssuersPerNamespace int
+	// Tracer traces each Reconcile (a span "reconcile"); nil: none.
+	Tracer trace.Tracer
 
 	mu sync.Mutex
 	// used records, per namespace, the issuers its policies trust, so keys
@@ -98,6 +101,8 @@ type Publisher interface {
 func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (res reconcile.Result, err error) {
 	ns := req.Name
 	logger := log.FromContext(ctx).WithValues("namespace", ns)
+	ctx, span := startReconcile(ctx, r.Tracer, ns)
+	defer func() { endReconcile(span, res, err) }()
 	defer func() { r.Metrics.observe(err) }()
 
 	var list v1alpha1.AuthPolicyList

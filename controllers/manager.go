@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -96,6 +97,9 @@ type Options struct {
 	// Registerer for the controller's own metrics; nil uses
 	// controller-runtime's registry (served on MetricsAddr).
 	Registerer prometheus.Registerer
+	// Tracer traces reconciles and issuer key fetches (docs/tracing.md);
+	// nil: no spans.
+	Tracer trace.Tracer
 	// NetworkPolicies keeps a NetworkPolicy per AuthPolicy that admits
 	// traffic to its injected pods on the sidecar's and the platform's
 	// ports only (controllers/netpol); false removes the ones it wrote.
@@ -388,9 +392,10 @@ func newReconciler(mgr ctrl.Manager, o Options, clusterCA cache.Cache, reg prome
 		Workers:    o.ReconcileWorkers,
 
 		MaxIssuersPerNamespace: o.MaxIssuersPerNamespace,
+		Tracer:                 o.Tracer,
 	}
 	r.Issuers = issuers.New(issuers.Options{
-		FetchPolicy: o.FetchPolicy, Logger: logger, Registerer: reg,
+		FetchPolicy: o.FetchPolicy, Logger: logger, Registerer: reg, Tracer: o.Tracer,
 		MinRefresh: o.MinRefresh, MaxRefresh: o.MaxRefresh, DefaultRefresh: o.DefaultRefresh, FetchTimeout: o.FetchTimeout,
 		MaxStaleness: o.MaxStaleness, OnChange: r.IssuerChanged,
 		Namespaces: r.namespacesUsing, MaxConcurrentFetchesPerNamespace: o.MaxConcurrentFetchesPerNamespace,

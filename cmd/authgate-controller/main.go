@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 	"github.com/authgate/authgate/controllers/issuers"
 	"github.com/authgate/authgate/internal/assertionkey"
 	"github.com/authgate/authgate/internal/netguard"
+	"github.com/authgate/authgate/internal/tracing"
+	"github.com/authgate/authgate/internal/tracing/otlpgrpc"
 )
 
 func main() {
@@ -68,6 +71,8 @@ func run(args []string, stderr io.Writer) error {
 	fs.DurationVar(&wc.CheckInterval, "webhook-cert-check-interval", certs.DefaultCheckInterval, "how often the webhook certificates are checked")
 	var push controllers.PushOptions
 	bindPushFlags(fs, &push)
+	var tracingOpts tracing.Options
+	tracingOpts.BindFlags(fs)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -76,17 +81,30 @@ func run(args []string, stderr io.Writer) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
+	if err := tracingOpts.Validate(); err != nil {
+		return err
+	}
 	apiServer, err := fetch.apply(&o, os.Getenv)
 	if err != nil {
 		return err
 	}
 	if enableInjector {
+		if ic.Tracing, err = sidecarTracing(tracingOpts); err != nil {
+			return err
+		}
 		if err := withInjector(&o, ic, push, wc, manageCerts); err != nil {
 			return err
 		}
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	tracingOpts.ServiceName = "authgate-controller"
+	tp, err := tracing.NewWith(context.Background(), tracingOpts, o.Logger, os.Getenv, otlpgrpc.Exporter)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tp.Shutdown(context.Background()) }() // flushes, at most 5 s
+	o.Tracer = tp.Tracer(controllers.TracerName)
 	fetch.log(o.Logger, o.FetchPolicy, apiServer)
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -221,6 +239,20 @@ func bindPushFlags(fs *flag.FlagSet, p *controllers.PushOptions) {
 	fs.StringVar(&p.Addr, "push-listen", "", "serve the push channel on this address (e.g. :8443) while leading, and wire injected sidecars to it: "+
 		"policy changes streamed to them and their acknowledgements in the AuthPolicy status (needs --enable-injector; empty: off)")
 	fs.StringVar(&p.ServiceName, "push-service-name", "authgate-push", "the push Service in the pod's namespace, selecting the pod labelled "+controllers.LabelPushLeader)
+}
+
+// sidecarTracing is what injected sidecars get of the controller's
+// tracing flags: the same receiver and sampling, the CA as PEM (read once,
+// now: it travels in the pod's environment).
+func sidecarTracing(o tracing.Options) (tracing.Options, error) {
+	if o.CAFile != "" {
+		b, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return o, fmt.Errorf("--tracing-ca-file: %w", err)
+		}
+		o.CAFile, o.CAPEM = "", string(b)
+	}
+	return o, nil
 }
 
 // withInjector sets o's injector (ic), push channel and webhook

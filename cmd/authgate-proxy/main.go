@@ -82,9 +82,7 @@ func run(args []string, stderr io.Writer) error {
 		opts.AppProbes = append(opts.AppProbes, p)
 		return nil
 	})
-	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long to drain in-flight requests on SIGTERM")
-	fs.DurationVar(&opts.DrainDelay, "drain-delay", 0, "how long to keep serving after SIGTERM, not ready, before draining (endpoint removal lags the signal)")
-	fs.DurationVar(&opts.PollInterval, "poll-interval", 5*time.Second, "config re-read interval (file events trigger faster reloads)")
+	bindRuntimeFlags(fs, &opts)
 	fs.StringVar(&opts.AssertionKeysPath, "assertion-keys", "", "identity assertion key ring (the mounted Secret "+assertionkey.SecretName+
 		", e.g. "+assertionkey.DefaultPath+"); re-read every --poll-interval; its public keys are served on the admin listener at "+admin.JWKSPath)
 	bindPushFlags(fs, &pushOpts, &pushCA)
@@ -185,6 +183,15 @@ func (r *redisFlags) options() (*sharedlimit.Options, error) {
 		}
 	}
 	return &o, nil
+}
+
+// bindRuntimeFlags binds the shutdown, reload and tracing flags
+// (docs/tracing.md).
+func bindRuntimeFlags(fs *flag.FlagSet, opts *app.Options) {
+	fs.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 25*time.Second, "how long to drain in-flight requests on SIGTERM")
+	fs.DurationVar(&opts.DrainDelay, "drain-delay", 0, "how long to keep serving after SIGTERM, not ready, before draining (endpoint removal lags the signal)")
+	fs.DurationVar(&opts.PollInterval, "poll-interval", 5*time.Second, "config re-read interval (file events trigger faster reloads)")
+	opts.Tracing.BindFlags(fs)
 }
 
 // bindPushFlags binds the push channel's flags (docs/push-channel.md).

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/authgate/authgate/internal/tracing"
 	"github.com/authgate/authgate/proxy/config"
 )
 
@@ -98,6 +99,11 @@ type Config struct {
 	// Redis is the Redis of shared limits every sidecar gets (Address
 	// empty: none).
 	Redis Redis
+	// Tracing is passed to every sidecar as its --tracing-* flags (off
+	// when Endpoint is empty). The controller sets it from its own
+	// --tracing-* flags, the CA as PEM (CAPEM), not flags of the
+	// injector's own.
+	Tracing tracing.Options
 }
 
 // TrustedProxies are, per kind of pod, the addresses (IPs or CIDRs) of the
@@ -222,6 +228,15 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(logLevels, c.LogLevel) {
 		errs = append(errs, field.NotSupported(field.NewPath("logLevel"), c.LogLevel, logLevels))
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		errs = append(errs, field.Invalid(field.NewPath("tracing"), c.Tracing.Endpoint, err.Error()))
+	}
+	if c.Tracing.Enabled() && c.Tracing.Protocol == tracing.ProtocolGRPC {
+		errs = append(errs, field.NotSupported(field.NewPath("tracing", "protocol"), c.Tracing.Protocol, []string{tracing.ProtocolHTTP}))
+	}
+	if c.Tracing.CAFile != "" {
+		errs = append(errs, field.Invalid(field.NewPath("tracing", "caFile"), c.Tracing.CAFile, "sidecars get the CA as PEM (CAPEM), not a file"))
 	}
 	for name, req := range c.Resources.Requests {
 		if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/authgate/authgate/internal/assertionkey"
+	"github.com/authgate/authgate/internal/tracing"
 	"github.com/authgate/authgate/proxy/config"
 )
 
@@ -33,6 +34,7 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 	}
 	args = append(args, platformArgs(w)...)
 	args = append(args, pushArgs(cfg.Push)...)
+	args = append(args, cfg.Tracing.Args(EnvTracingCA)...)
 	args = append(args, "--log-level", cfg.LogLevel)
 	admin := intstr.FromString(AdminPortName)
 	c := corev1.Container{
@@ -90,7 +92,29 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 	if w.preStop != nil {
 		c.Lifecycle = &corev1.Lifecycle{PreStop: w.preStop}
 	}
+	c.Env = append(c.Env, tracingEnv(cfg.Tracing)...)
 	return c
+}
+
+// EnvTracingCA carries the tracing receiver's PEM CA bundle into the
+// sidecar (--tracing-ca).
+const EnvTracingCA = "AUTHGATE_TRACING_CA"
+
+// tracingEnv is the sidecar's environment for tracing: the pod's
+// namespace and name (resource attributes of its spans) and the CA. None
+// with tracing off, so pods are unchanged.
+func tracingEnv(t tracing.Options) []corev1.EnvVar {
+	if !t.Enabled() {
+		return nil
+	}
+	field := func(name, path string) corev1.EnvVar {
+		return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}}}
+	}
+	env := []corev1.EnvVar{field(tracing.EnvPodNamespace, "metadata.namespace"), field(tracing.EnvPodName, "metadata.name")}
+	if t.CAPEM != "" {
+		env = append(env, corev1.EnvVar{Name: EnvTracingCA, Value: t.CAPEM})
+	}
+	return env
 }
 
 // AssertionKeyVolumeName mounts the namespace's identity assertion key

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/proxy/config"
@@ -64,6 +65,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives refresh failures; nil discards. Keys are never logged.
 	Logger *slog.Logger
+	// Tracer traces each discovery + JWKS fetch (jwks.fetch spans: the
+	// issuer's name and host, never a body); nil: no spans.
+	Tracer trace.Tracer
 	// Registerer receives authgate_controller_jwks_refresh_total{issuer,
 	// result}, authgate_controller_jwks_keys{issuer} and
 	// authgate_controller_jwks_last_success_timestamp_seconds{issuer}; nil
@@ -426,6 +430,7 @@ func (m *Manager) newKeySet(s Spec) (*jwks.KeySet, error) {
 		Now:         m.opts.Now,
 		Metrics:     metrics.New(prometheus.NewRegistry()),
 		Logger:      m.opts.Logger,
+		Tracer:      m.opts.Tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issuer key set: %w", err)

@@ -104,6 +104,7 @@ func (r *report) evaluate() {
 	r.ratioCheck(base, r.find("jwt"), "throughput at saturation, cached JWT", "≥ 0.85 × baseline", 0.85)
 	r.ratioCheck(base, r.find("apikey"), "throughput at saturation, API key", "≥ 0.85 × baseline", 0.85)
 	r.redisChecks(base, at)
+	r.ratioCheck(r.find("jwt"), r.find("jwt-traced"), "throughput at saturation, cached JWT with tracing at 1 % vs without", "≥ 0.97 × cached JWT", 0.97)
 	for _, peer := range []string{"oauth2-proxy", "opa-proxy"} {
 		if p := r.find(peer); p != nil {
 			r.ratioCheck(p, rego, "throughput vs "+peer+", cached JWT + Rego", "≥ 3.5 × "+peer, 3.5)

@@ -82,7 +82,25 @@ func (e *env) coreTargets() []*target {
 			},
 		})
 	}
-	return append(ts, e.redisTarget(bearer))
+	return append(ts, e.redisTarget(bearer), e.tracedTarget(bearer))
+}
+
+// tracedTarget is the cached-JWT route with tracing on at 1 % sampling,
+// exporting over OTLP/HTTP to a receiver on loopback; the report compares
+// it with the jwt target of the same run (≥ 0.97 ×, docs/tracing.md).
+func (e *env) tracedTarget(bearer [][2]string) *target {
+	cfg := e.proxyConfig()
+	sink := &otlpSink{}
+	return &target{
+		Name: "jwt-traced", Title: "authgate: cached JWT, tracing at 1 %", Kind: kindProxy, Path: "/orders/1", Headers: bearer, Config: cfg,
+		start: func(ctx context.Context) (string, []*proc, error) {
+			url, err := sink.start()
+			if err != nil {
+				return "", nil, err
+			}
+			return e.startProxy(ctx, e.bins.Proxy, "jwt-traced", cfg, []string{"--tracing-endpoint", url, "--tracing-sampling-ratio", "0.01"})
+		},
+	}
 }
 
 // proxyConfig is the benchmark's ProxyConfig: inline JWKS (no network),

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/authgate/authgate/internal/tracing"
 	"github.com/authgate/authgate/proxy/admin"
 	"github.com/authgate/authgate/proxy/appprobe"
 	"github.com/authgate/authgate/proxy/assertion"
@@ -82,6 +84,9 @@ type Options struct {
 	// SharedLimits, when set, is the Redis that policies with sharedLimits
 	// keep their buckets in (metrics and logger are the app's).
 	SharedLimits *sharedlimit.Options
+	// Tracing exports OpenTelemetry spans (docs/tracing.md); the zero
+	// value is off.
+	Tracing tracing.Options
 	// Logger; nil logs JSON to stderr.
 	Logger *slog.Logger
 	// Registry; nil creates one with Go and process collectors.
@@ -119,6 +124,9 @@ func (o *Options) Validate() error {
 	if o.UpstreamTimeout < 0 {
 		errs = append(errs, errors.New("--upstream-timeout must not be negative"))
 	}
+	if err := o.Tracing.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, tp := range o.TrustedProxies {
 		if _, err := config.ParseTrustedProxy(tp); err != nil {
 			errs = append(errs, fmt.Errorf("--trusted-proxies %q: must be an IP address or CIDR: %w", tp, err))
@@ -138,6 +146,7 @@ type App struct {
 	loader   *reload.Loader
 	push     *push.Client
 	shared   *sharedlimit.Backend // nil: no Redis
+	tracing  *tracing.Provider
 	// activated is signalled at every activation, so the first
 	// configuration (pushed ones included) is served at once.
 	activated chan struct{}
@@ -180,15 +189,21 @@ func New(opts Options) (*App, error) {
 			return age.Seconds(), ok
 		})
 	}
+	if opts.Tracing.ServiceName == "" {
+		opts.Tracing.ServiceName = "authgate-proxy"
+	}
+	var err error
+	if a.tracing, err = tracing.New(context.Background(), opts.Tracing, a.logger, os.Getenv); err != nil {
+		return nil, err
+	}
 	if opts.SharedLimits != nil {
 		o := *opts.SharedLimits
 		o.Metrics, o.Logger = a.metrics, a.logger
-		var err error
 		if a.shared, err = sharedlimit.New(o); err != nil {
 			return nil, fmt.Errorf("shared limits: %w", err)
 		}
 	}
-	state := gateway.NewState(gateway.StateOptions{Metrics: a.metrics, Logger: a.logger, HTTPClient: jwksClient, SharedLimits: a.shared})
+	state := gateway.NewState(gateway.StateOptions{Metrics: a.metrics, Logger: a.logger, HTTPClient: jwksClient, Tracing: a.tracing, SharedLimits: a.shared})
 	build := func(ctx context.Context, cfg *config.ProxyConfig, hash string, lbls map[string]string) (*gateway.Runtime, error) {
 		if opts.Upstream != "" {
 			cfg.Upstream.URL = opts.Upstream
@@ -201,7 +216,7 @@ func New(opts Options) (*App, error) {
 		}
 		cfg.TrustedProxies = union(cfg.TrustedProxies, opts.TrustedProxies)
 		return gateway.Build(ctx, cfg, hash, lbls, gateway.Deps{
-			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient, BufferPool: pool, State: state, Assertions: a.keys,
+			Logger: a.logger, Metrics: a.metrics, HTTPClient: jwksClient, BufferPool: pool, State: state, Assertions: a.keys, Tracing: a.tracing,
 			Transports: func(u config.Upstream) http.RoundTripper { return transports.Get(u) },
 		})
 	}
@@ -210,7 +225,6 @@ func New(opts Options) (*App, error) {
 		PollInterval: opts.PollInterval, Build: build, Switch: a.sw, Logger: a.logger, Metrics: a.metrics,
 	})
 	if opts.Push != nil {
-		var err error
 		if a.push, err = a.newPushClient(opts.Push); err != nil {
 			return nil, err
 		}
@@ -271,6 +285,7 @@ func deref(s *string) string {
 // from the start, so a liveness probe never kills a proxy that is correctly
 // waiting for its first valid configuration.
 func (a *App) Run(ctx context.Context) error {
+	defer a.flushTraces()
 	errc := make(chan error, 2)
 	var adminLn net.Listener
 	var jwks admin.JWKSSource
@@ -454,6 +469,14 @@ func serve(srv *http.Server, ln net.Listener) error {
 		return err
 	}
 	return nil
+}
+
+// flushTraces exports the spans still queued, within the tracing
+// shutdown bound (5 s), after the last request was answered.
+func (a *App) flushTraces() {
+	if err := a.tracing.Shutdown(context.Background()); err != nil {
+		a.logger.Warn("tracing: spans lost at shutdown", slog.String("error", err.Error()))
+	}
 }
 
 // pollInterval is how often the assertion key ring is re-read.

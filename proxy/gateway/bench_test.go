@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/authgate/authgate/internal/tracing"
 	"github.com/authgate/authgate/proxy/config"
+	"github.com/authgate/authgate/proxy/gateway"
 	"github.com/authgate/authgate/proxy/upstream"
 )
 
@@ -88,4 +91,21 @@ func BenchmarkFreshRS256(b *testing.B) {
 func quietLogs(c *config.ProxyConfig) {
 	zero := 0.0
 	c.DecisionLog.SampleRate = &zero
+}
+
+// BenchmarkCachedJWTTraced is BenchmarkCachedJWT with tracing on at 1 %
+// (exported to an OTLP/HTTP receiver that answers 200): the cost of
+// tracing on the request path.
+func BenchmarkCachedJWTTraced(b *testing.B) {
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	b.Cleanup(recv.Close)
+	p, err := tracing.New(context.Background(), tracing.Options{Endpoint: recv.URL, SamplingRatio: 0.01}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	e := newEnvDeps(b, gateway.Deps{Transport: staticUpstream{}, Tracing: p}, quietLogs)
+	benchServe(b, e.rt, "/orders/1", bearer(e.mint(nil))...)
 }

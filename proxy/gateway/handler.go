@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/authgate/authgate/proxy/assertion"
 	"github.com/authgate/authgate/proxy/authn"
 	"github.com/authgate/authgate/proxy/authz"
@@ -97,6 +99,12 @@ type outcome struct {
 func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := rt.deps.Now()
 	ev := &event{start: start, method: r.Method}
+	if rt.tracer != nil {
+		r = rt.startRequest(r, ev)
+		defer rt.endRequest(ev)
+	} else if tp := r.Header["Traceparent"]; len(tp) == 1 {
+		ev.traceparent = tp[0] // for the decision log's trace_id
+	}
 	ev.requestID = rt.trust.RequestID(r)
 	ev.client = rt.trust.ClientIP(r)
 	w.Header().Set("X-Request-Id", ev.requestID)
@@ -256,6 +264,14 @@ func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Req
 		lo.route = route.Name
 		return lo
 	}
+	actx, span := rt.span(ctx, spanAuthorize, p, trace.SpanKindInternal)
+	o = rt.authorize(actx, p, r, canon, ev, route, id, o)
+	endAuthz(span, route.Name, o)
+	return o
+}
+
+// authorize applies the route's rules, then the policy's Rego.
+func (rt *Runtime) authorize(ctx context.Context, p *policyRuntime, r *http.Request, canon pathcanon.Result, ev *event, route *config.Route, id *identity.Identity, o *outcome) *outcome {
 	if ok, reason := authz.CheckRoute(route, id); !ok {
 		return &outcome{route: route.Name, status: http.StatusForbidden, reason: reason, id: id}
 	}
@@ -293,6 +309,7 @@ func (rt *Runtime) evalRego(ctx context.Context, p *policyRuntime, r *http.Reque
 	}
 	if cache != nil {
 		if dec, ok := cache.Get(id, r.Method, canon.Path, now); ok {
+			rt.regoCacheHit(ctx)
 			return dec, nil
 		}
 	}
@@ -300,7 +317,9 @@ func (rt *Runtime) evalRego(ctx context.Context, p *policyRuntime, r *http.Reque
 		Method: r.Method, Path: canon.Path, Segments: canon.Segments, Host: r.Host,
 		ClientIP: ev.clientString(), Query: r.URL.Query(), Headers: r.Header,
 	}, id, p.cfg.Name, route, now, rt.credHdrs)
-	dec, err := p.engine.Eval(ctx, in)
+	ectx, span := rt.span(ctx, spanRego, p, trace.SpanKindInternal)
+	dec, err := p.engine.Eval(ectx, in)
+	endRego(span, dec, err)
 	if err == nil && cache != nil {
 		cache.Put(id, r.Method, canon.Path, dec, now)
 	}
@@ -338,7 +357,9 @@ func (rt *Runtime) authenticate(ctx context.Context, p *policyRuntime, ev *event
 		return nil, rt.authFailure(ctx, p, ev, st, ae)
 	}
 	t := rt.deps.Now()
-	id, err := st.attempt.Authenticate(ctx, p.scope)
+	actx, span := rt.span(ctx, spanAuthenticate, p, trace.SpanKindInternal)
+	id, err := st.attempt.Authenticate(actx, p.scope)
+	endAuthn(span, id, err)
 	st.authnDur += rt.deps.Now().Sub(t)
 	if err != nil {
 		return nil, rt.authFailure(ctx, p, ev, st, err)
@@ -484,7 +505,9 @@ func (rt *Runtime) forward(w http.ResponseWriter, r *http.Request, ev *event, o 
 	}
 	up := rt.deps.Now()
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-	rt.proxy.ServeHTTP(rw, r.WithContext(context.WithValue(r.Context(), scopeKey{}, scope)))
+	ctx, span := rt.startUpstream(context.WithValue(r.Context(), scopeKey{}, scope), r.Method)
+	rt.proxy.ServeHTTP(rw, r.WithContext(ctx))
+	endUpstream(span, rw.status)
 	rt.observe(stageUpstream, rt.deps.Now().Sub(up))
 	ev.status = rw.status
 	rt.logDecision(ev)
@@ -558,6 +581,7 @@ func (rt *Runtime) rewrite(pr *httputil.ProxyRequest) {
 	for k, v := range scope.inject {
 		pr.Out.Header[k] = v
 	}
+	rt.injectTrace(pr)
 }
 
 func asAuthnError(err error) (*authn.Error, bool) {

@@ -61,6 +61,12 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 // to the upstream (benchmarks).
 func newEnvWith(t testing.TB, transport http.RoundTripper, opts ...envOption) *env {
 	t.Helper()
+	return newEnvDeps(t, gateway.Deps{Transport: transport}, opts...)
+}
+
+// newEnvDeps builds the env with d's Transport and Tracing.
+func newEnvDeps(t testing.TB, d gateway.Deps, opts ...envOption) *env {
+	t.Helper()
 	idp := faultidp.New(t)
 	e := &env{t: t, idp: idp, issuer: idp.Issuer, fn: echo.New(), logs: &syncBuffer{}, now: time.Now}
 	e.fnTS = httptest.NewServer(e.fn)
@@ -83,7 +89,8 @@ func newEnvWith(t testing.TB, transport http.RoundTripper, opts ...envOption) *e
 		Logger:    slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Metrics:   e.metrics,
 		Now:       func() time.Time { return e.now() },
-		Transport: transport,
+		Transport: d.Transport,
+		Tracing:   d.Tracing,
 	})
 	if err != nil {
 		t.Fatalf("build: %v", err)

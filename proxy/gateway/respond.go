@@ -37,6 +37,10 @@ type event struct {
 	id        *identity.Identity
 	audit     []string
 	body      *bodyReader
+	// trace is the server span (none with tracing off); traceparent the
+	// caller's header with tracing off, for trace_id.
+	trace       reqTrace
+	traceparent string
 }
 
 // clientString keys per-client limits; peers without an IP address (a Unix
@@ -174,6 +178,9 @@ func (rt *Runtime) logDecision(ev *event) {
 	)
 	if ev.detail != "" {
 		attrs = append(attrs, slog.String("detail", ev.detail))
+	}
+	if id, ok := ev.traceID(); ok {
+		attrs = append(attrs, slog.String("trace_id", id))
 	}
 	if ev.id != nil {
 		attrs = append(attrs, slog.String("subject", ev.id.Subject), slog.String("credential_kind", string(ev.id.Kind)), slog.String("source", ev.id.Source))

@@ -18,7 +18,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/authgate/authgate/internal/tracing"
 	"github.com/authgate/authgate/proxy/assertion"
 	"github.com/authgate/authgate/proxy/authn"
 	"github.com/authgate/authgate/proxy/authz"
@@ -60,6 +63,9 @@ type Deps struct {
 	// identityAssertion); nil: every request such a policy would forward
 	// is refused with 503.
 	Assertions *assertion.Keys
+	// Tracing traces requests (docs/tracing.md); nil or disabled: no
+	// spans, and the request path only tests a nil tracer.
+	Tracing *tracing.Provider
 }
 
 // Runtime is one immutable, fully built configuration.
@@ -81,6 +87,8 @@ type Runtime struct {
 	state     *State
 	use       *usage
 	work      workload
+	tracer    trace.Tracer // nil: tracing off
+	prop      propagation.TextMapPropagator
 }
 
 type limitRule struct {
@@ -122,9 +130,10 @@ func Build(ctx context.Context, cfg *config.ProxyConfig, hash string, labels map
 		d.Sample = defaultSample
 	}
 	if d.State == nil {
-		d.State = NewState(StateOptions{Metrics: d.Metrics, Logger: d.Logger, Now: d.Now, HTTPClient: d.HTTPClient})
+		d.State = NewState(StateOptions{Metrics: d.Metrics, Logger: d.Logger, Now: d.Now, HTTPClient: d.HTTPClient, Tracing: d.Tracing})
 	}
-	rt := &Runtime{cfg: cfg, hash: hash, deps: d, state: d.State, use: newUsage()}
+	rt := &Runtime{cfg: cfg, hash: hash, deps: d, state: d.State, use: newUsage(),
+		tracer: d.Tracing.Tracer(TracerName), prop: d.Tracing.TextMapPropagator()}
 	if err := rt.build(ctx, labels); err != nil {
 		d.State.prune()
 		return nil, err

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/authgate/authgate/internal/tracing"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/identity"
 	"github.com/authgate/authgate/proxy/jwks"
@@ -33,6 +35,7 @@ type State struct {
 	logger     *slog.Logger
 	httpClient *http.Client
 	shared     *sharedlimit.Backend
+	tracer     trace.Tracer // JWKS fetches; nil: tracing off
 
 	mu       sync.Mutex
 	limiters map[limiterID]*ratelimit.Limiter
@@ -55,6 +58,8 @@ type StateOptions struct {
 	// buckets in; nil: none is configured, and those limits act as their
 	// onUnavailable says.
 	SharedLimits *sharedlimit.Backend
+	// Tracing traces JWKS fetches (jwks.fetch spans); nil: none.
+	Tracing *tracing.Provider
 }
 
 // NewState returns an empty State.
@@ -65,7 +70,8 @@ func NewState(o StateOptions) *State {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &State{now: o.Now, metrics: o.Metrics, logger: o.Logger, httpClient: o.HTTPClient, shared: o.SharedLimits,
+	return &State{now: o.Now, metrics: o.Metrics, logger: o.Logger, httpClient: o.HTTPClient, tracer: o.Tracing.Tracer(jwks.TracerName),
+		shared:   o.SharedLimits,
 		limiters: map[limiterID]*ratelimit.Limiter{}, keySets: map[keySetID]*jwks.KeySet{}, epochs: map[string]*keyEpoch{}}
 }
 
@@ -125,7 +131,7 @@ func (s *State) keySet(u *usage, fingerprint string, iss config.Issuer) (*jwks.K
 	if ks, ok := s.keySets[id]; ok {
 		return ks, nil
 	}
-	ks, err := jwks.New(jwks.Options{Issuer: iss, HTTPClient: s.httpClient, Now: s.now, Metrics: s.metrics, Logger: s.logger})
+	ks, err := jwks.New(jwks.Options{Issuer: iss, HTTPClient: s.httpClient, Now: s.now, Metrics: s.metrics, Logger: s.logger, Tracer: s.tracer})
 	if err != nil {
 		return nil, err
 	}

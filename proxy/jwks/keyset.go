@@ -31,6 +31,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/authgate/authgate/internal/netguard"
 	"github.com/authgate/authgate/proxy/cabundle"
@@ -76,6 +77,9 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Logger receives fetch failures. Required.
 	Logger *slog.Logger
+	// Tracer traces each fetch (a jwks.fetch span, a child of the request
+	// that triggered it, if any); nil: no spans.
+	Tracer trace.Tracer
 }
 
 // Status describes a key set for readiness and admin endpoints.
@@ -127,6 +131,7 @@ type KeySet struct {
 	now       func() time.Time
 	metrics   *metrics.Metrics
 	log       *slog.Logger
+	tracer    trace.Tracer
 
 	inline   []jose.JSONWebKey // immutable after New
 	loadedAt time.Time
@@ -163,6 +168,7 @@ func New(opts Options) (*KeySet, error) {
 		now:       opts.Now,
 		metrics:   opts.Metrics,
 		log:       opts.Logger,
+		tracer:    opts.Tracer,
 	}
 	if k.now == nil {
 		k.now = time.Now
@@ -360,7 +366,9 @@ func (f *flight) wait(ctx context.Context) error {
 
 // fetchAndStore fetches and, on success, replaces the remote set.
 func (k *KeySet) fetchAndStore(ctx context.Context) error {
+	ctx, span := k.startFetch(ctx)
 	keys, life, err := k.fetchKeys(ctx)
+	endFetch(span, len(keys), err)
 	if err != nil {
 		k.metrics.JWKSFetches.WithLabelValues(k.name, "error").Inc()
 		k.mu.Lock()

@@ -81,7 +81,7 @@ func TestLint(t *testing.T) {
 // Golden files of the rendered chart; go test ./test/chart -update rewrites them.
 func TestTemplateGolden(t *testing.T) {
 	t.Parallel()
-	for _, v := range []variant{defaults, certManagerAndMon, watchNamespaces} {
+	for _, v := range []variant{defaults, certManagerAndMon, watchNamespaces, tracingOn} {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			got := render(t, v)
@@ -127,6 +127,9 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 	}{
 		{"replicas not a number", `replicas: "two"`, "/replicas"},
 		{"replicas zero", `replicas: 0`, "/replicas"},
+		{"tracing without endpoint", "tracing:\n  enabled: true", "/tracing/endpoint"},
+		{"tracing ratio over 1", "tracing:\n  samplingRatio: 1.5", "/tracing/samplingRatio"},
+		{"tracing endpoint with a query", "tracing:\n  endpoint: http://c:4318/v1/traces?token=x", "/tracing/endpoint"},
 		{"unknown pull policy", "image:\n  pullPolicy: Sometimes", "/image/pullPolicy"},
 		{"missing image repository", "image:\n  repository: null", "repository"},
 		{"empty proxy image repository", "proxy:\n  image:\n    repository: \"\"", "/proxy/image/repository"},

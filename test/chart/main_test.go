@@ -90,6 +90,8 @@ var (
 	monitoring        = variant{name: "monitoring", set: []string{"monitoring.serviceMonitor.enabled=true", "monitoring.podMonitor.enabled=true", "monitoring.prometheusRule.enabled=true"}}
 	certManagerAndMon = variant{name: "certmanager-monitoring", set: append(append([]string{}, certManager.set...), monitoring.set...)}
 	watchNamespaces   = variant{name: "watch-namespaces", set: []string{"watchNamespaces={team-a,team-b}"}}
+	tracingOn         = variant{name: "tracing", set: []string{"tracing.enabled=true", "tracing.endpoint=https://otel-collector.observability.svc:4318/v1/traces",
+		"tracing.caSecret.name=otel-ca"}}
 )
 
 func (v variant) args() []string {
