@@ -74,6 +74,7 @@ func runWithManager(m *testing.M, cfg *rest.Config) int {
 		MinRefresh:  300 * time.Millisecond, MaxRefresh: time.Minute, DefaultRefresh: 30 * time.Second, FetchTimeout: suiteFetchTimeout,
 		Logger: slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})), Registerer: registry,
 		MaxIssuersPerNamespace: suiteIssuersPerNamespace, MaxConcurrentFetchesPerNamespace: suiteFetchesPerNamespace,
+		Tracer: suiteSpans.tracer(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
