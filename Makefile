@@ -104,7 +104,7 @@ unit: envtest helm kustomize redis-server otlpsink ## Run unit and integration t
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
 .PHONY: e2e
-e2e: envtest cluster-components helm ## A real single-node cluster (kubelet, containerd, runc, kube-proxy, CoreDNS) in its own network namespace; authgate by helm install; test/cluster. Needs root.
+e2e: envtest cluster-components helm redis-server ## A real single-node cluster (kubelet, containerd, runc, kube-proxy, CoreDNS) in its own network namespace; authgate by helm install; test/cluster. Needs root.
 	./hack/cluster/e2e.sh
 
 .PHONY: redis-server

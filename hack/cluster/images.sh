@@ -15,6 +15,7 @@
 #   dev.local/openfaas-repro/{gateway,echo-fn}:e2e
 #   dev.local/authgate-e2e/caller:e2e           e2e-caller.tar (test/cluster/caller)
 #   dev.local/authgate-e2e/assertion-verifier:e2e assertion-verifier.tar (examples/assertion-verifier)
+#   dev.local/authgate-e2e/redis:e2e           redis.tar (Debian's redis-server and its libraries)
 # and Knative Serving's manifests, with these images, to <outdir>/knative
 # ({crds,core}.yaml).
 # The authgate images have the Dockerfile's content; see lib/images.sh for the
@@ -67,6 +68,20 @@ image dev.local/authgate-e2e/caller:e2e e2e-caller.tar "$IMAGES_OUT/bin/e2e-call
 # function that verifies the sidecar's signed assertion with go-oidc.
 go_static "$IMAGES_OUT/bin/assertion-verifier" ./examples/assertion-verifier
 image dev.local/authgate-e2e/assertion-verifier:e2e assertion-verifier.tar "$IMAGES_OUT/bin/assertion-verifier"
+
+# Redis for the shared-limit test (test/cluster/sharedlimits_test.go):
+# Debian's redis-server (make redis-server) with the shared libraries and
+# loader it links, each at its path, on an empty base; it runs as root in
+# its own pod, with no persistence.
+redis_bin="$(command -v redis-server)" || {
+	echo "images.sh: redis-server not found (make redis-server)" >&2
+	exit 1
+}
+redis_args=(--base scratch --add "$redis_bin:/usr/bin/redis-server:0755" --entrypoint /usr/bin/redis-server)
+while read -r lib; do
+	redis_args+=(--add "$(readlink -f "$lib"):$lib:0755")
+done < <(ldd "$redis_bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+image_raw dev.local/authgate-e2e/redis:e2e redis.tar "${redis_args[@]}"
 
 # Knative Serving from its module (hack/cluster/knative pins the release):
 # each command in an image laid out as ko, Knative's own image builder, lays

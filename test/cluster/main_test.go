@@ -104,7 +104,12 @@ func installAuthgate(ctx context.Context) error {
 	start := time.Now()
 	if err := helmRelease(ctx, "install", "--create-namespace",
 		"--set", "image.repository=dev.local/authgate/authgate-controller", "--set", "image.tag=e2e",
-		"--set", "proxy.image.repository=dev.local/authgate/authgate-proxy", "--set", "proxy.image.tag=e2e"); err != nil {
+		"--set", "proxy.image.repository=dev.local/authgate/authgate-proxy", "--set", "proxy.image.tag=e2e",
+		// Every sidecar gets the Redis of TestSharedLimits; only policies
+		// with sharedLimits use it. 100ms rather than the 5ms default: the
+		// whole cluster shares this machine's 2 cores, and a call past the
+		// timeout would be a 503 the test cannot tell from a real outage.
+		"--set", "redis.address="+redisAddress, "--set", "redis.timeout=100ms"); err != nil {
 		return err
 	}
 	figs.add("helm_install_to_ready", time.Since(start).Seconds(), "s")
