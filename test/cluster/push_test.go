@@ -294,10 +294,16 @@ func condition(t *testing.T, name string) *metav1.Condition {
 // generation.
 func waitPolicyEnforced(t *testing.T, name string) int64 {
 	t.Helper()
+	return waitPolicyEnforcedIn(t, pushNS, name)
+}
+
+// waitPolicyEnforcedIn is waitPolicyEnforced for a policy of namespace ns.
+func waitPolicyEnforcedIn(t *testing.T, ns, name string) int64 {
+	t.Helper()
 	var gen int64
 	wait.ForNil(t, 3*time.Minute, func() error {
 		var p v1alpha1.AuthPolicy
-		if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: pushNS, Name: name}, &p); err != nil {
+		if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, &p); err != nil {
 			return err
 		}
 		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionEnforced)
@@ -312,6 +318,6 @@ func waitPolicyEnforced(t *testing.T, name string) int64 {
 		}
 		gen = p.Generation
 		return nil
-	}, "AuthPolicy %s/%s Enforced at its current generation", pushNS, name)
+	}, "AuthPolicy %s/%s Enforced at its current generation", ns, name)
 	return gen
 }

@@ -7,11 +7,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/authgate/authgate/api/v1alpha1"
 	"github.com/authgate/authgate/test/wait"
 )
 
@@ -135,7 +130,7 @@ func TestSharedLimits(t *testing.T) {
 	applyYAML(t, []byte(sharedTopology))
 	readyPods(t, redisNS, map[string]string{"app": "redis"}, 1)
 	pods := readyPods(t, sharedNS, map[string]string{"app": "limited"}, 2)
-	waitEnforcedIn(t, sharedNS, "limited")
+	waitPolicyEnforcedIn(t, sharedNS, "limited")
 	c := httpClientFrom("")
 	key := map[string]string{"X-API-Key": sharedKey}
 	url := func(i int) string {
@@ -183,21 +178,4 @@ func TestSharedLimits(t *testing.T) {
 	if ok != 6 {
 		t.Fatalf("after the restart %d of 12 requests allowed across two replicas, want 6", ok)
 	}
-}
-
-// waitEnforcedIn waits until every selected pod enforces the policy's
-// current generation (the push channel's acknowledgements).
-func waitEnforcedIn(t *testing.T, ns, name string) {
-	t.Helper()
-	wait.ForNil(t, 3*time.Minute, func() error {
-		var p v1alpha1.AuthPolicy
-		if err := k8s.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: name}, &p); err != nil {
-			return err
-		}
-		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionEnforced)
-		if c == nil || c.Status != metav1.ConditionTrue || c.ObservedGeneration != p.Generation {
-			return fmt.Errorf("Enforced %+v at policy generation %d", c, p.Generation)
-		}
-		return nil
-	}, "AuthPolicy %s/%s Enforced", ns, name)
 }
