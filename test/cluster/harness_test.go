@@ -260,3 +260,46 @@ func dumpOnFailure(t *testing.T, ns string) {
 		}
 	})
 }
+
+// echoDeployment is the YAML of a Deployment of the sample echo function
+// (listening on 8081, the plain wiring's app port) with replicas pods
+// labelled app: name; annotations are added to the pod template's.
+func echoDeployment(ns, name string, replicas int, annotations string) string {
+	if annotations != "" {
+		annotations = ", " + annotations
+	}
+	return fmt.Sprintf(`---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  replicas: %[3]d
+  selector: {matchLabels: {app: %[2]s}}
+  template:
+    metadata:
+      labels: {app: %[2]s}
+      annotations: {authgate.dev/app-port: "8081"%[4]s}
+    spec:
+      containers:
+        - name: function
+          image: dev.local/authgate/authgate:e2e
+          imagePullPolicy: IfNotPresent
+          args: [echo, --listen, ":8081"]
+          ports: [{name: http, containerPort: 8081}]
+          readinessProbe: {httpGet: {path: /healthz, port: 8081}, periodSeconds: 2}
+`, ns, name, replicas, annotations)
+}
+
+// apiKeySecret is the YAML of an API-key Secret with scope hello:read.
+func apiKeySecret(ns, name, key, subject string) string {
+	return fmt.Sprintf(`---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: %[2]s
+  namespace: %[1]s
+  labels: {authgate.dev/api-key: "true"}
+type: Opaque
+stringData: {key: %[3]s, subject: %[4]s, scopes: hello:read}
+`, ns, name, key, subject)
+}

@@ -40,55 +40,9 @@ metadata:
 apiVersion: v1
 kind: ServiceAccount
 metadata: {name: caller, namespace: %[1]s}
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: partner
-  namespace: %[1]s
-  labels: {authgate.dev/api-key: "true"}
-type: Opaque
-stringData: {key: %[2]s, subject: partner, scopes: hello:read}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: pushed, namespace: %[1]s}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: pushed}}
-  template:
-    metadata:
-      labels: {app: pushed}
-      annotations: {authgate.dev/app-port: "8081"}
-    spec:
-      containers:
-        - name: function
-          image: dev.local/authgate/authgate:e2e
-          imagePullPolicy: IfNotPresent
-          args: [echo, --listen, ":8081"]
-          ports: [{name: http, containerPort: 8081}]
-          readinessProbe: {httpGet: {path: /healthz, port: 8081}, periodSeconds: 2}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: fallback, namespace: %[1]s}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: fallback}}
-  template:
-    metadata:
-      labels: {app: fallback}
-      annotations: {authgate.dev/app-port: "8081", authgate.dev/push: "false"}
-    spec:
-      containers:
-        - name: function
-          image: dev.local/authgate/authgate:e2e
-          imagePullPolicy: IfNotPresent
-          args: [echo, --listen, ":8081"]
-          ports: [{name: http, containerPort: 8081}]
-          readinessProbe: {httpGet: {path: /healthz, port: 8081}, periodSeconds: 2}
-%[3]s
-%[4]s`, pushNS, pushKey, pushPolicy("pushed"), pushPolicy("fallback"))
+%[2]s%[3]s%[4]s%[5]s
+%[6]s`, pushNS, apiKeySecret(pushNS, "partner", pushKey, "partner"), echoDeployment(pushNS, "pushed", 2, ""),
+	echoDeployment(pushNS, "fallback", 1, `authgate.dev/push: "false"`), pushPolicy("pushed"), pushPolicy("fallback"))
 
 func pushPolicy(app string) string {
 	return fmt.Sprintf(`---

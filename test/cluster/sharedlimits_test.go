@@ -64,46 +64,7 @@ kind: Secret
 metadata: {name: authgate-redis, namespace: %[2]s}
 type: Opaque
 stringData: {password: %[3]q}
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: partner
-  namespace: %[2]s
-  labels: {authgate.dev/api-key: "true"}
-type: Opaque
-stringData: {key: %[4]s, subject: partner, scopes: hello:read}
----
-apiVersion: v1
-kind: Secret
-metadata:
-  name: warmup
-  namespace: %[2]s
-  labels: {authgate.dev/api-key: "true"}
-type: Opaque
-stringData: {key: %[5]s, subject: warmup, scopes: hello:read}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: limited, namespace: %[2]s}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: limited}}
-  template:
-    metadata:
-      labels: {app: limited}
-      annotations: {authgate.dev/app-port: "8081"}
-    spec:
-      containers:
-        - name: function
-          image: dev.local/authgate/authgate:e2e
-          imagePullPolicy: IfNotPresent
-          args: [echo, --listen, ":8081"]
-          ports: [{name: http, containerPort: 8081}]
-          readinessProbe:
-            httpGet: {path: /healthz, port: 8081}
-            periodSeconds: 2
----
+%[4]s%[5]s%[6]s---
 apiVersion: authgate.dev/v1alpha1
 kind: AuthPolicy
 metadata: {name: limited, namespace: %[2]s}
@@ -118,7 +79,8 @@ spec:
     - {name: read, methods: [GET], paths: ["/hello/**"], requireScopes: [hello:read]}
   rateLimits: [{key: apikey, requestsPerSecond: "0.01", burst: 6}]
   sharedLimits: {onUnavailable: deny}
-`, redisNS, sharedNS, redisPassword, sharedKey, warmKey)
+`, redisNS, sharedNS, redisPassword, apiKeySecret(sharedNS, "partner", sharedKey, "partner"),
+	apiKeySecret(sharedNS, "warmup", warmKey, "warmup"), echoDeployment(sharedNS, "limited", 2, ""))
 
 // TestSharedLimits (issue 14) on the real node: two replicas of a function
 // keep one bucket in a Redis pod, so a client alternating between them gets
