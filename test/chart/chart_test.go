@@ -236,6 +236,43 @@ redis: {address: "redis.platform.svc:6380", tls: {caFromSecret: true, serverName
 	}
 }
 
+// redis.deploy renders a Redis with AUTH and a NetworkPolicy, and points
+// the sidecars at it; redis.address wins over it.
+func TestRedisDeploy(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, values, wantAddr string
+	}{
+		{"deployed", "redis: {deploy: {enabled: true}}", "--injector-redis-address=authgate-redis.authgate-system.svc:6379"},
+		{"address wins", "redis: {address: redis.platform.svc:6379, deploy: {enabled: true}}", "--injector-redis-address=redis.platform.svc:6379"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			file := filepath.Join(t.TempDir(), "values.yaml")
+			if err := os.WriteFile(file, []byte(tc.values+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := run(helm, "template", releaseName, chartDir, "--namespace", releaseNamespace, "-f", file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			objs := byKey(t, parseObjects(t, out))
+			for _, k := range []string{"Deployment authgate-system/authgate-redis", "Service authgate-system/authgate-redis",
+				"Secret authgate-system/authgate-redis", "NetworkPolicy authgate-system/authgate-redis"} {
+				if objs[k] == nil {
+					t.Fatalf("%s not rendered", k)
+				}
+			}
+			if !contains(containerArgs(t, objs["Deployment authgate-system/authgate-controller"]), tc.wantAddr) {
+				t.Fatalf("controller args lack %s", tc.wantAddr)
+			}
+			if !bytes.Contains(out, []byte("--requirepass")) || !bytes.Contains(out, []byte("$(REDIS_PASSWORD)")) {
+				t.Fatal("the deployed Redis does not require a password")
+			}
+		})
+	}
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

@@ -128,3 +128,23 @@ timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
 {{- define "authgate.manageCerts" -}}
 {{- if and .Values.webhook.enabled (not .Values.certManager.enabled) }}true{{ end }}
 {{- end }}
+
+{{/* The Redis the chart deploys (redis.deploy). */}}
+{{- define "authgate.redisName" -}}
+{{ include "authgate.fullname" . }}-redis
+{{- end }}
+
+{{- define "authgate.redisSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "authgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: redis
+{{- end }}
+
+{{/* The Redis address sidecars get: redis.address, else the deployed one. */}}
+{{- define "authgate.redisAddress" -}}
+{{- if .Values.redis.address }}
+{{- .Values.redis.address }}
+{{- else if .Values.redis.deploy.enabled }}
+{{- printf "%s.%s.svc:6379" (include "authgate.redisName" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
