@@ -42,7 +42,7 @@ func (s *spanRecorder) ended(name, key, value string) []sdktrace.ReadOnlySpan {
 			continue
 		}
 		for _, a := range sp.Attributes() {
-			if string(a.Key) == key && a.Value.Emit() == value {
+			if string(a.Key) == key && a.Value.String() == value {
 				out = append(out, sp)
 			}
 		}
@@ -102,7 +102,7 @@ spec:
 	for _, sp := range suiteSpans.rec.Ended() {
 		texts := []string{sp.Status().Description}
 		for _, a := range sp.Attributes() {
-			texts = append(texts, a.Value.Emit())
+			texts = append(texts, a.Value.String())
 		}
 		for _, tx := range texts {
 			if strings.Contains(tx, "<html") || strings.Contains(tx, "not json") {
