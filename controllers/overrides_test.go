@@ -79,3 +79,39 @@ func TestClientIdentityAndLimitsAreRendered(t *testing.T) {
 		t.Errorf("got clientIdentity %+v, want an empty, non-nil list (trust nobody)", ci)
 	}
 }
+
+// spec.routes[].requireMFA's maxAge and acr bounds run in the API server;
+// an accepted maxAge reaches the bundle.
+func TestAPIServerChecksMFAFreshness(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	route := func(mfa string) string {
+		return "selector: {matchLabels: {app: mfa}}\nauthentication: {apiKeys: {secretNames: [partner]}}\nroutes: [{name: pay, paths: ['/pay/**'], requireMFA: " + mfa + "}]\n"
+	}
+	for i, tt := range []struct{ name, mfa, want string }{
+		{"max age too long", "{maxAge: 48h}", "must be between 1s and 24h"},
+		{"max age too short", "{maxAge: 500ms}", "must be between 1s and 24h"},
+		{"acr with a quote", `{acr: ['gold"']}`, "acr[0]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := policyFromYAML(t, ns, fmt.Sprintf("apiVersion: authgate.dev/v1alpha1\nkind: AuthPolicy\nmetadata: {name: bad-mfa-%d}\nspec:\n%s\n", i, indent(route(tt.mfa))))
+			err := k8s.Create(ctx, p)
+			if err == nil || !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an Invalid error containing %q", err, tt.want)
+			}
+		})
+	}
+	if err := k8s.Create(ctx, consumerSecret(ns, "partner", "mfa-test-key-0123456789abcdefghijklmnop", "orders:read")); err != nil {
+		t.Fatal(err)
+	}
+	doc := "apiVersion: authgate.dev/v1alpha1\nkind: AuthPolicy\nmetadata: {name: mfa}\nspec:\n" + indent(route("{amr: [otp], acr: ['urn:gold'], maxAge: 5m}"))
+	if err := k8s.Create(ctx, policyFromYAML(t, ns, doc)); err != nil {
+		t.Fatal(err)
+	}
+	waitCondition(t, ns, "mfa", v1alpha1.ConditionReady, metav1.ConditionTrue, controllers.ReasonRendered)
+	cfg, _ := bundleConfig(t, ns)
+	if cfg == nil || len(cfg.Policies) != 1 || cfg.Policies[0].Routes[0].RequireMFA == nil ||
+		cfg.Policies[0].Routes[0].RequireMFA.MaxAge.Duration != 5*time.Minute {
+		t.Fatalf("got bundle %+v, want requireMFA.maxAge 5m", cfg)
+	}
+}

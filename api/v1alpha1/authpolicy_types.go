@@ -497,11 +497,23 @@ type MFA struct {
 	// +optional
 	AMR []string `json:"amr,omitempty"`
 
-	// ACR values accepted.
+	// ACR values accepted (named in the step-up challenge's acr_values:
+	// visible ASCII, no spaces, quotes or backslashes).
 	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:Pattern=`^[!#-\[\]-~]+$`
 	// +listType=set
 	// +optional
 	ACR []string `json:"acr,omitempty"`
+
+	// MaxAge, when set, also requires that the user authenticated at most
+	// this long ago: the token's auth_time must be within it (step-up for
+	// sensitive routes). A token without auth_time, or with an older one,
+	// gets 401 with an insufficient_user_authentication challenge naming
+	// max_age (RFC 9470), checked on every request, also for a cached
+	// token. Between 1s and 24h.
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="must be between 1s and 24h"
+	// +optional
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
 }
 
 // Rego holds a Rego policy, inline or from a ConfigMap. The library of

@@ -94,6 +94,9 @@ func routes(in []v1alpha1.Route) []config.Route {
 		}
 		if r.RequireMFA != nil {
 			cr.RequireMFA = &config.MFA{AMR: slices.Clone(r.RequireMFA.AMR), ACR: slices.Clone(r.RequireMFA.ACR)}
+			if r.RequireMFA.MaxAge != nil {
+				cr.RequireMFA.MaxAge = config.D(r.RequireMFA.MaxAge.Duration)
+			}
 		}
 		out = append(out, cr)
 	}

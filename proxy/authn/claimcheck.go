@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -108,7 +107,7 @@ func (iv *issuerVerifier) identity(m map[string]any, raw []byte, now time.Time) 
 // valid: exp, or iat+MaxTokenAge when that comes first.
 func (iv *issuerVerifier) checkTimes(m map[string]any, now time.Time) (time.Time, *Error) {
 	skew := iv.cfg.ClockSkew.Duration
-	exp, present, ok := numericDate(m, "exp")
+	exp, present, ok := claims.NumericDate(m, "exp")
 	switch {
 	case !present:
 		return time.Time{}, fail(ReasonMissingClaim, "the token has no exp claim")
@@ -117,14 +116,14 @@ func (iv *issuerVerifier) checkTimes(m map[string]any, now time.Time) (time.Time
 	case !now.Before(exp.Add(skew)):
 		return time.Time{}, fail(ReasonExpired, "the token has expired")
 	}
-	nbf, present, ok := numericDate(m, "nbf")
+	nbf, present, ok := claims.NumericDate(m, "nbf")
 	switch {
 	case present && !ok:
 		return time.Time{}, fail(ReasonInvalidClaims, "the nbf claim is not a number")
 	case present && now.Add(skew).Before(nbf):
 		return time.Time{}, fail(ReasonNotYetValid, "the token is not valid yet")
 	}
-	iat, present, ok := numericDate(m, "iat")
+	iat, present, ok := claims.NumericDate(m, "iat")
 	maxAge := iv.cfg.MaxTokenAge.Duration
 	switch {
 	case present && !ok:
@@ -166,25 +165,6 @@ func (iv *issuerVerifier) checkAudience(m map[string]any) *Error {
 		}
 	}
 	return nil
-}
-
-// numericDate reads an RFC 7519 NumericDate claim: present reports the key
-// exists, ok that it is a finite number of seconds in a sane range.
-func numericDate(m map[string]any, name string) (t time.Time, present, ok bool) {
-	v, present := m[name]
-	if !present {
-		return time.Time{}, false, false
-	}
-	n, isNum := v.(json.Number)
-	if !isNum {
-		return time.Time{}, true, false
-	}
-	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1<<40 {
-		return time.Time{}, true, false
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), true, true
 }
 
 func anyIn(have, accepted []string) bool {

@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"time"
+
 	"github.com/authgate/authgate/proxy/claims"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/identity"
@@ -12,15 +14,17 @@ const (
 	ReasonMissingRole     = "missing_role"
 	ReasonClaimMismatch   = "claim_mismatch"
 	ReasonMFARequired     = "mfa_required"
+	ReasonMFATooOld       = "mfa_too_old"
 	ReasonUnauthenticated = "unauthenticated"
 )
 
 // CheckRoute applies a route's declarative rules to a verified identity:
 // every RequireScopes scope granted, at least one RequireRoles role held,
 // every RequireClaims requirement met and, with RequireMFA, multi-factor
-// evidence. On failure it returns a stable reason (the Reason* constants).
-// A nil identity passes only a route without requirements.
-func CheckRoute(route *config.Route, id *identity.Identity) (ok bool, reason string) {
+// evidence (with MaxAge, an auth_time within it of now). On failure it
+// returns a stable reason (the Reason* constants). A nil identity passes
+// only a route without requirements.
+func CheckRoute(route *config.Route, id *identity.Identity, now time.Time) (ok bool, reason string) {
 	hasRules := len(route.RequireScopes) > 0 || len(route.RequireRoles) > 0 ||
 		len(route.RequireClaims) > 0 || route.RequireMFA != nil
 	if !hasRules {
@@ -42,10 +46,31 @@ func CheckRoute(route *config.Route, id *identity.Identity) (ok bool, reason str
 			return false, ReasonClaimMismatch
 		}
 	}
-	if route.RequireMFA != nil && !mfaHolds(id.Claims, route.RequireMFA) {
-		return false, ReasonMFARequired
+	if m := route.RequireMFA; m != nil {
+		if !mfaHolds(id.Claims, m) {
+			return false, ReasonMFARequired
+		}
+		if m.MaxAge.Duration > 0 && !authRecent(id.Claims, m.MaxAge.Duration, now) {
+			return false, ReasonMFATooOld
+		}
 	}
 	return true, ""
+}
+
+// authClockSkew is how far in the future an auth_time may be (the IdP's
+// clock ahead of ours) and still count as now.
+const authClockSkew = time.Minute
+
+// authRecent reports whether the claims' auth_time (OIDC: when the user
+// last authenticated) is present, a valid date, not in the future beyond
+// the skew, and within maxAge of now. A missing auth_time never passes:
+// freshness that cannot be shown is not assumed.
+func authRecent(cl map[string]any, maxAge time.Duration, now time.Time) bool {
+	at, _, ok := claims.NumericDate(cl, "auth_time")
+	if !ok || at.After(now.Add(authClockSkew)) {
+		return false
+	}
+	return now.Sub(at) <= maxAge
 }
 
 // claimHolds reports whether the claim at req.Claim (a dotted path) is

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/identity"
@@ -29,6 +30,7 @@ func TestCheckRoute(t *testing.T) {
 		Roles:  []string{"editor"},
 	}
 	defaultMFA := &config.MFA{AMR: []string{"mfa", "otp", "hwk", "swk", "fido"}}
+	fresh := &config.MFA{AMR: defaultMFA.AMR, MaxAge: config.D(5 * time.Minute)}
 	tests := []struct {
 		name       string
 		route      config.Route
@@ -76,6 +78,16 @@ func TestCheckRoute(t *testing.T) {
 		{name: "mfa acr", route: config.Route{RequireMFA: &config.MFA{ACR: []string{"urn:gold"}}}, claims: `{"acr":"urn:gold","amr":["pwd"]}`, wantOK: true},
 		{name: "mfa wrong acr", route: config.Route{RequireMFA: &config.MFA{ACR: []string{"urn:gold"}}}, claims: `{"acr":"urn:bronze","amr":["otp"]}`, wantReason: ReasonMFARequired},
 		{name: "mfa nested amr is not amr", route: config.Route{RequireMFA: defaultMFA}, claims: `{"x":{"amr":["otp"]}}`, wantReason: ReasonMFARequired},
+		// Freshness (maxAge 5m) against the fixed now of the test, 1.8e9.
+		{name: "mfa recent", route: config.Route{RequireMFA: fresh}, claims: `{"amr":["otp"],"auth_time":1799999900}`, wantOK: true},
+		{name: "mfa exactly at max age", route: config.Route{RequireMFA: fresh}, claims: `{"amr":["otp"],"auth_time":1799999700}`, wantOK: true},
+		{name: "mfa too old", route: config.Route{RequireMFA: fresh}, claims: `{"amr":["otp"],"auth_time":1799999699}`, wantReason: ReasonMFATooOld},
+		{name: "mfa auth_time missing", route: config.Route{RequireMFA: fresh}, claims: `{"amr":["otp"]}`, wantReason: ReasonMFATooOld},
+		{name: "mfa auth_time a string", route: config.Route{RequireMFA: fresh}, claims: `{"amr":["otp"],"auth_time":"1799999900"}`, wantReason: ReasonMFATooOld},
+		{name: "mfa auth_time in the future within skew", route: config.Route{RequireMFA: fresh}, claims: `{"amr":["otp"],"auth_time":1800000050}`, wantOK: true},
+		{name: "mfa auth_time far in the future", route: config.Route{RequireMFA: fresh}, claims: `{"amr":["otp"],"auth_time":1800003600}`, wantReason: ReasonMFATooOld},
+		{name: "mfa evidence checked before freshness", route: config.Route{RequireMFA: fresh}, claims: `{"amr":["pwd"],"auth_time":1799999900}`, wantReason: ReasonMFARequired},
+		{name: "no max age ignores auth_time", route: config.Route{RequireMFA: defaultMFA}, claims: `{"amr":["otp"],"auth_time":1}`, wantOK: true},
 		{name: "scopes checked before mfa", route: config.Route{RequireScopes: []string{"nope"}, RequireMFA: defaultMFA}, claims: `{}`, wantReason: ReasonMissingScope},
 	}
 	for _, tc := range tests {
@@ -88,7 +100,7 @@ func TestCheckRoute(t *testing.T) {
 				who = &identity.Identity{Kind: id.Kind, Subject: id.Subject, Scopes: id.Scopes, Roles: id.Roles,
 					Claims: decodeClaims(t, tc.claims)}
 			}
-			ok, reason := CheckRoute(&tc.route, who)
+			ok, reason := CheckRoute(&tc.route, who, time.Unix(1_800_000_000, 0))
 			if ok != tc.wantOK || reason != tc.wantReason {
 				t.Errorf("got (%v, %q), want (%v, %q)", ok, reason, tc.wantOK, tc.wantReason)
 			}

@@ -3,8 +3,10 @@ package claims
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Lookup follows a dotted path ("org.tier") through nested objects. Claim
@@ -86,4 +88,25 @@ func SpaceList(v any) []string {
 		return strings.Fields(s)
 	}
 	return Strings(v)
+}
+
+// NumericDate reads the JWT NumericDate claim name of m (RFC 7519: seconds
+// since the epoch, possibly fractional; claims are decoded with
+// json.Number): present says whether the claim is there at all, ok whether
+// it is a usable date (a number, finite, not negative, before year ~36800).
+func NumericDate(m map[string]any, name string) (t time.Time, present, ok bool) {
+	v, present := m[name]
+	if !present {
+		return time.Time{}, false, false
+	}
+	n, isNum := v.(json.Number)
+	if !isNum {
+		return time.Time{}, true, false
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1<<40 {
+		return time.Time{}, true, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true, true
 }

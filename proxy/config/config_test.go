@@ -150,6 +150,12 @@ func TestValidateReportsExactPaths(t *testing.T) {
 		{"rate of zero", func(c *ProxyConfig) {
 			c.Policies[0].RateLimits = []RateLimit{{Key: RateKeyIP, RequestsPerSecond: 0, Burst: 1}}
 		}, "policies[0].rateLimits[0].requestsPerSecond", "must be a positive decimal number such as 10 or 0.5, got 0"},
+		{"mfa max age", func(c *ProxyConfig) {
+			c.Policies[0].Routes[0].RequireMFA = &MFA{AMR: []string{"otp"}, MaxAge: D(48 * time.Hour)}
+		}, "policies[0].routes[0].requireMFA.maxAge", "must be between 1s and 24h0m0s"},
+		{"mfa acr quoted", func(c *ProxyConfig) {
+			c.Policies[0].Routes[0].RequireMFA = &MFA{ACR: []string{`gold", error="x`}}
+		}, "policies[0].routes[0].requireMFA.acr[0]", "without spaces, quotes or backslashes"},
 		{"shared limits fallback", func(c *ProxyConfig) {
 			c.Policies[0].SharedLimits = &SharedLimits{OnUnavailable: "open"}
 		}, "policies[0].sharedLimits.onUnavailable", `must be local or deny, got "open"`},

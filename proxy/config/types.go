@@ -439,6 +439,9 @@ type Route struct {
 	SkipRego bool `json:"skipRego,omitempty"`
 }
 
+// MaxMFAAge bounds MFA.MaxAge.
+const MaxMFAAge = 24 * time.Hour
+
 // MFA describes acceptable multi-factor evidence: any listed amr value in
 // the token's amr claim, or its acr equal to one listed value.
 type MFA struct {
@@ -446,6 +449,11 @@ type MFA struct {
 	AMR []string `json:"amr,omitempty"`
 	// ACR values accepted instead.
 	ACR []string `json:"acr,omitempty"`
+	// MaxAge, when set, also requires the user to have authenticated at
+	// most this long ago: the token's auth_time (OIDC) must be present and
+	// within MaxAge of now (step-up for sensitive routes, RFC 9470's
+	// max_age). Between 1s and 24h.
+	MaxAge Duration `json:"maxAge,omitzero"`
 }
 
 // Rego configures a policy's Rego.

@@ -322,6 +322,17 @@ func (r *Route) validate(errs *ErrorList, p Path) {
 	if r.Public && (len(r.RequireScopes) > 0 || len(r.RequireRoles) > 0 || len(r.RequireClaims) > 0 || r.RequireMFA != nil) {
 		errs.add(p.child("public"), "a public route cannot require scopes, roles, claims or MFA")
 	}
+	if m := r.RequireMFA; m != nil {
+		// They are named in the step-up challenge's acr_values.
+		for j, v := range m.ACR {
+			if !isChallengeToken(v) {
+				errs.add(p.child("requireMFA", "acr").index(j), "must be visible ASCII without spaces, quotes or backslashes, got %q", v)
+			}
+		}
+	}
+	if m := r.RequireMFA; m != nil && m.MaxAge.Duration != 0 && (m.MaxAge.Duration < time.Second || m.MaxAge.Duration > MaxMFAAge) {
+		errs.add(p.child("requireMFA", "maxAge"), "must be between 1s and %s, got %s", MaxMFAAge, m.MaxAge.Duration)
+	}
 	for j, s := range r.RequireScopes {
 		if !isScope(s) {
 			errs.add(p.child("requireScopes").index(j), "must be a non-empty scope without spaces, got %q", s)
@@ -501,4 +512,18 @@ func isClaimPath(s string) bool {
 		return false
 	}
 	return !strings.ContainsAny(s, " \t\r\n\x00")
+}
+
+// isChallengeToken reports whether v can stand inside a quoted
+// WWW-Authenticate parameter as one space-separated value.
+func isChallengeToken(v string) bool {
+	if v == "" {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

@@ -93,6 +93,8 @@ type outcome struct {
 	retry   time.Duration
 	id      *identity.Identity
 	headers map[string]string
+	// challenge replaces the WWW-Authenticate header of a 401 (step-up).
+	challenge string
 }
 
 // ServeHTTP runs the pipeline.
@@ -272,7 +274,10 @@ func (rt *Runtime) evalPolicy(ctx context.Context, p *policyRuntime, r *http.Req
 
 // authorize applies the route's rules, then the policy's Rego.
 func (rt *Runtime) authorize(ctx context.Context, p *policyRuntime, r *http.Request, canon pathcanon.Result, ev *event, route *config.Route, id *identity.Identity, o *outcome) *outcome {
-	if ok, reason := authz.CheckRoute(route, id); !ok {
+	if ok, reason := authz.CheckRoute(route, id, rt.deps.Now()); !ok {
+		if reason == authz.ReasonMFATooOld {
+			return stepUp(route, reason, id)
+		}
 		return &outcome{route: route.Name, status: http.StatusForbidden, reason: reason, id: id}
 	}
 	if p.engine != nil && !route.SkipRego {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,6 +121,45 @@ func TestScopesAndMFA(t *testing.T) {
 	e.get("/admin/x", bearer(e.mint(map[string]any{"amr": []string{"mfa"}}))...).mustForward(t)
 	// API keys carry no MFA evidence.
 	e.get("/admin/x", "X-API-Key", partnerKey).mustDeny(t, 403, "mfa_required")
+}
+
+// A sensitive route with maxAge: the user must have authenticated within
+// it (auth_time), checked on every request, for a cached token too; the
+// challenge names max_age and the acr the route accepts.
+func TestMFAFreshness(t *testing.T) {
+	t.Parallel()
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	e := newEnv(t, func(c *config.ProxyConfig) {
+		c.Policies[0].Routes = append([]config.Route{{Name: "payout", Paths: []string{"/payout/**"},
+			RequireMFA: &config.MFA{AMR: []string{"otp"}, ACR: []string{"urn:gold"}, MaxAge: config.D(5 * time.Minute)}}}, c.Policies[0].Routes...)
+	})
+	e.now = func() time.Time { return time.Unix(0, now.Load()) }
+	t0 := time.Unix(0, now.Load())
+	long := map[string]any{"amr": []string{"otp"}, "exp": t0.Add(time.Hour).Unix()}
+	with := func(authTime time.Time) map[string]any {
+		m := map[string]any{"auth_time": authTime.Unix()}
+		for k, v := range long {
+			m[k] = v
+		}
+		return m
+	}
+	fresh := e.mint(with(t0.Add(-time.Minute)))
+	e.get("/payout/1", bearer(fresh)...).mustForward(t)
+	e.get("/payout/1", bearer(e.mint(map[string]any{"auth_time": t0.Unix()}))...).mustDeny(t, 403, "mfa_required") // no amr
+	stale := e.get("/payout/1", bearer(e.mint(with(t0.Add(-6*time.Minute))))...)
+	stale.mustDeny(t, 401, "mfa_too_old")
+	ch := stale.header.Get("WWW-Authenticate")
+	for _, want := range []string{`error="insufficient_user_authentication"`, `max_age=300`, `acr_values="urn:gold"`} {
+		if !strings.Contains(ch, want) {
+			t.Fatalf("WWW-Authenticate %q lacks %s", ch, want)
+		}
+	}
+	e.get("/payout/1", bearer(e.mint(long))...).mustDeny(t, 401, "mfa_too_old") // no auth_time
+	// The fresh token, now cached, ages past maxAge: refused, though still valid.
+	now.Add(int64(5 * time.Minute))
+	e.get("/payout/1", bearer(fresh)...).mustDeny(t, 401, "mfa_too_old")
+	e.get("/orders/1", bearer(fresh)...).mustForward(t) // other routes do not ask
 }
 
 func TestIdentityHeadersInjected(t *testing.T) {

@@ -81,6 +81,12 @@ func (rt *Runtime) finish(w http.ResponseWriter, r *http.Request, ev *event, o *
 	if r.ContentLength != 0 {
 		w.Header().Set("Connection", "close")
 	}
+	if o.challenge != "" {
+		w.Header().Set("WWW-Authenticate", o.challenge)
+	}
+	if o.challenge != "" {
+		w.Header().Set("WWW-Authenticate", o.challenge)
+	}
 	writeError(w, o.status, o.reason, publicDetail(o), ev.requestID, o.retry)
 	rt.logDecision(ev)
 }
@@ -103,9 +109,11 @@ func writeError(w http.ResponseWriter, status int, reason, detail, requestID str
 	h.Set("X-Content-Type-Options", "nosniff")
 	switch status {
 	case http.StatusUnauthorized:
-		if reason == "missing_credential" {
+		switch {
+		case h.Get("WWW-Authenticate") != "": // a step-up challenge set by the caller
+		case reason == "missing_credential":
 			h.Set("WWW-Authenticate", `Bearer realm="authgate"`)
-		} else {
+		default:
 			h.Set("WWW-Authenticate", `Bearer realm="authgate", error="invalid_token"`)
 		}
 	case http.StatusBadRequest:
