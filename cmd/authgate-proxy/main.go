@@ -6,7 +6,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +23,7 @@ import (
 	"github.com/authgate/authgate/proxy/admin"
 	"github.com/authgate/authgate/proxy/app"
 	"github.com/authgate/authgate/proxy/appprobe"
+	"github.com/authgate/authgate/proxy/cabundle"
 	"github.com/authgate/authgate/proxy/config"
 	"github.com/authgate/authgate/proxy/labels"
 	"github.com/authgate/authgate/proxy/sharedlimit"
@@ -168,11 +168,11 @@ func (r *redisFlags) options() (*sharedlimit.Options, error) {
 			if err != nil {
 				return nil, fmt.Errorf("--redis-ca-file: %w", err)
 			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--redis-ca-file %s holds no PEM certificate", r.caFile)
+			b, err := cabundle.Parse(string(pem))
+			if err != nil {
+				return nil, fmt.Errorf("--redis-ca-file %s: %w", r.caFile, err)
 			}
-			o.TLS.RootCAs = pool
+			o.TLS.RootCAs = b.Pool
 		}
 		if o.TLS.ServerName == "" && o.Network != "unix" {
 			host, _, err := net.SplitHostPort(o.Address)

@@ -108,7 +108,7 @@ func TestRedisFlags(t *testing.T) {
 		{"tls names the host", []string{"--redis-address", "redis.platform.svc:6380", "--redis-tls"}, false, true, "redis.platform.svc", ""},
 		{"a CA implies TLS", []string{"--redis-address", "10.0.0.5:6380", "--redis-ca-file", ca, "--redis-server-name", "redis.internal"}, false, true, "redis.internal", ""},
 		{"CA missing", []string{"--redis-address", "r:6380", "--redis-ca-file", filepath.Join(dir, "absent")}, false, false, "", "--redis-ca-file"},
-		{"CA not PEM", []string{"--redis-address", "r:6380", "--redis-ca-file", junk}, false, false, "", "no PEM certificate"},
+		{"CA not PEM", []string{"--redis-address", "r:6380", "--redis-ca-file", junk}, false, false, "", "no PEM CERTIFICATE block"},
 		{"tls without a port", []string{"--redis-address", "redis", "--redis-tls"}, false, false, "", "--redis-address"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

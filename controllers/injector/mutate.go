@@ -79,11 +79,12 @@ const (
 
 // wiring is how the proxy sits in front of the function.
 type wiring struct {
-	kind     string
-	listen   int32 // the proxy's port
-	upstream int32 // the function's port on 127.0.0.1
-	h2c      bool
-	preStop  *corev1.LifecycleHandler
+	kind      string
+	namespace string // the pod's (the Redis key prefix)
+	listen    int32  // the proxy's port
+	upstream  int32  // the function's port on 127.0.0.1
+	h2c       bool
+	preStop   *corev1.LifecycleHandler
 	// drainDelay is the proxy's --drain-delay (OpenFaaS and plain pods).
 	drainDelay time.Duration
 	// shutdownTimeout is the proxy's --shutdown-timeout: what is left of
@@ -145,10 +146,11 @@ func Mutate(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (changed bool, re
 	if out.Annotations[AnnotationPush] == "false" {
 		cfg.Push = Push{}
 	}
+	w.namespace = namespaceOf(pod, ns)
 	proxy := sidecar(cfg, w)
 	out.Spec.Volumes = append(out.Spec.Volumes, volumes()...)
 	out.Spec.Volumes = append(out.Spec.Volumes, addPush(&proxy, cfg.Push)...)
-	out.Spec.Volumes = append(out.Spec.Volumes, addRedis(&proxy, cfg.Redis, namespaceOf(pod, ns))...)
+	out.Spec.Volumes = append(out.Spec.Volumes, redisVolumes(cfg.Redis)...)
 	out.Spec.Containers = append(out.Spec.Containers, proxy)
 	if out.Annotations == nil {
 		out.Annotations = map[string]string{}

@@ -91,9 +91,9 @@ func (r Redis) validate() error {
 	return errors.Join(errs...)
 }
 
-// addRedis adds the Redis flags to the sidecar and returns the volume of
-// the Secret (none when no Redis is configured).
-func addRedis(c *corev1.Container, r Redis, namespace string) []corev1.Volume {
+// redisArgs are the sidecar's Redis flags (none when no Redis is
+// configured), with the key prefix of the pod's namespace.
+func redisArgs(r Redis, namespace string) []string {
 	if r.Address == "" {
 		return nil
 	}
@@ -113,21 +113,34 @@ func addRedis(c *corev1.Container, r Redis, namespace string) []corev1.Volume {
 	if r.Timeout > 0 {
 		args = append(args, "--redis-timeout", r.Timeout.String())
 	}
-	var vols []corev1.Volume
 	if r.Secret != "" {
 		args = append(args, "--redis-password-file", path.Join(RedisMountPath, RedisPasswordKey))
-		items := []corev1.KeyToPath{{Key: RedisPasswordKey, Path: RedisPasswordKey}}
 		if r.CAFromSecret {
 			args = append(args, "--redis-ca-file", path.Join(RedisMountPath, RedisCAKey))
-			items = append(items, corev1.KeyToPath{Key: RedisCAKey, Path: RedisCAKey})
 		}
-		v := secretVolume(RedisVolumeName, r.Secret, RedisPasswordKey)
-		v.Secret.Items = items
-		vols = append(vols, v)
-		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: RedisVolumeName, MountPath: RedisMountPath, ReadOnly: true})
 	}
-	// Before --log-level, which stays last.
-	n := len(c.Args) - 2
-	c.Args = append(c.Args[:n:n], append(args, c.Args[n:]...)...)
-	return vols
+	return args
+}
+
+// mountsRedisSecret says whether the sidecar mounts the Redis Secret.
+func (r Redis) mountsRedisSecret() bool { return r.Address != "" && r.Secret != "" }
+
+// redisVolumes is the namespace's Redis Secret (optional), when mounted.
+func redisVolumes(r Redis) []corev1.Volume {
+	if !r.mountsRedisSecret() {
+		return nil
+	}
+	v := secretVolume(RedisVolumeName, r.Secret, RedisPasswordKey)
+	if r.CAFromSecret {
+		v.Secret.Items = append(v.Secret.Items, corev1.KeyToPath{Key: RedisCAKey, Path: RedisCAKey})
+	}
+	return []corev1.Volume{v}
+}
+
+// redisMounts mounts the Redis Secret into the sidecar only.
+func redisMounts(r Redis) []corev1.VolumeMount {
+	if !r.mountsRedisSecret() {
+		return nil
+	}
+	return []corev1.VolumeMount{{Name: RedisVolumeName, MountPath: RedisMountPath, ReadOnly: true}}
 }

@@ -35,6 +35,7 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 	args = append(args, platformArgs(w)...)
 	args = append(args, pushArgs(cfg.Push)...)
 	args = append(args, cfg.Tracing.Args(EnvTracingCA)...)
+	args = append(args, redisArgs(cfg.Redis, w.namespace)...)
 	args = append(args, "--log-level", cfg.LogLevel)
 	admin := intstr.FromString(AdminPortName)
 	c := corev1.Container{
@@ -93,6 +94,7 @@ func sidecar(cfg Config, w wiring) corev1.Container {
 		c.Lifecycle = &corev1.Lifecycle{PreStop: w.preStop}
 	}
 	c.Env = append(c.Env, tracingEnv(cfg.Tracing)...)
+	c.VolumeMounts = append(c.VolumeMounts, redisMounts(cfg.Redis)...)
 	return c
 }
 

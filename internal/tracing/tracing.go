@@ -11,7 +11,6 @@ package tracing
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +25,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/authgate/authgate/proxy/cabundle"
 )
 
 // Environment variables read for resource attributes (the chart and the
@@ -213,9 +214,9 @@ func tlsConfig(o *Options) (*tls.Config, error) {
 		}
 		return nil, nil //nolint:nilnil // no CA: the system roots
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errors.New("tracing CA: no PEM certificate found")
+	b, err := cabundle.Parse(string(pem))
+	if err != nil {
+		return nil, fmt.Errorf("tracing CA: %w", err)
 	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{RootCAs: b.Pool, MinVersion: tls.VersionTLS12}, nil
 }

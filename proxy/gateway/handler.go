@@ -359,7 +359,7 @@ func (rt *Runtime) authenticate(ctx context.Context, p *policyRuntime, ev *event
 		if ae == nil {
 			ae = &authn.Error{Reason: authn.ReasonMalformedCredential, Status: http.StatusUnauthorized}
 		}
-		return nil, rt.authFailure(ctx, p, ev, st, ae)
+		return nil, rt.authFailure(ctx, ev, st, ae)
 	}
 	t := rt.deps.Now()
 	actx, span := rt.span(ctx, spanAuthenticate, p, trace.SpanKindInternal)
@@ -367,13 +367,13 @@ func (rt *Runtime) authenticate(ctx context.Context, p *policyRuntime, ev *event
 	endAuthn(span, id, err)
 	st.authnDur += rt.deps.Now().Sub(t)
 	if err != nil {
-		return nil, rt.authFailure(ctx, p, ev, st, err)
+		return nil, rt.authFailure(ctx, ev, st, err)
 	}
 	// Checked on every request, also for an identity from the token cache:
 	// a revocation takes effect with the configuration that carries it.
 	if p.revoked != nil && p.revoked.revoked(id, t) {
 		ev.id = id // the decision log names whose token it was, never the token
-		return nil, rt.authFailure(ctx, p, ev, st, errRevoked)
+		return nil, rt.authFailure(ctx, ev, st, errRevoked)
 	}
 	st.id, ev.id = id, id
 	return id, nil
@@ -381,7 +381,7 @@ func (rt *Runtime) authenticate(ctx context.Context, p *policyRuntime, ev *event
 
 // authFailure turns an authentication error into the answer and decides
 // whether it counts against the client.
-func (rt *Runtime) authFailure(ctx context.Context, p *policyRuntime, ev *event, st *authState, ae *authn.Error) *outcome {
+func (rt *Runtime) authFailure(ctx context.Context, ev *event, st *authState, ae *authn.Error) *outcome {
 	o := &outcome{status: ae.Status, reason: ae.Reason, detail: ae.Description}
 	switch {
 	case ae.ServerFault():
